@@ -1,0 +1,37 @@
+# threadcast — the two commands: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command -v $$p >/dev/null && { echo $$p; break; }; done)
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test lint unit install clean
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
+	  { echo "threadcast needs Python 3.11 or newer (found: $$($(PYTHON) --version 2>&1)); set PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/threadcast demo
+
+lint: install
+	$(VENV)/bin/ruff check producer worker threadcast simulator tests bench
+	$(VENV)/bin/mypy
+
+unit: install
+	$(PY) -m pytest tests/unit -q
+
+# The suite starts its own private redis-server (or uses THREADCAST_TEST_REDIS_URL, whose
+# databases 0 and 1 it then owns) and, when PostgreSQL is reachable, runs the ledger on it too.
+test: lint
+	@command -v redis-server >/dev/null || [ -n "$$THREADCAST_TEST_REDIS_URL" ] || \
+	  { echo "make test needs redis-server (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or THREADCAST_TEST_REDIS_URL"; exit 1; }
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) .demo .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,107 @@
+"""The producer's Python API: validate a broadcast, record it, publish its deliveries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+
+import redis
+
+from producer.publisher import Publisher
+from threadcast import ids
+from threadcast.contract import Broadcast, ContentType, Target
+from threadcast.errors import ValidationError
+from threadcast.ledger import Ledger
+from threadcast.settings import Settings, load_settings
+from threadcast.tokencache import signed_in
+
+
+@dataclass(frozen=True)
+class SendResult:
+    broadcast_id: str
+    deliveries: int  # distinct targets
+    created: bool  # False: this broadcast id was recorded before (nothing new written)
+    published: int  # messages put on the queue now
+    scheduled: bool  # waiting for its send time
+
+
+class Producer:
+    """Sends broadcasts. Use as a context manager, or call :meth:`close`.
+
+    >>> with Producer() as producer:                                   # doctest: +SKIP
+    ...     result = producer.send("<h1>Hello</h1>", targets, content_type="html")
+    ...     print(result.broadcast_id)
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or load_settings()
+        self.ledger = Ledger.open(self.settings.database_url)
+        self._redis = redis.Redis.from_url(self.settings.redis_url)
+        self._publisher = Publisher(self.settings.redis_url)
+
+    def send(
+        self,
+        content: str,
+        targets: Iterable[Target | Mapping[str, object]],
+        *,
+        content_type: str | ContentType = ContentType.HTML,
+        broadcast_id: str | None = None,
+        send_at: datetime | None = None,
+        source: str = "python",
+    ) -> SendResult:
+        """Validate everything, write the broadcast and all its deliveries in one transaction,
+        then publish them. Sending the same broadcast id again writes nothing new and
+        re-publishes only deliveries still ``queued`` (duplicates are harmless: a delivery
+        is claimed once). Raises ValidationError naming the field; nothing is written then.
+        """
+        broadcast = Broadcast(
+            id=broadcast_id or ids.new_broadcast_id(),
+            content=content,
+            content_type=ContentType.parse("content_type", content_type),
+            targets=_targets(targets),
+            source=source,
+            send_at=send_at,
+        )
+        self._check_signed_in(broadcast.targets)
+        batch = broadcast.deliveries()
+        now = datetime.now(UTC)
+        created = self.ledger.broadcasts.add(broadcast, batch, now)
+        published = self._publisher.publish(self.ledger.broadcasts.queued_messages(broadcast.id))
+        scheduled = broadcast.send_at is not None and broadcast.send_at > now
+        return SendResult(broadcast.id, len(batch), created, published, scheduled)
+
+    def _check_signed_in(self, targets: tuple[Target, ...]) -> None:
+        checked: set[str] = set()
+        for index, target in enumerate(targets):
+            if target.tenant in checked:
+                continue
+            if not signed_in(self._redis, self.ledger.token_caches, target.tenant):
+                raise ValidationError(
+                    f"targets[{index}].tenant", target.tenant,
+                    "has never signed in: run threadcast login --tenant " + target.tenant,
+                )  # fmt: skip
+            checked.add(target.tenant)
+
+    def close(self) -> None:
+        self._publisher.close()
+        self._redis.close()
+        self.ledger.close()
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _targets(raw: Iterable[Target | Mapping[str, object]]) -> tuple[Target, ...]:
+    if isinstance(raw, (str, bytes, Mapping)):
+        raise ValidationError("targets", raw, "must be a list of targets")
+    return tuple(
+        item if isinstance(item, Target) else Target.parse(f"targets[{i}]", item)
+        for i, item in enumerate(raw)
+    )

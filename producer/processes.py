@@ -1,0 +1,66 @@
+"""Starting ``threadcast worker`` processes from Python (demo, rehearsals, tests).
+
+The worker runs as its own process, started through the CLI as an operator would: the
+producer never imports the worker.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from threadcast.errors import ThreadcastError
+
+
+@dataclass
+class WorkerProcess:
+    name: str
+    log_path: Path
+    process: subprocess.Popen[bytes] = field(repr=False)
+    _log: IO[bytes] = field(repr=False)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM (Celery's warm shutdown: in-flight tasks finish), then wait."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return int(self.process.returncode)
+
+
+def start_worker(
+    log_path: Path, env: Mapping[str, str] | None = None, concurrency: int = 2,
+    extra: Sequence[str] = (), timeout: float = 60.0,
+) -> WorkerProcess:  # fmt: skip
+    """Run ``threadcast worker`` and return once Celery reports it is ready."""
+    name = f"threadcast-{uuid.uuid4().hex[:8]}@%h"
+    argv = [sys.executable, "-m", "producer.cli", "worker", "-c", str(concurrency), "-n", name,
+            "--without-gossip", "--without-mingle", "--without-heartbeat", *extra]  # fmt: skip
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        env=dict(os.environ if env is None else env),
+    )  # fmt: skip
+    worker = WorkerProcess(name, log_path, process, log)
+    deadline = time.monotonic() + timeout
+    while " ready." not in worker.log_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            worker.stop()
+            tail = worker.log_text()[-3000:]
+            raise ThreadcastError(f"the worker did not start; its output:\n{tail}")
+        time.sleep(0.1)
+    return worker

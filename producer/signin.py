@@ -1,0 +1,73 @@
+"""``threadcast login``: the device-code sign-in that fills a tenant's shared token cache."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import msal
+import redis
+
+from producer.publisher import Publisher
+from threadcast import identity, ids
+from threadcast.constants import GRAPH_SCOPE
+from threadcast.errors import IdentityError
+from threadcast.ledger import Ledger
+from threadcast.settings import Settings
+from threadcast.tokencache import TokenCacheStore
+
+
+def sign_in(settings: Settings, tenant: str, say: Callable[[str], None]) -> tuple[str, int]:
+    """Run the device-code flow for ``tenant``, store the cache, resume waiting deliveries.
+
+    Returns the signed-in user's name and how many waiting deliveries were resumed.
+    """
+    settings.require("client_id", "token_cache_key")
+    tenant = ids.guid("--tenant", tenant)
+    cache = msal.SerializableTokenCache()
+    with identity.http_client(settings) as http:
+        result = _device_flow(settings, tenant, cache, http, say)
+    ledger = Ledger.open(settings.database_url)
+    client = redis.Redis.from_url(settings.redis_url)
+    publisher = Publisher(settings.redis_url)
+    try:
+        store = TokenCacheStore.for_settings(settings, client, ledger.token_caches)
+        store.save(tenant, cache.serialize())
+        resumed = publisher.publish(ledger.deliveries.resume_waiting(tenant, datetime.now(UTC)))
+    finally:
+        publisher.close()
+        client.close()
+        ledger.close()
+    claims = result.get("id_token_claims") or {}
+    return str(claims.get("preferred_username") or claims.get("name") or "?"), resumed
+
+
+def _device_flow(
+    settings: Settings, tenant: str, cache: msal.SerializableTokenCache, http: httpx.Client,
+    say: Callable[[str], None],
+) -> dict[str, Any]:  # fmt: skip
+    where = identity.authority(settings, tenant)
+    try:
+        app = identity.public_app(settings, tenant, cache, http)
+        flow = app.initiate_device_flow(scopes=[GRAPH_SCOPE])
+        if "user_code" not in flow:
+            raise _refused(tenant, flow)
+        say(str(flow["message"]))
+        result: dict[str, Any] = app.acquire_token_by_device_flow(flow)
+    except httpx.HTTPError as exc:
+        raise IdentityError(f"cannot reach the identity platform at {where}: {exc}") from exc
+    except ValueError as exc:  # MSAL's discovery failures
+        raise IdentityError(f"the identity platform at {where} refused discovery: {exc}") from exc
+    if "access_token" not in result:
+        raise _refused(tenant, result)
+    return result
+
+
+def _refused(tenant: str, answer: dict[str, Any]) -> IdentityError:
+    description = str(answer.get("error_description", "")).splitlines()[0:1]
+    return IdentityError(
+        f"sign-in for tenant {tenant} failed: {answer.get('error', 'unknown error')} "
+        f"{description[0] if description else ''}".rstrip()
+    )

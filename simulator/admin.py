@@ -1,0 +1,84 @@
+"""The admin API under ``/_sim``: what a rehearsal is measured and steered with."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from simulator.authority import Authority
+from simulator.state import SimState
+from simulator.tenants import is_guid
+
+ADMIN_PREFIX = "/_sim"
+MAX_PAGE = 10_000
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _non_negative_int(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise ValueError(f"'{name}' must be a non-negative integer, got '{raw}'")
+    return int(raw)
+
+
+class AdminRoutes:
+    def __init__(self, state: SimState, authority: Authority) -> None:
+        self._state = state
+        self._authority = authority
+
+    def routes(self) -> list[Route]:
+        return [
+            Route(f"{ADMIN_PREFIX}/health", self._health),
+            Route(f"{ADMIN_PREFIX}/stats", self._stats),
+            Route(f"{ADMIN_PREFIX}/posts", self._posts),
+            Route(f"{ADMIN_PREFIX}/reset", self._reset, methods=["POST"]),
+            Route(f"{ADMIN_PREFIX}/tenants/{{tenant}}/revoke", self._revoke, methods=["POST"]),
+        ]
+
+    async def _health(self, request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    async def _stats(self, request: Request) -> Response:
+        posts, counters = self._state.posts, self._state.counters
+        return JSONResponse(
+            {
+                "accepted": posts.accepted,
+                "unique": posts.unique,
+                "duplicates": posts.duplicates,
+                "rejected": counters.rejected_json(),
+                "token_calls": counters.token_calls_json(),
+            }
+        )
+
+    async def _posts(self, request: Request) -> Response:
+        try:
+            offset = _non_negative_int(request, "offset", 0)
+            limit = min(_non_negative_int(request, "limit", 1000), MAX_PAGE)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        page = self._state.posts.page(offset, limit)
+        return JSONResponse(
+            {
+                "total": self._state.posts.accepted,
+                "offset": offset,
+                "limit": limit,
+                "posts": [post.to_json() for post in page],
+            }
+        )
+
+    async def _reset(self, request: Request) -> Response:
+        self._state.reset()
+        return JSONResponse({"ok": True})
+
+    async def _revoke(self, request: Request) -> Response:
+        tenant = request.path_params["tenant"]
+        if not is_guid(tenant):
+            return _error(400, f"'{tenant}' is not a tenant GUID")
+        revoked = self._authority.revoke_tenant(tenant.lower())
+        return JSONResponse({"tenant": tenant.lower(), "refresh_tokens_revoked": revoked})

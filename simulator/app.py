@@ -1,0 +1,37 @@
+"""Assembling the ASGI application: one identity platform, one Graph, one admin API."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from starlette.applications import Starlette
+
+from simulator.admin import AdminRoutes
+from simulator.authority import Authority
+from simulator.clock import Clock, wall_clock
+from simulator.config import SimConfig
+from simulator.graph import GraphRoutes
+from simulator.identity import IdentityRoutes
+from simulator.keys import SigningKey
+from simulator.policies import Policy, PolicyChain
+from simulator.state import SimState
+from simulator.tokens import TokenMinter
+from simulator.verify import AccessTokenVerifier
+
+
+def build_app(
+    config: SimConfig,
+    *,
+    policies: Sequence[Policy] = (),
+    clock: Clock = wall_clock,
+) -> Starlette:
+    key = SigningKey.generate()
+    state = SimState.create(config, clock)
+    verifier = AccessTokenVerifier(key, clock)
+    minter = TokenMinter(key, config.token_lifetime, clock)
+    authority = Authority(state, minter, verifier)
+    graph = GraphRoutes(verifier, state, PolicyChain(policies), clock)
+    identity = IdentityRoutes(authority, key, clock, config.device_approve_delay)
+    # Graph first: it is the hot path, and Starlette tries routes in order.
+    routes = [*graph.routes(), *AdminRoutes(state, authority).routes(), *identity.routes()]
+    return Starlette(routes=routes)

@@ -1,0 +1,113 @@
+"""``python -m simulator``: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from simulator.config import LOG_LEVELS, SimConfig
+from simulator.errors import SimulatorError
+from simulator.server import serve
+
+_DEFAULTS = SimConfig()
+
+
+def _seconds(raw: str) -> float:
+    value = float(raw)
+    if not value >= 0:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"must be a non-negative number of seconds, got {raw}")
+    return value
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {raw}")
+    return value
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0-65535 (0 picks a free port), got {raw}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m simulator",
+        description="A local Microsoft identity platform + Microsoft Graph (chatthreads) over "
+        "HTTPS, for rehearsing threadcast broadcasts.",
+    )
+    add = parser.add_argument
+    add("--host", default=_DEFAULTS.host, help="address to listen on (default %(default)s)")
+    add(
+        "--port",
+        type=_port,
+        default=_DEFAULTS.port,
+        help="0 picks a free port (default %(default)s)",
+    )
+    add(
+        "--state-dir",
+        type=Path,
+        default=_DEFAULTS.state_dir,
+        help="where ca.pem (trust it via THREADCAST_CA_BUNDLE) and the server certificate live; "
+        "an existing CA there is reused (default %(default)s)",
+    )
+    add(
+        "--ready-file",
+        type=Path,
+        default=None,
+        help="once listening, atomically write the URLs, CA path and pid here as JSON",
+    )
+    add(
+        "--device-approve-delay",
+        type=_seconds,
+        default=_DEFAULTS.device_approve_delay,
+        metavar="SECONDS",
+        help="device codes are approved this long after issue (default %(default)s)",
+    )
+    add(
+        "--token-lifetime",
+        type=_positive_int,
+        default=_DEFAULTS.token_lifetime,
+        metavar="SECONDS",
+        help="access token lifetime (default %(default)s)",
+    )
+    add(
+        "--refresh-grace",
+        type=_seconds,
+        default=_DEFAULTS.refresh_grace,
+        metavar="SECONDS",
+        help="how long a rotated-out refresh token is still accepted (default %(default)s)",
+    )
+    add("--log-level", choices=LOG_LEVELS, default=_DEFAULTS.log_level)
+    return parser
+
+
+def config_from(args: argparse.Namespace) -> SimConfig:
+    return SimConfig(
+        host=args.host,
+        port=args.port,
+        state_dir=args.state_dir,
+        ready_file=args.ready_file,
+        device_approve_delay=args.device_approve_delay,
+        token_lifetime=args.token_lifetime,
+        refresh_grace=args.refresh_grace,
+        log_level=args.log_level,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = config_from(build_parser().parse_args(argv))
+    logging.basicConfig(
+        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        serve(config)
+    except SimulatorError as exc:
+        print(f"simulator: error: {exc}", file=sys.stderr)
+        return 1
+    return 0

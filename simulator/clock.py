@@ -1,0 +1,27 @@
+"""Time: the injectable clock and the timestamp formats the two protocols use."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+Clock = Callable[[], float]
+"""Seconds since the epoch; stores take one so tests can move time without sleeping."""
+
+wall_clock: Clock = time.time
+
+
+def aad_timestamp(now: float) -> str:
+    """The identity platform's error timestamp, e.g. ``2024-05-01 12:00:00Z``."""
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def graph_date(now: float) -> str:
+    """Graph's ``innerError.date``, e.g. ``2024-05-01T12:00:00``."""
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def iso_utc(now: float) -> str:
+    """An ISO 8601 UTC instant with milliseconds, for the admin API."""
+    return datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")

@@ -1,0 +1,93 @@
+"""The record of every accepted post: what a rehearsal is judged by.
+
+A duplicate is an accepted post whose (tenant, group, channel, contentType, content) equals an
+earlier accepted one: exactly what threadcast must never produce, whatever retries it makes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from simulator.clock import iso_utc
+
+_DuplicateKey = tuple[str, str, str, int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class PostAttempt:
+    """A chatthreads request that passed authentication and validation."""
+
+    tenant_id: str
+    client_id: str
+    group_id: str
+    channel_id: str
+    content_type: int
+    content: str
+    raw_body: bytes
+    request_id: str
+    client_request_id: str | None
+    retry_attempt: str | None
+    received_at: float
+
+    def duplicate_key(self) -> _DuplicateKey:
+        return (self.tenant_id, self.group_id, self.channel_id, self.content_type, self.content)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedPost:
+    seq: int
+    attempt: PostAttempt
+    duplicate_of: int | None
+    """Sequence number of the first identical post, None if this one is the first."""
+
+    def to_json(self) -> dict[str, object]:
+        attempt = self.attempt
+        return {
+            "seq": self.seq,
+            "tenant": attempt.tenant_id,
+            "client_id": attempt.client_id,
+            "group": attempt.group_id,
+            "channel": attempt.channel_id,
+            "content_type": attempt.content_type,
+            "content": attempt.content,
+            "raw_body": attempt.raw_body.decode("utf-8", "backslashreplace"),
+            "client_request_id": attempt.client_request_id,
+            "retry_attempt": attempt.retry_attempt,
+            "request_id": attempt.request_id,
+            "received_at": iso_utc(attempt.received_at),
+            "duplicate_of": self.duplicate_of,
+        }
+
+
+class PostLog:
+    def __init__(self) -> None:
+        self._posts: list[RecordedPost] = []
+        self._first_seq: dict[_DuplicateKey, int] = {}
+        self.duplicates = 0
+
+    def record(self, attempt: PostAttempt) -> RecordedPost:
+        seq = len(self._posts) + 1
+        key = attempt.duplicate_key()
+        first = self._first_seq.setdefault(key, seq)
+        duplicate_of = None if first == seq else first
+        if duplicate_of is not None:
+            self.duplicates += 1
+        post = RecordedPost(seq, attempt, duplicate_of)
+        self._posts.append(post)
+        return post
+
+    @property
+    def accepted(self) -> int:
+        return len(self._posts)
+
+    @property
+    def unique(self) -> int:
+        return len(self._first_seq)
+
+    def page(self, offset: int, limit: int) -> list[RecordedPost]:
+        return self._posts[offset : offset + limit]
+
+    def reset(self) -> None:
+        self._posts.clear()
+        self._first_seq.clear()
+        self.duplicates = 0

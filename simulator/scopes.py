@@ -1,0 +1,53 @@
+"""Which scopes a token request asks for, and what the simulator grants for them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
+DEFAULT_GRAPH_SCOPE = "Group.ReadWrite.All"
+_GRAPH_PREFIXES = ("https://graph.microsoft.com/", "00000003-0000-0000-c000-000000000000/")
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeGrant:
+    """Graph permissions granted (bare names, e.g. ``Group.ReadWrite.All``) plus OIDC scopes."""
+
+    graph: tuple[str, ...]
+    oidc: frozenset[str]
+
+    @property
+    def wants_refresh_token(self) -> bool:
+        return "offline_access" in self.oidc
+
+    @property
+    def wants_id_token(self) -> bool:
+        return "openid" in self.oidc
+
+    def response_scope(self) -> str:
+        """The ``scope`` field of a token response (the identity platform omits offline_access)."""
+        return " ".join([*self.graph, *sorted(self.oidc - {"offline_access"})])
+
+
+def _graph_permission(scope: str) -> str:
+    lowered = scope.lower()
+    for prefix in _GRAPH_PREFIXES:
+        if lowered.startswith(prefix):
+            scope = scope[len(prefix) :]
+            break
+    # The simulated app is consented for what threadcast needs; .default means exactly that.
+    return DEFAULT_GRAPH_SCOPE if scope == ".default" else scope
+
+
+def parse_scopes(raw: str) -> ScopeGrant:
+    """Grant every Graph permission asked for (all are consented), Group.ReadWrite.All if none."""
+    oidc: set[str] = set()
+    graph: list[str] = []
+    for scope in raw.split():
+        if scope.lower() in OIDC_SCOPES:
+            oidc.add(scope.lower())
+            continue
+        permission = _graph_permission(scope)
+        if permission not in graph:
+            graph.append(permission)
+    return ScopeGrant(tuple(graph) or (DEFAULT_GRAPH_SCOPE,), frozenset(oidc))

@@ -1,0 +1,178 @@
+"""The ledger on every backend: migrations, idempotent writes, claims and outcomes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import inspect, text
+
+from threadcast.contract import Broadcast, ContentType, Target
+from threadcast.errors import LedgerError, ValidationError
+from threadcast.ledger import Claim, DeliveryState, Ledger, Outcome, Refusal, migrations
+from threadcast.ledger.engine import make_engine
+from threadcast.ledger.schema import metadata
+
+T = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+G = "02bd9fd6-8f93-4758-87c3-1fb73740a315"
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=60)
+
+
+def broadcast(bid: str = "b1", n: int = 3, content: str = "<p>hi</p>") -> Broadcast:
+    targets = tuple(Target(T, G, f"19:c{i}@thread.tacv2") for i in range(n))
+    return Broadcast(bid, content, ContentType.HTML, targets)
+
+
+@pytest.fixture
+def ledger(database_url: str) -> Iterator[Ledger]:
+    opened = Ledger.open(database_url)
+    yield opened
+    opened.close()
+
+
+def _shape(url: str) -> dict[str, object]:
+    engine = make_engine(url)
+    try:
+        insp = inspect(engine)
+        return {
+            table: (
+                sorted((c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(table)),
+                sorted(i["name"] or "" for i in insp.get_indexes(table)),
+            )
+            for table in sorted(insp.get_table_names())
+        }
+    finally:
+        engine.dispose()
+
+
+def test_migrations_build_exactly_the_schema_the_code_uses(database_url: str) -> None:
+    Ledger.open(database_url).close()
+    built = _shape(database_url)
+    assert sorted(built) == sorted(metadata.tables)
+    for name, table in metadata.tables.items():
+        assert sorted(c for c, _, _ in built[name][0]) == sorted(table.columns.keys()), name
+        assert sorted(built[name][1]) == sorted(i.name or "" for i in table.indexes), name
+
+
+def test_existing_ledger_upgrades_in_place(database_url: str) -> None:
+    engine = make_engine(database_url)
+    with engine.begin() as conn:
+        assert migrations.upgrade(conn, target=1) == [1]
+        conn.execute(
+            text(
+                "INSERT INTO broadcasts (id, fingerprint, content, content_type, source, "
+                "target_count, created_at) VALUES ('old', 'f', 'x', 'text', 'v1', 0, :now)"
+            ),
+            {"now": NOW.replace(tzinfo=None)},
+        )
+    engine.dispose()
+    ledger = Ledger.open(database_url)
+    try:
+        assert ledger.broadcasts.info("old").source == "v1"
+        with ledger.engine.connect() as conn:
+            assert migrations.current_version(conn) == migrations.HEAD
+        assert ledger.migrate() == []  # idempotent
+    finally:
+        ledger.close()
+
+
+def test_a_newer_ledger_is_refused(ledger: Ledger) -> None:
+    with ledger.engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO schema_version VALUES (999, 'from the future', :now)"),
+            {"now": NOW.replace(tzinfo=None)},
+        )
+    with pytest.raises(LedgerError, match="version 999"):
+        ledger.migrate()
+
+
+def test_add_is_idempotent_and_refuses_a_different_broadcast_under_the_same_id(
+    ledger: Ledger,
+) -> None:
+    b = broadcast()
+    assert ledger.broadcasts.add(b, b.deliveries(), NOW) is True
+    assert ledger.broadcasts.add(b, b.deliveries(), NOW) is False
+    assert ledger.broadcasts.counts("b1")["queued"] == 3
+    other = broadcast(content="<p>changed</p>")
+    with pytest.raises(ValidationError, match="broadcast_id: is already used"):
+        ledger.broadcasts.add(other, other.deliveries(), NOW)
+    assert ledger.broadcasts.counts("b1")["queued"] == 3
+    assert [m.broadcast_id for m in ledger.broadcasts.queued_messages("b1")] == ["b1"] * 3
+
+
+def test_claim_then_sent_is_never_claimed_again(ledger: Ledger) -> None:
+    b = broadcast(n=1)
+    ledger.broadcasts.add(b, b.deliveries(), NOW)
+    did = b.deliveries()[0].id
+    claim = ledger.deliveries.claim(did, "w1", "crid-1", LEASE, NOW)
+    assert isinstance(claim, Claim) and claim.number == 1 and claim.previous_status is None
+    again = ledger.deliveries.claim(did, "w2", "crid-2", LEASE, NOW)
+    assert again == Refusal(DeliveryState.SENDING, NOW + LEASE)
+    sent = Outcome(DeliveryState.SENT, http_status=204, request_id="rid", latency_ms=3.0)
+    assert ledger.deliveries.finish(claim, sent, NOW) is True
+    assert ledger.deliveries.claim(did, "w3", "crid-3", LEASE, NOW) == Refusal(DeliveryState.SENT)
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(text("SELECT number, worker, client_request_id, http_status, "
+                                 "request_id, outcome FROM attempts")).all()  # fmt: skip
+    assert [tuple(r) for r in rows] == [(1, "w1", "crid-1", 204, "rid", "sent")]
+
+
+def test_expired_lease_becomes_unknown_not_resent(ledger: Ledger) -> None:
+    b = broadcast(n=1)
+    ledger.broadcasts.add(b, b.deliveries(), NOW)
+    did = b.deliveries()[0].id
+    claim = ledger.deliveries.claim(did, "w1", "crid-1", LEASE, NOW)
+    assert isinstance(claim, Claim)
+    later = NOW + LEASE + timedelta(seconds=1)
+    assert ledger.deliveries.claim(did, "w2", "crid-2", LEASE, later) == Refusal(
+        DeliveryState.UNKNOWN
+    )
+    assert ledger.deliveries.state(did) is DeliveryState.UNKNOWN
+    # The late answer of the lost worker still tells the truth when it is a success.
+    assert ledger.deliveries.finish(claim, Outcome(DeliveryState.SENT, 204), later) is True
+    assert ledger.deliveries.state(did) is DeliveryState.SENT
+
+
+def test_a_lost_claim_cannot_overwrite_with_a_failure(ledger: Ledger) -> None:
+    b = broadcast(n=1)
+    ledger.broadcasts.add(b, b.deliveries(), NOW)
+    did = b.deliveries()[0].id
+    claim = ledger.deliveries.claim(did, "w1", "c1", LEASE, NOW)
+    assert isinstance(claim, Claim)
+    ledger.deliveries.claim(did, "w2", "c2", LEASE, NOW + 2 * LEASE)  # settles it unknown
+    assert ledger.deliveries.finish(claim, Outcome(DeliveryState.FAILED, 400), NOW) is False
+    assert ledger.deliveries.state(did) is DeliveryState.UNKNOWN
+
+
+def test_retrying_is_claimable_and_counts_attempts(ledger: Ledger) -> None:
+    b = broadcast(n=1)
+    ledger.broadcasts.add(b, b.deliveries(), NOW)
+    did = b.deliveries()[0].id
+    first = ledger.deliveries.claim(did, "w", "c1", LEASE, NOW)
+    assert isinstance(first, Claim)
+    ledger.deliveries.finish(first, Outcome(DeliveryState.RETRYING, 503), NOW)
+    second = ledger.deliveries.claim(did, "w", "c2", LEASE, NOW)
+    assert isinstance(second, Claim) and second.number == 2 and second.previous_status == 503
+
+
+def test_waiting_auth_hold_and_resume(ledger: Ledger) -> None:
+    b = broadcast(n=2)
+    ledger.broadcasts.add(b, b.deliveries(), NOW)
+    reason = Outcome(DeliveryState.WAITING_AUTH, error_code="sign_in_required")
+    for d in b.deliveries():
+        assert ledger.deliveries.hold(d.id, reason, NOW) is True
+    assert ledger.broadcasts.counts("b1")["waiting_auth"] == 2
+    resumed = ledger.deliveries.resume_waiting(T, NOW)
+    assert sorted(m.delivery_id for m in resumed) == sorted(d.id for d in b.deliveries())
+    assert ledger.broadcasts.counts("b1")["queued"] == 2
+
+
+def test_token_cache_rows_hold_ciphertext(ledger: Ledger) -> None:
+    ledger.token_caches.save(T, "cipher-1", NOW)
+    ledger.token_caches.save(T, "cipher-2", NOW)
+    assert ledger.token_caches.load(T) == "cipher-2"
+    assert ledger.token_caches.tenants() == [T]
+    ledger.token_caches.delete(T)
+    assert ledger.token_caches.load(T) is None

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from threadcast.contract import ContentType
+from threadcast.ledger import DeliveryState
+from worker.graph import GraphReply, chatthread_body, chatthreads_url, parse_retry_after
+from worker.policy import RetryPolicy, judge
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+SEED_EXAMPLE = {"rootMessage": {"body": {"contentType": 1, "content": "<h1>Hello world</h1>"}}}
+
+
+def test_url_encodes_the_channel_id_once() -> None:
+    url = chatthreads_url("https://g", "02bd9fd6-8f93-4758-87c3-1fb73740a315", "19:ab@thread.tacv2")
+    assert url == (
+        "https://g/beta/groups/02bd9fd6-8f93-4758-87c3-1fb73740a315/channels/"
+        "19%3Aab%40thread.tacv2/chatthreads"
+    )
+
+
+def test_body_is_the_seed_example_with_an_integer_content_type() -> None:
+    body = chatthread_body("<h1>Hello world</h1>", ContentType.HTML)
+    assert json.loads(body) == SEED_EXAMPLE
+    assert body == b'{"rootMessage":{"body":{"contentType":1,"content":"<h1>Hello world</h1>"}}}'
+    assert json.loads(chatthread_body("hi", ContentType.TEXT))["rootMessage"]["body"][
+        "contentType"
+    ] == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("7", 7.0),
+        (" 0 ", 0.0),
+        ("Sun, 29 Nov 2026 12:00:30 GMT", 30.0),
+        ("Sun, 29 Nov 2026 11:00:00 GMT", 0.0),  # in the past: go now
+        ("soon", None),
+        ("-5", None),
+        (None, None),
+    ],
+)
+def test_retry_after_both_forms(value: str | None, expected: float | None) -> None:
+    assert parse_retry_after(value, now=NOW) == expected
+
+
+def reply(status: int | None, **kw: object) -> GraphReply:
+    return GraphReply(status=status, latency_ms=1.0, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("status", "state"),
+    [
+        (204, DeliveryState.SENT),
+        (201, DeliveryState.SENT),
+        (400, DeliveryState.FAILED),
+        (403, DeliveryState.FAILED),
+        (404, DeliveryState.FAILED),
+        (409, DeliveryState.FAILED),
+        (429, DeliveryState.RETRYING),
+        (500, DeliveryState.RETRYING),
+        (503, DeliveryState.RETRYING),
+        (504, DeliveryState.RETRYING),
+    ],
+)
+def test_status_mapping(status: int, state: DeliveryState) -> None:
+    outcome, delay = judge(reply(status), 1, RetryPolicy(), NOW, random.Random(1))
+    assert outcome.state is state
+    assert (delay is not None) == (state is DeliveryState.RETRYING)
+
+
+def test_no_answer_before_sending_retries_but_after_sending_is_unknown() -> None:
+    policy, rng = RetryPolicy(), random.Random(1)
+    before, _ = judge(reply(None, maybe_sent=False), 1, policy, NOW, rng)
+    after, delay = judge(reply(None, maybe_sent=True), 1, policy, NOW, rng)
+    assert before.state is DeliveryState.RETRYING
+    assert after.state is DeliveryState.UNKNOWN and delay is None
+
+
+def test_retry_after_is_honoured_and_capped() -> None:
+    policy, rng = RetryPolicy(cap_seconds=60), random.Random(1)
+    outcome, delay = judge(reply(429, retry_after=7.0), 1, policy, NOW, rng)
+    assert delay == 7.0 and outcome.next_attempt_at == NOW + timedelta(seconds=7)
+    _, delay = judge(reply(503, retry_after=86400.0), 1, policy, NOW, rng)
+    assert delay == 60
+
+
+def test_attempts_exhausted_fail_with_reason() -> None:
+    outcome, delay = judge(reply(503), 5, RetryPolicy(max_attempts=5), NOW, random.Random(1))
+    assert outcome.state is DeliveryState.FAILED and delay is None
+    assert outcome.error_message is not None and "gave up after 5 attempts" in outcome.error_message
+
+
+def test_full_jitter_stays_within_exponential_cap() -> None:
+    policy, rng = RetryPolicy(base_seconds=1, cap_seconds=10), random.Random(7)
+    for attempt in range(1, 10):
+        for _ in range(50):
+            assert 0 <= policy.backoff(attempt, None, rng) <= min(10, 2 ** (attempt - 1))

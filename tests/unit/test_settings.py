@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from threadcast.errors import ConfigError
+from threadcast.settings import load_settings
+
+
+@pytest.fixture(autouse=True)
+def _no_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(__import__("os").environ):
+        if name.startswith("THREADCAST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+
+
+def test_defaults(tmp_path: Path) -> None:
+    s = load_settings()
+    assert s.redis_url == "redis://127.0.0.1:6379/0"
+    assert s.database_url == f"sqlite:///{tmp_path / 'threadcast.db'}"
+    assert s.graph_url == "https://graph.microsoft.com"
+    assert s.authority_host == "https://login.microsoftonline.com"
+    assert s.client_id is None and s.client_secret is None and s.ca_bundle is None
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("THREADCAST_GRAPH_URL", "http://graph.local", "THREADCAST_GRAPH_URL: must be an https"),
+        ("THREADCAST_AUTHORITY_HOST", "ftp://x", "THREADCAST_AUTHORITY_HOST: must be an https"),
+        ("THREADCAST_REDIS_URL", "mysql://x", "THREADCAST_REDIS_URL: must start with redis"),
+        ("THREADCAST_DATABASE_URL", "oracle://x", "THREADCAST_DATABASE_URL: must be sqlite"),
+        ("THREADCAST_CA_BUNDLE", "/no/such.pem", "THREADCAST_CA_BUNDLE: no such file"),
+        ("THREADCAST_HTTP_TIMEOUT", "soon", "THREADCAST_HTTP_TIMEOUT: Input should be a valid"),
+        ("THREADCAST_HTTP_TIMEOUT", "-1", "THREADCAST_HTTP_TIMEOUT: Input should be greater"),
+        ("THREADCAST_TOKEN_CACHE_KEY", "short", "THREADCAST_TOKEN_CACHE_KEY: each comma"),
+    ],
+)
+def test_invalid_setting_is_one_line_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    text = str(caught.value)
+    assert text.startswith(message)
+    assert "\n" not in text
+
+
+def test_secret_values_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("THREADCAST_TOKEN_CACHE_KEY", "not-a-key-but-secret")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "not-a-key-but-secret" not in str(caught.value)
+
+
+def test_dotenv_is_read(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("THREADCAST_CLIENT_ID=abc\n")
+    assert load_settings().client_id == "abc"
+
+
+def test_require_names_the_missing_variable() -> None:
+    with pytest.raises(ConfigError, match="THREADCAST_CLIENT_ID is required"):
+        load_settings().require("client_id")
+
+
+def test_key_rotation_old_entries_still_decrypt(monkeypatch: pytest.MonkeyPatch) -> None:
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    monkeypatch.setenv("THREADCAST_TOKEN_CACHE_KEY", old)
+    blob = load_settings().cache_cipher().encrypt(b"cache")
+    monkeypatch.setenv("THREADCAST_TOKEN_CACHE_KEY", f"{new},{old}")
+    assert load_settings().cache_cipher().decrypt(blob) == b"cache"

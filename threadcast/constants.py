@@ -1,0 +1,31 @@
+"""Names and defaults shared by producer and worker: one place to look them up."""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: Every Redis key threadcast writes starts with this (plus an optional per-deployment prefix).
+KEY_PREFIX: Final = "threadcast:"
+TOKEN_CACHE_KEY: Final = KEY_PREFIX + "tokencache:"  # + tenant -> encrypted MSAL cache
+TOKEN_LOCK_KEY: Final = KEY_PREFIX + "tokenlock:"  # + tenant -> refresh lock
+
+#: Celery names: the queue and the task are part of the producer/worker contract.
+QUEUE: Final = "threadcast.deliveries"
+SEND_TASK: Final = "threadcast.send_delivery"
+MESSAGE_VERSION: Final = 1
+
+#: Microsoft Graph's scope for the chatthreads endpoint (delegated only).
+GRAPH_SCOPE: Final = "Group.ReadWrite.All"
+
+#: The documented maximum size of a Teams message body.
+MAX_CONTENT_BYTES: Final = 28 * 1024
+
+#: How many Celery messages the producer publishes per broker round trip.
+PUBLISH_BATCH: Final = 500
+
+#: A claimed delivery's lease: long enough for one HTTP attempt plus the ledger write.
+LEASE_MARGIN_SECONDS: Final = 30.0
+
+#: The Redis transport redelivers an unacknowledged message after this long. No Celery
+#: countdown threadcast uses comes near it (DESIGN.md: longer ETAs get duplicated).
+VISIBILITY_TIMEOUT_SECONDS: Final = 3600

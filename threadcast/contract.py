@@ -1,0 +1,151 @@
+"""The job contract: what a broadcast is, and the Celery message between producer and worker.
+
+The message is deliberately tiny and versioned: it names a delivery, nothing more. The
+ledger holds the content and the target, so a message can be re-published at any time
+(after a lost Redis, by an operator's retry) without carrying state that could go stale.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from threadcast import ids
+from threadcast.constants import MAX_CONTENT_BYTES, MESSAGE_VERSION
+from threadcast.errors import ThreadcastError, ValidationError
+
+
+class ContentType(enum.StrEnum):
+    """The two body types of a chat message; Graph's beta endpoint wants them as integers."""
+
+    TEXT = "text"
+    HTML = "html"
+
+    @property
+    def wire(self) -> int:
+        """The integer contentType of the chatthreads request body (0 text, 1 html)."""
+        return 0 if self is ContentType.TEXT else 1
+
+    @classmethod
+    def parse(cls, field_name: str, value: object) -> ContentType:
+        if value not in ("text", "html"):
+            raise ValidationError(field_name, value, "must be 'text' or 'html'")
+        return cls(str(value))
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One channel of one team in one tenant."""
+
+    tenant: str
+    group: str
+    channel: str
+
+    @classmethod
+    def parse(cls, where: str, raw: object) -> Target:
+        """Validate a mapping with keys tenant, group, channel; ``where`` prefixes field names."""
+        if not isinstance(raw, Mapping):
+            raise ValidationError(where, raw, "must be an object with tenant, group and channel")
+        return cls(
+            tenant=ids.guid(f"{where}.tenant", raw.get("tenant")),
+            group=ids.guid(f"{where}.group", raw.get("group")),
+            channel=ids.channel_id(f"{where}.channel", raw.get("channel")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """One message for many channels: validated, immutable, ready to be written."""
+
+    id: str
+    content: str
+    content_type: ContentType
+    targets: tuple[Target, ...]
+    source: str = "python"
+    send_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        ids.broadcast_id("broadcast_id", self.id)
+        check_content(self.content)
+        if not self.targets:
+            raise ValidationError("targets", [], "must name at least one channel")
+        if self.send_at is not None and self.send_at.tzinfo is None:
+            raise ValidationError("send_at", self.send_at.isoformat(), "must include a UTC offset")
+        if not self.source or len(self.source) > 200:
+            raise ValidationError("source", self.source, "must be 1-200 characters")
+
+    def deliveries(self) -> list[Delivery]:
+        """One delivery per distinct target, in the order given (duplicates collapse)."""
+        seen: dict[str, Delivery] = {}
+        for target in self.targets:
+            did = ids.delivery_id(self.id, target.tenant, target.group, target.channel)
+            seen.setdefault(did, Delivery(did, self.id, target))
+        return list(seen.values())
+
+
+def check_content(content: object) -> str:
+    """Content must be non-empty and within the Teams message size limit."""
+    if not isinstance(content, str) or not content.strip():
+        raise ValidationError("content", content, "must be non-empty text")
+    size = len(content.encode("utf-8"))
+    if size > MAX_CONTENT_BYTES:
+        raise ValidationError(
+            "content", f"<{size} bytes>", f"must be at most {MAX_CONTENT_BYTES} bytes (28 KB)"
+        )
+    return content
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One target of one broadcast."""
+
+    id: str
+    broadcast_id: str
+    target: Target
+
+    def message(self) -> DeliveryMessage:
+        return DeliveryMessage(self.id, self.broadcast_id, self.target.tenant)
+
+
+class ContractError(ThreadcastError):
+    """A Celery message that does not follow the contract (garbage, unknown version, …)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryMessage:
+    """The Celery message body: version, delivery id, broadcast id and tenant (for routing)."""
+
+    delivery_id: str
+    broadcast_id: str
+    tenant: str
+    version: int = field(default=MESSAGE_VERSION)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "v": self.version,
+            "delivery": self.delivery_id,
+            "broadcast": self.broadcast_id,
+            "tenant": self.tenant,
+        }
+
+    @classmethod
+    def from_wire(cls, raw: object) -> DeliveryMessage:
+        """Validate a received message; every failure is a ContractError naming the problem."""
+        if not isinstance(raw, Mapping):
+            raise ContractError(f"message must be a JSON object, got {type(raw).__name__}")
+        if raw.get("v") != MESSAGE_VERSION:
+            raise ContractError(f"unknown message version {raw.get('v')!r}")
+        extra = set(raw) - {"v", "delivery", "broadcast", "tenant"}
+        if extra:
+            raise ContractError(f"unexpected message fields {sorted(extra)}")
+        try:
+            return cls(
+                delivery_id=ids.guid("delivery", raw.get("delivery")),
+                broadcast_id=ids.broadcast_id("broadcast", raw.get("broadcast")),
+                tenant=ids.guid("tenant", raw.get("tenant")),
+            )
+        except ValidationError as exc:
+            raise ContractError(f"invalid message: {exc}") from None

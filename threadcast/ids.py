@@ -1,0 +1,60 @@
+"""Identifiers: validation of Microsoft ids and the deterministic delivery id."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from threadcast.errors import ValidationError
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# Teams channel ids look like 19:<token>@thread.tacv2 (or the older @thread.skype). The token
+# is restricted to characters that can never change the meaning of a URL path: no "/", "?",
+# "#", "%" and no empty or ".." segments, so nothing smuggled in can leave the channel's path.
+_CHANNEL = re.compile(r"^19:[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*@thread\.(?:tacv2|skype)$")
+_BROADCAST = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_:-]|\.(?!\.)){0,127}$")
+MAX_CHANNEL_LENGTH = 256
+_EXAMPLE_GUID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+
+# Fixed namespace: delivery ids must be the same on every machine and every release.
+_DELIVERY_NAMESPACE = uuid.UUID("6d1c3a52-3f55-4c39-9a0e-4f1e1f6c7a10")
+
+
+def guid(field: str, value: object) -> str:
+    """Return ``value`` as a lower-case GUID or raise naming ``field``."""
+    if not isinstance(value, str) or not _GUID.match(value):
+        raise ValidationError(field, value, f"must be a GUID like {_EXAMPLE_GUID}")
+    return value.lower()
+
+
+def channel_id(field: str, value: object) -> str:
+    """Return a Teams channel id unchanged, or raise naming ``field``."""
+    if not isinstance(value, str) or len(value) > MAX_CHANNEL_LENGTH or not _CHANNEL.match(value):
+        raise ValidationError(
+            field, value, "must be a Teams channel id like 19:abc123@thread.tacv2 or …@thread.skype"
+        )
+    return value
+
+
+def broadcast_id(field: str, value: object) -> str:
+    """Return a caller-chosen broadcast id, or raise naming ``field``."""
+    if not isinstance(value, str) or not _BROADCAST.match(value):
+        raise ValidationError(
+            field, value, "must be 1-128 characters of letters, digits, '_', '-', ':' or '.'"
+        )
+    return value
+
+
+def new_broadcast_id() -> str:
+    """A fresh broadcast id for callers that did not choose one."""
+    return str(uuid.uuid4())
+
+
+def delivery_id(broadcast: str, tenant: str, group: str, channel: str) -> str:
+    """The delivery id: the same inputs give the same id, so re-sending creates nothing new."""
+    return str(uuid.uuid5(_DELIVERY_NAMESPACE, "\x1f".join((broadcast, tenant, group, channel))))
+
+
+def new_request_id() -> str:
+    """A ``client-request-id`` GUID for one HTTP attempt."""
+    return str(uuid.uuid4())

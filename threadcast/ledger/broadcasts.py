@@ -1,0 +1,175 @@
+"""The producer's and the status views' side of the ledger: broadcasts and their counts."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from threadcast.contract import Broadcast, ContentType, Delivery, DeliveryMessage
+from threadcast.errors import NotFoundError, ValidationError
+from threadcast.ledger.engine import READ_ONLY
+from threadcast.ledger.schema import attempts, broadcasts, deliveries
+from threadcast.ledger.states import DeliveryState
+
+_INSERT_CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class BroadcastInfo:
+    id: str
+    content_type: ContentType
+    source: str
+    send_at: datetime | None
+    created_at: datetime
+    target_count: int
+
+
+@dataclass(frozen=True)
+class ErrorLine:
+    delivery_id: str
+    tenant: str
+    channel: str
+    http_status: int | None
+    error_code: str | None
+    error_message: str | None
+    request_id: str | None
+    at: datetime
+
+
+def fingerprint(broadcast: Broadcast, batch: Sequence[Delivery]) -> str:
+    """What makes two submissions "the same broadcast" for idempotent re-sending."""
+    digest = hashlib.sha256()
+    send_at = broadcast.send_at.isoformat() if broadcast.send_at else ""
+    for part in (broadcast.content_type.value, send_at, broadcast.content):
+        digest.update(part.encode())
+        digest.update(b"\x00")
+    for did in sorted(d.id for d in batch):
+        digest.update(did.encode())
+    return digest.hexdigest()
+
+
+class BroadcastBook:
+    """Writes broadcasts with all their deliveries at once; reads them back for status."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def add(self, broadcast: Broadcast, batch: Sequence[Delivery], now: datetime) -> bool:
+        """Record the broadcast and its deliveries in one transaction.
+
+        Returns False (writing nothing) when the same broadcast was recorded before; a
+        different broadcast under the same id is refused.
+        """
+        print_ = fingerprint(broadcast, batch)
+        try:
+            with self._engine.begin() as conn:
+                if self._existing(conn, broadcast.id, print_):
+                    return False
+                self._insert(conn, broadcast, batch, print_, now)
+                return True
+        except IntegrityError:
+            # A concurrent writer recorded the same id first (PostgreSQL): judge it the same way.
+            with self._engine.begin() as conn:
+                if self._existing(conn, broadcast.id, print_):
+                    return False
+            raise
+
+    @staticmethod
+    def _existing(conn: Connection, broadcast_id: str, print_: str) -> bool:
+        found = conn.execute(
+            select(broadcasts.c.fingerprint).where(broadcasts.c.id == broadcast_id)
+        ).scalar()
+        if found is None:
+            return False
+        if found != print_:
+            raise ValidationError(
+                "broadcast_id", broadcast_id, "is already used by a different broadcast"
+            )
+        return True
+
+    @staticmethod
+    def _insert(
+        conn: Connection, broadcast: Broadcast, batch: Sequence[Delivery], print_: str,
+        now: datetime,
+    ) -> None:  # fmt: skip
+        due = broadcast.send_at is None or broadcast.send_at <= now
+        state = DeliveryState.QUEUED if due else DeliveryState.SCHEDULED
+        conn.execute(
+            insert(broadcasts).values(
+                id=broadcast.id, fingerprint=print_, content=broadcast.content,
+                content_type=broadcast.content_type.value, source=broadcast.source,
+                send_at=broadcast.send_at, target_count=len(batch), created_at=now,
+            )
+        )  # fmt: skip
+        rows = [
+            {
+                "id": d.id, "broadcast_id": d.broadcast_id, "seq": seq,
+                "tenant_id": d.target.tenant, "group_id": d.target.group,
+                "channel_id": d.target.channel, "state": state.value, "attempts": 0,
+                "created_at": now, "updated_at": now,
+            }
+            for seq, d in enumerate(batch)
+        ]  # fmt: skip
+        for start in range(0, len(rows), _INSERT_CHUNK):
+            conn.execute(insert(deliveries), rows[start : start + _INSERT_CHUNK])
+
+    def queued_messages(self, broadcast_id: str) -> Iterator[DeliveryMessage]:
+        """The messages of every delivery of the broadcast still waiting in ``queued``."""
+        query = (
+            select(deliveries.c.id, deliveries.c.tenant_id)
+            .where(deliveries.c.broadcast_id == broadcast_id)
+            .where(deliveries.c.state == DeliveryState.QUEUED.value)
+            .order_by(deliveries.c.seq)
+        )
+        with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+            rows = conn.execute(query).all()
+        for row in rows:
+            yield DeliveryMessage(row.id, broadcast_id, row.tenant_id)
+
+    def info(self, broadcast_id: str) -> BroadcastInfo:
+        query = select(
+            broadcasts.c.id, broadcasts.c.content_type, broadcasts.c.source,
+            broadcasts.c.send_at, broadcasts.c.created_at, broadcasts.c.target_count,
+        ).where(broadcasts.c.id == broadcast_id)  # fmt: skip
+        with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            raise NotFoundError(f"no broadcast with id {broadcast_id!r}")
+        return BroadcastInfo(
+            row.id, ContentType(row.content_type), row.source, row.send_at, row.created_at,
+            row.target_count,
+        )  # fmt: skip
+
+    def counts(self, broadcast_id: str) -> dict[str, int]:
+        """Deliveries per state; every state is present, zero where none."""
+        query = (
+            select(deliveries.c.state, func.count())
+            .where(deliveries.c.broadcast_id == broadcast_id)
+            .group_by(deliveries.c.state)
+        )
+        with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+            found = {state: int(n) for state, n in conn.execute(query).all()}
+        return {state.value: found.get(state.value, 0) for state in DeliveryState}
+
+    def recent_errors(self, broadcast_id: str, limit: int = 5) -> list[ErrorLine]:
+        """The latest failed attempts of the broadcast, newest first."""
+        query = (
+            select(
+                attempts.c.delivery_id, deliveries.c.tenant_id, deliveries.c.channel_id,
+                attempts.c.http_status, attempts.c.error_code, attempts.c.error_message,
+                attempts.c.request_id, attempts.c.started_at,
+            )
+            .join(deliveries, deliveries.c.id == attempts.c.delivery_id)
+            .where(deliveries.c.broadcast_id == broadcast_id)
+            .where(attempts.c.outcome.is_not(None))
+            .where(attempts.c.outcome != DeliveryState.SENT.value)
+            .order_by(attempts.c.id.desc())
+            .limit(limit)
+        )  # fmt: skip
+        with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+            return [ErrorLine(*row) for row in conn.execute(query).all()]

@@ -1,0 +1,216 @@
+"""The worker's side of the ledger: claim a delivery under a lease, record what happened.
+
+The claim is what turns Celery's at-least-once messages into at-most-once posting: only a
+``queued`` or ``retrying`` delivery can be claimed, the claim and its attempt row are
+written in one transaction before any HTTP request, and the outcome is written only by the
+holder of that claim (identified by the attempt number it incremented).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from threadcast.contract import ContentType, DeliveryMessage
+from threadcast.ledger.engine import READ_ONLY
+from threadcast.ledger.schema import attempts, broadcasts, deliveries
+from threadcast.ledger.states import CLAIMABLE, DeliveryState
+
+LOST_LEASE = "worker_lost"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A delivery this worker may now POST, exactly once, before its lease ends."""
+
+    delivery_id: str
+    broadcast_id: str
+    tenant: str
+    group: str
+    channel: str
+    number: int  # the attempt number; with the delivery id it identifies the claim
+    previous_status: int | None  # the HTTP status of the attempt before this one
+    attempt_id: int
+    client_request_id: str
+    lease_until: datetime
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a delivery was not claimed: its state, and the lease end if another holds it."""
+
+    state: DeliveryState | None  # None: no such delivery
+    lease_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt ended in; ``state`` is where the delivery goes next."""
+
+    state: DeliveryState
+    http_status: int | None = None
+    request_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    retry_after: float | None = None
+    latency_ms: float | None = None
+    next_attempt_at: datetime | None = None
+
+
+class DeliveryBook:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def claim(
+        self, delivery_id: str, worker: str, client_request_id: str, lease: timedelta,
+        now: datetime,
+    ) -> Claim | Refusal:  # fmt: skip
+        """Take the delivery for one attempt, or say why not (and settle an expired lease)."""
+        with self._engine.begin() as conn:
+            row = conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == delivery_id)
+                .where(deliveries.c.state.in_([s.value for s in CLAIMABLE]))
+                .values(
+                    state=DeliveryState.SENDING.value, lease_owner=worker,
+                    lease_until=now + lease, attempts=deliveries.c.attempts + 1, updated_at=now,
+                )
+                .returning(
+                    deliveries.c.broadcast_id, deliveries.c.tenant_id, deliveries.c.group_id,
+                    deliveries.c.channel_id, deliveries.c.attempts, deliveries.c.last_status,
+                )
+            ).first()  # fmt: skip
+            if row is None:
+                return self._refuse(conn, delivery_id, now)
+            attempt_id = conn.execute(
+                insert(attempts)
+                .values(
+                    delivery_id=delivery_id, number=row.attempts, worker=worker, started_at=now,
+                    client_request_id=client_request_id,
+                )
+                .returning(attempts.c.id)
+            ).scalar_one()  # fmt: skip
+        return Claim(
+            delivery_id, row.broadcast_id, row.tenant_id, row.group_id, row.channel_id,
+            row.attempts, row.last_status, attempt_id, client_request_id, now + lease,
+        )  # fmt: skip
+
+    @staticmethod
+    def _refuse(conn: Connection, delivery_id: str, now: datetime) -> Refusal:
+        row = conn.execute(
+            select(deliveries.c.state, deliveries.c.lease_until, deliveries.c.attempts).where(
+                deliveries.c.id == delivery_id
+            )
+        ).first()
+        if row is None:
+            return Refusal(None)
+        state = DeliveryState(row.state)
+        if state is DeliveryState.SENDING and row.lease_until is not None and row.lease_until < now:
+            # Its holder died mid-attempt: the POST may have reached Graph, so it must not be
+            # silently sent again.
+            _settle_lost_lease(conn, delivery_id, row.attempts, now)
+            return Refusal(DeliveryState.UNKNOWN)
+        return Refusal(state, row.lease_until if state is DeliveryState.SENDING else None)
+
+    def finish(self, claim: Claim, outcome: Outcome, now: datetime) -> bool:
+        """Record the attempt's outcome; False if the claim was lost meanwhile.
+
+        A ``sent`` outcome is the truth whatever happened to the lease (Graph accepted the
+        post), so it is recorded even over an ``unknown`` set by a lease sweep.
+        """
+        with self._engine.begin() as conn:
+            _close_attempt(conn, claim.attempt_id, outcome, now)
+            values = _delivery_values(outcome, now)
+            query = update(deliveries).where(deliveries.c.id == claim.delivery_id)
+            if outcome.state is DeliveryState.SENT:
+                query = query.where(deliveries.c.state != DeliveryState.SENT.value)
+            else:
+                query = query.where(deliveries.c.state == DeliveryState.SENDING.value).where(
+                    deliveries.c.attempts == claim.number
+                )
+            return conn.execute(query.values(**values)).rowcount == 1
+
+    def hold(self, delivery_id: str, reason: Outcome, now: datetime) -> bool:
+        """Move a waiting delivery to ``reason.state`` (e.g. ``waiting_auth``), no attempt made."""
+        with self._engine.begin() as conn:
+            return conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == delivery_id)
+                .where(deliveries.c.state.in_([s.value for s in CLAIMABLE]))
+                .values(**_delivery_values(reason, now))
+            ).rowcount == 1
+
+    def resume_waiting(self, tenant: str, now: datetime) -> list[DeliveryMessage]:
+        """Send a tenant's ``waiting_auth`` deliveries back to ``queued`` (after a sign-in)."""
+        with self._engine.begin() as conn:
+            rows = conn.execute(
+                update(deliveries)
+                .where(deliveries.c.tenant_id == tenant)
+                .where(deliveries.c.state == DeliveryState.WAITING_AUTH.value)
+                .values(state=DeliveryState.QUEUED.value, updated_at=now)
+                .returning(deliveries.c.id, deliveries.c.broadcast_id)
+            ).all()
+        return [DeliveryMessage(row.id, row.broadcast_id, tenant) for row in rows]
+
+    def content(self, broadcast_id: str) -> tuple[str, ContentType]:
+        query = select(broadcasts.c.content, broadcasts.c.content_type).where(
+            broadcasts.c.id == broadcast_id
+        )
+        with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+            row = conn.execute(query).one()
+        return row.content, ContentType(row.content_type)
+
+    def state(self, delivery_id: str) -> DeliveryState | None:
+        query = select(deliveries.c.state).where(deliveries.c.id == delivery_id)
+        with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+            found = conn.execute(query).scalar()
+        return None if found is None else DeliveryState(found)
+
+
+def _delivery_values(outcome: Outcome, now: datetime) -> dict[str, object]:
+    values: dict[str, object] = {
+        "state": outcome.state.value, "lease_owner": None, "lease_until": None,
+        "updated_at": now, "next_attempt_at": outcome.next_attempt_at,
+        "last_status": outcome.http_status, "last_error_code": outcome.error_code,
+        "last_error_message": outcome.error_message, "last_request_id": outcome.request_id,
+    }  # fmt: skip
+    if outcome.state is DeliveryState.SENT:
+        values["sent_at"] = now
+    return values
+
+
+def _close_attempt(conn: Connection, attempt_id: int, outcome: Outcome, now: datetime) -> None:
+    conn.execute(
+        update(attempts)
+        .where(attempts.c.id == attempt_id)
+        .values(
+            finished_at=now, outcome=outcome.state.value, http_status=outcome.http_status,
+            request_id=outcome.request_id, error_code=outcome.error_code,
+            error_message=outcome.error_message, retry_after=outcome.retry_after,
+            latency_ms=outcome.latency_ms,
+        )
+    )  # fmt: skip
+
+
+def _settle_lost_lease(conn: Connection, delivery_id: str, number: int, now: datetime) -> None:
+    outcome = Outcome(
+        DeliveryState.UNKNOWN,
+        error_code=LOST_LEASE,
+        error_message="the worker holding this delivery stopped mid-attempt; "
+        "the post may or may not have reached Graph",
+    )
+    open_attempt = conn.execute(
+        select(attempts.c.id)
+        .where(attempts.c.delivery_id == delivery_id)
+        .where(attempts.c.number == number)
+    ).scalar()
+    if open_attempt is not None:
+        _close_attempt(conn, open_attempt, outcome, now)
+    conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id)
+        .where(deliveries.c.state == DeliveryState.SENDING.value)
+        .values(**_delivery_values(outcome, now))
+    )

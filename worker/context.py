@@ -1,0 +1,53 @@
+"""What one worker process holds: its ledger connection, Redis client, HTTPS clients, tokens.
+
+Built lazily inside each Celery child, after the fork, so no socket is shared between
+processes.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from datetime import timedelta
+
+import redis
+
+from threadcast import identity
+from threadcast.constants import LEASE_MARGIN_SECONDS
+from threadcast.ledger import Ledger
+from threadcast.settings import Settings
+from threadcast.tokencache import TokenCacheStore
+from worker.deliver import Deliverer
+from worker.graph import GraphClient
+from worker.policy import RetryPolicy
+from worker.tokens import TokenProvider
+
+
+@dataclass
+class WorkerContext:
+    ledger: Ledger
+    redis: redis.Redis
+    tokens: TokenProvider
+    graph: GraphClient
+    deliverer: Deliverer
+
+    @classmethod
+    def build(cls, settings: Settings) -> WorkerContext:
+        ledger = Ledger.open(settings.database_url)
+        client = redis.Redis.from_url(settings.redis_url)
+        store = TokenCacheStore.for_settings(settings, client, ledger.token_caches)
+        tokens = TokenProvider(
+            settings, store, client, identity.http_client(settings), settings.token_refresh_margin
+        )
+        graph = GraphClient(settings.graph_url, identity.http_client(settings))
+        lease = timedelta(seconds=settings.http_timeout + LEASE_MARGIN_SECONDS)
+        policy = RetryPolicy(max_attempts=settings.max_attempts)
+        name = f"{socket.gethostname()}/{os.getpid()}"
+        deliverer = Deliverer(ledger, tokens, graph, policy, name, lease)
+        return cls(ledger, client, tokens, graph, deliverer)
+
+    def close(self) -> None:
+        self.graph.close()
+        self.redis.close()
+        self.ledger.close()

@@ -1,0 +1,136 @@
+"""The Microsoft Graph call: create a chat thread in a channel, and what came back.
+
+Every failure is turned into a :class:`GraphReply` here, at the boundary: the caller never
+sees an httpx exception, only whether Graph answered, what it said, and, when it did not
+answer, whether the request may have reached it (which decides between retrying and
+``unknown``).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+import httpx
+
+from threadcast.contract import ContentType
+
+USER_AGENT = "threadcast/0.1"
+
+# Raised before a single byte of the request left: safe to send again.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+@dataclass(frozen=True)
+class GraphReply:
+    status: int | None  # None: no HTTP answer at all
+    latency_ms: float
+    request_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    retry_after: float | None = None
+    maybe_sent: bool = False  # no answer, and the request may have reached Graph
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+def chatthreads_url(graph_url: str, group: str, channel: str) -> str:
+    # The channel id holds ':' and '@'; encode everything so the path cannot be re-read.
+    return f"{graph_url}/beta/groups/{group}/channels/{quote(channel, safe='')}/chatthreads"
+
+
+def chatthread_body(content: str, content_type: ContentType) -> bytes:
+    """The request body exactly as the endpoint documents it (contentType an integer)."""
+    body = {"rootMessage": {"body": {"contentType": content_type.wire, "content": content}}}
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class GraphClient:
+    """One keep-alive HTTPS client per worker process."""
+
+    def __init__(self, graph_url: str, client: httpx.Client) -> None:
+        self._graph_url = graph_url
+        self._http = client
+
+    def create_chat_thread(
+        self, token: str, group: str, channel: str, body: bytes, client_request_id: str,
+        attempt: int,
+    ) -> GraphReply:  # fmt: skip
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "client-request-id": client_request_id,
+            "return-client-request-id": "true",
+            "User-Agent": USER_AGENT,
+        }
+        if attempt > 1:
+            headers["retry-attempt"] = str(attempt - 1)
+        started = time.perf_counter()
+        try:
+            response = self._http.post(
+                chatthreads_url(self._graph_url, group, channel), content=body, headers=headers
+            )
+        except httpx.HTTPError as exc:
+            return _no_answer(exc, started)
+        return _reply(response, started)
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+def _no_answer(exc: httpx.HTTPError, started: float) -> GraphReply:
+    kind = type(exc).__name__
+    return GraphReply(
+        status=None,
+        latency_ms=_elapsed_ms(started),
+        error_code=f"network:{kind}",
+        error_message=str(exc)[:500] or kind,
+        maybe_sent=not isinstance(exc, _NOT_SENT),
+    )
+
+
+def _reply(response: httpx.Response, started: float) -> GraphReply:
+    code, message = (None, None) if response.is_success else _graph_error(response)
+    return GraphReply(
+        status=response.status_code,
+        latency_ms=_elapsed_ms(started),
+        request_id=response.headers.get("request-id"),
+        error_code=code,
+        error_message=message,
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+    )
+
+
+def _graph_error(response: httpx.Response) -> tuple[str | None, str | None]:
+    """Graph's ``{"error": {"code", "message"}}``; anything else is kept short and verbatim."""
+    try:
+        error = response.json().get("error", {})
+        return str(error.get("code")), str(error.get("message"))[:1000]
+    except (ValueError, AttributeError):
+        return None, response.text[:500] or None
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Retry-After as seconds, from either form (delta-seconds or HTTP-date); None if garbage."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())

@@ -1,0 +1,159 @@
+"""Delegated access tokens for the worker, from the shared encrypted MSAL cache.
+
+Rotation-safe refresh: a refresh token may be used once, so a refresh happens only under
+the tenant's Redis lock, and only after re-reading the cache under that lock (another
+process may just have refreshed). Access tokens are kept in-process until a margin before
+expiry; MSAL's own rule (anything under 5 minutes left is expired) would otherwise refresh
+short-lived tokens on every call.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import msal
+import redis
+
+from threadcast import identity
+from threadcast.constants import GRAPH_SCOPE, TOKEN_LOCK_KEY
+from threadcast.errors import BrokerError, SignInRequiredError, TokenCacheError
+from threadcast.settings import Settings
+from threadcast.tokencache import TokenCacheStore
+
+log = logging.getLogger("threadcast.tokens")
+
+# Answers from the identity platform that no retry can fix: someone must sign in again.
+_SIGN_IN_ERRORS = frozenset({"invalid_grant", "interaction_required", "consent_required"})
+_LOCK_TIMEOUT = 30.0  # a crashed holder frees the tenant after this long
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    value: str = field(repr=False)
+    expires_on: float
+    lifetime: float
+
+    def usable(self, margin: float, now: float) -> bool:
+        # Never keep a token for more than half its life past the margin: short-lived tokens
+        # (a test tenant's 20 s) would otherwise be "expired" from the moment they arrive.
+        return self.expires_on - min(margin, self.lifetime / 2) > now
+
+
+class TokenProvider:
+    def __init__(
+        self, settings: Settings, store: TokenCacheStore, client: redis.Redis, http: httpx.Client,
+        margin: float = 300.0,
+    ) -> None:  # fmt: skip
+        self._settings = settings
+        self._store = store
+        self._redis = client
+        self._http = http
+        self._margin = margin
+        self._tokens: dict[str, AccessToken] = {}
+        self._rejected: dict[str, str] = {}  # tenant -> the access token Graph refused
+        self._apps: dict[str, tuple[msal.ClientApplication, msal.SerializableTokenCache]] = {}
+        self._guard = threading.Lock()
+        self.refreshes = 0  # token-endpoint refreshes done by this process
+
+    def token(self, tenant: str) -> str:
+        """A usable access token for ``tenant``; raises SignInRequiredError if none can be had."""
+        now = time.time()
+        held = self._tokens.get(tenant)
+        if held is not None and held.usable(self._margin, now):
+            return held.value
+        found = self._from_cache(tenant, now) or self._refresh(tenant)
+        self._tokens[tenant] = found
+        return found.value
+
+    def reject(self, tenant: str, token: str) -> None:
+        """Graph refused ``token`` (401): never use it again, so the next call refreshes."""
+        self._rejected[tenant] = token
+        if (held := self._tokens.get(tenant)) is not None and held.value == token:
+            del self._tokens[tenant]
+
+    def _from_cache(self, tenant: str, now: float) -> AccessToken | None:
+        _, cache = self._load(tenant)
+        return self._cached_token(cache, tenant, now)
+
+    def _refresh(self, tenant: str) -> AccessToken:
+        lock = self._redis.lock(TOKEN_LOCK_KEY + tenant, timeout=_LOCK_TIMEOUT, blocking_timeout=60)
+        try:
+            with lock:
+                app, cache = self._load(tenant)
+                found = self._cached_token(cache, tenant, time.time())
+                if found is not None:
+                    return found  # another process refreshed while we waited
+                return self._refresh_locked(tenant, app, cache)
+        except redis.RedisError as exc:
+            raise BrokerError(
+                f"tenant {tenant}: cannot lock or read its token cache in Redis "
+                f"({type(exc).__name__}); the delivery will be retried"
+            ) from exc
+
+    def _refresh_locked(
+        self, tenant: str, app: msal.ClientApplication, cache: msal.SerializableTokenCache
+    ) -> AccessToken:
+        accounts = app.get_accounts()
+        if not accounts:
+            raise SignInRequiredError(tenant, "no signed-in account in its token cache")
+        result = app.acquire_token_silent_with_error(
+            [GRAPH_SCOPE], account=accounts[0], force_refresh=True
+        )
+        self.refreshes += 1
+        token = _token_from_result(tenant, result)
+        if cache.has_state_changed:
+            self._store.save(tenant, cache.serialize())
+        log.info("tenant %s: access token refreshed, valid for %.0f s", tenant, token.lifetime)
+        return token
+
+    def _load(self, tenant: str) -> tuple[msal.ClientApplication, msal.SerializableTokenCache]:
+        text = self._store.load(tenant)
+        if text is None:
+            raise SignInRequiredError(tenant, "it has never signed in")
+        with self._guard:
+            if tenant not in self._apps:
+                cache = msal.SerializableTokenCache()
+                app = identity.msal_app(self._settings, tenant, cache, self._http)
+                self._apps[tenant] = (app, cache)
+            app, cache = self._apps[tenant]
+        cache.deserialize(text)
+        return app, cache
+
+    def _cached_token(
+        self, cache: msal.SerializableTokenCache, tenant: str, now: float
+    ) -> AccessToken | None:
+        entries = cache.search(
+            msal.TokenCache.CredentialType.ACCESS_TOKEN,
+            target=[GRAPH_SCOPE],
+            query={"realm": tenant, "client_id": self._settings.client_id},
+        )
+        best: AccessToken | None = None
+        rejected = self._rejected.get(tenant)
+        for entry in entries:
+            if entry["secret"] == rejected:
+                continue
+            expires_on = float(entry["expires_on"])
+            lifetime = expires_on - float(entry.get("cached_at", expires_on - 3600))
+            if best is None or expires_on > best.expires_on:
+                best = AccessToken(entry["secret"], expires_on, lifetime)
+        if best is not None and best.usable(self._margin, now):
+            return best
+        return None
+
+
+def _token_from_result(tenant: str, result: dict[str, Any] | None) -> AccessToken:
+    if result is None:
+        raise SignInRequiredError(tenant, "no refresh token for its account")
+    error = result.get("error")
+    if error in _SIGN_IN_ERRORS:
+        codes = result.get("error_codes") or []
+        raise SignInRequiredError(tenant, f"{error} {codes}".strip())
+    if error:
+        raise TokenCacheError(tenant, f"token refresh failed: {error} (will be retried)")
+    lifetime = float(result.get("expires_in", 3600))
+    return AccessToken(result["access_token"], time.time() + lifetime, lifetime)
