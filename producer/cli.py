@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from producer import status
+from producer import accounts, status
 from producer.client import Producer
 from producer.signin import sign_in
 from producer.targets import read_targets
@@ -57,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     login = commands.add_parser("login", help="sign a tenant in (device-code flow)")
     login.add_argument("--tenant", required=True, help="tenant id (GUID)")
     login.set_defaults(run=_login)
+    accounts = commands.add_parser("accounts", help="signed-in tenants and their state")
+    accounts.add_argument("--json", action="store_true", help="a JSON list")
+    accounts.set_defaults(run=_accounts)
+    logout = commands.add_parser("logout", help="remove a tenant's token cache")
+    logout.add_argument("--tenant", required=True, help="tenant id (GUID)")
+    logout.set_defaults(run=_logout)
     key = commands.add_parser("genkey", help="print a new THREADCAST_TOKEN_CACHE_KEY")
     key.set_defaults(run=lambda _a, _r: print(Fernet.generate_key().decode()) or 0)
     worker = commands.add_parser("worker", help="run a Celery worker (extra args go to celery)")
@@ -150,10 +156,22 @@ def _login(args: argparse.Namespace, _rest: list[str]) -> int:
     return 0
 
 
+def _accounts(args: argparse.Namespace, _rest: list[str]) -> int:
+    found = accounts.list_accounts(load_settings())
+    print(accounts.dumps(found) if args.json else accounts.render(found))
+    return 0
+
+
+def _logout(args: argparse.Namespace, _rest: list[str]) -> int:
+    tenant = ids.guid("--tenant", args.tenant)
+    accounts.log_out(load_settings(), tenant)
+    print(f"removed the token cache of tenant {tenant}; its deliveries will wait for a sign-in")
+    return 0
+
+
 def _worker(_args: argparse.Namespace, rest: list[str]) -> int:
     settings = load_settings()
-    settings.require("client_id", "token_cache_key")
-    settings.cache_cipher()
+    accounts.check_key(settings)
     command = [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", QUEUE]
     if not any(a.startswith(("--loglevel", "-l")) for a in rest):
         command += ["--loglevel", settings.log_level]

@@ -50,12 +50,12 @@ def _device_flow(
 ) -> dict[str, Any]:  # fmt: skip
     where = identity.authority(settings, tenant)
     try:
-        app = identity.public_app(settings, tenant, cache, http)
-        flow = app.initiate_device_flow(scopes=[GRAPH_SCOPE])
+        app = identity.msal_app(settings, tenant, cache, http)
+        flow = _initiate(app)
         if "user_code" not in flow:
             raise _refused(tenant, flow)
         say(str(flow["message"]))
-        result: dict[str, Any] = app.acquire_token_by_device_flow(flow)
+        result = _complete(app, flow)
     except httpx.HTTPError as exc:
         raise IdentityError(f"cannot reach the identity platform at {where}: {exc}") from exc
     except ValueError as exc:  # MSAL's discovery failures
@@ -63,6 +63,24 @@ def _device_flow(
     if "access_token" not in result:
         raise _refused(tenant, result)
     return result
+
+
+# MSAL offers the device-code flow on public clients only. A confidential registration (one
+# with THREADCAST_CLIENT_SECRET, "public client flows" off in Entra) runs the same grant with
+# its secret through the app's OAuth2 client, which fills the same token cache.
+_CONFIDENTIAL_SCOPES = [GRAPH_SCOPE, "offline_access", "openid", "profile"]
+
+
+def _initiate(app: msal.ClientApplication) -> dict[str, Any]:
+    if isinstance(app, msal.PublicClientApplication):
+        return dict(app.initiate_device_flow(scopes=[GRAPH_SCOPE]))
+    return dict(app.client.initiate_device_flow(scope=_CONFIDENTIAL_SCOPES))
+
+
+def _complete(app: msal.ClientApplication, flow: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(app, msal.PublicClientApplication):
+        return dict(app.acquire_token_by_device_flow(flow))
+    return dict(app.client.obtain_token_by_device_flow(flow, data={"code": flow["device_code"]}))
 
 
 def _refused(tenant: str, answer: dict[str, Any]) -> IdentityError:

@@ -33,17 +33,6 @@ def authority(settings: Settings, tenant: str) -> str:
     return f"{settings.authority_host}/{tenant}"
 
 
-def public_app(
-    settings: Settings, tenant: str, cache: msal.SerializableTokenCache, client: httpx.Client
-) -> msal.PublicClientApplication:
-    """The app that runs the device-code sign-in (a flow only public clients have in MSAL)."""
-    settings.require("client_id")
-    return msal.PublicClientApplication(
-        settings.client_id, authority=authority(settings, tenant), token_cache=cache,
-        http_client=client, instance_discovery=False,
-    )  # fmt: skip
-
-
 def msal_app(
     settings: Settings, tenant: str, cache: msal.SerializableTokenCache, client: httpx.Client
 ) -> msal.ClientApplication:

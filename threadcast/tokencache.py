@@ -4,18 +4,25 @@ Redis holds the working copy every worker reads; the ledger holds the same ciphe
 flushed or failed-over Redis does not force every tenant to sign in again. The plaintext is
 wrapped in an envelope naming its tenant and client id before encryption, so a cache copied
 to the wrong key, or made for another app registration, is refused instead of used.
+
+A tenant whose refresh was refused (``invalid_grant``…) is marked with the hash of the cache
+state that failed: every process then knows that state is dead without asking the identity
+platform again, and a new sign-in (a new state) clears the mark by itself.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 from cryptography.fernet import InvalidToken, MultiFernet
 
-from threadcast.constants import TOKEN_CACHE_KEY
-from threadcast.errors import BrokerError, TokenCacheError
+from threadcast.constants import SIGN_IN_MARK_KEY, TOKEN_CACHE_KEY
+from threadcast.errors import BrokerError, ConfigError, TokenCacheError
 from threadcast.ledger import TokenCacheRows
 from threadcast.settings import Settings
 
@@ -39,14 +46,25 @@ class TokenCacheStore:
         return cls(client, rows, settings.cache_cipher(), settings.client_id)
 
     def load(self, tenant: str) -> str | None:
-        """The tenant's serialized MSAL cache, or None when it never signed in."""
-        blob = self._redis_get(tenant)
-        if blob is None:
-            blob = self._rows.load(tenant)
-            if blob is None:
+        """The tenant's serialized MSAL cache, or None when it never signed in.
+
+        A damaged Redis copy is replaced by the ledger's when that one is good.
+        """
+        cached = _call(self._redis.get, TOKEN_CACHE_KEY + tenant)
+        if cached is not None:
+            try:
+                return self._open(tenant, cached.decode())
+            except TokenCacheError:
+                durable = self._rows.load(tenant)
+                if durable is None or durable == cached.decode():
+                    raise
+        else:
+            durable = self._rows.load(tenant)
+            if durable is None:
                 return None
-            self._redis_set(tenant, blob)  # heal Redis from the durable copy
-        return self._open(tenant, blob)
+        opened = self._open(tenant, durable)
+        _call(self._redis.set, TOKEN_CACHE_KEY + tenant, durable)  # heal Redis from the ledger
+        return opened
 
     def save(self, tenant: str, cache_text: str) -> None:
         """Store a new cache state (never an empty one: that would lose the sign-in)."""
@@ -55,17 +73,43 @@ class TokenCacheStore:
         envelope = json.dumps({"tenant": tenant, "client_id": self._client_id, "cache": cache_text})
         blob = self._cipher.encrypt(envelope.encode()).decode()
         self._rows.save(tenant, blob, datetime.now(UTC))
-        self._redis_set(tenant, blob)
+        _call(self._redis.set, TOKEN_CACHE_KEY + tenant, blob)
 
     def delete(self, tenant: str) -> None:
         self._rows.delete(tenant)
-        try:
-            self._redis.delete(TOKEN_CACHE_KEY + tenant)
-        except redis.RedisError as exc:
-            raise _unreachable(exc) from exc
+        _call(self._redis.delete, TOKEN_CACHE_KEY + tenant, SIGN_IN_MARK_KEY + tenant)
 
     def tenants(self) -> list[str]:
         return sorted(self._rows.tenants())
+
+    def mark_needs_sign_in(self, tenant: str, cache_text: str, reason: str) -> None:
+        mark = json.dumps({"state": _digest(cache_text), "reason": reason})
+        _call(self._redis.set, SIGN_IN_MARK_KEY + tenant, mark)
+
+    def needs_sign_in(self, tenant: str, cache_text: str) -> str | None:
+        """The reason this very cache state can no longer refresh, if a process found one."""
+        raw = _call(self._redis.get, SIGN_IN_MARK_KEY + tenant)
+        if raw is None:
+            return None
+        mark = json.loads(raw)
+        return str(mark["reason"]) if mark.get("state") == _digest(cache_text) else None
+
+    def verify_key(self) -> None:
+        """Fail at start-up, not per delivery, when the key opens none of the stored caches."""
+        tenants = self._rows.tenants()
+        for tenant in tenants:
+            blob = self._rows.load(tenant)
+            try:
+                self._cipher.decrypt((blob or "").encode())
+                return
+            except InvalidToken:
+                continue
+        if tenants:
+            raise ConfigError(
+                "THREADCAST_TOKEN_CACHE_KEY opens none of the stored token caches "
+                f"({len(tenants)} tenants): it is not the key they were written with; "
+                "list the old key after the new one to rotate"
+            )
 
     def _open(self, tenant: str, blob: str) -> str:
         try:
@@ -73,42 +117,43 @@ class TokenCacheStore:
         except InvalidToken:
             raise TokenCacheError(
                 tenant,
-                "cannot be decrypted with THREADCAST_TOKEN_CACHE_KEY (written with another key?); "
-                "add the old key after the new one in THREADCAST_TOKEN_CACHE_KEY, or sign in again",
+                "cannot be decrypted with THREADCAST_TOKEN_CACHE_KEY (written with another key, "
+                f"or damaged): sign in again with threadcast login --tenant {tenant}",
             ) from None
         except ValueError:
-            raise TokenCacheError(tenant, "is corrupt; sign in again") from None
+            raise TokenCacheError(
+                tenant, f"is corrupt: sign in again with threadcast login --tenant {tenant}"
+            ) from None
         if not isinstance(envelope, dict) or envelope.get("tenant") != tenant:
-            raise TokenCacheError(tenant, "belongs to another tenant; sign in again")
+            raise TokenCacheError(
+                tenant, f"belongs to another tenant: threadcast login --tenant {tenant}"
+            )
         if envelope.get("client_id") != self._client_id:
             raise TokenCacheError(
-                tenant, "was made for another client id (THREADCAST_CLIENT_ID); sign in again"
+                tenant,
+                f"was made for client id {envelope.get('client_id')!r}, not THREADCAST_CLIENT_ID: "
+                f"threadcast login --tenant {tenant}",
             )
         return str(envelope["cache"])
-
-    def _redis_get(self, tenant: str) -> str | None:
-        try:
-            value = self._redis.get(TOKEN_CACHE_KEY + tenant)
-        except redis.RedisError as exc:
-            raise _unreachable(exc) from exc
-        return None if value is None else value.decode() if isinstance(value, bytes) else str(value)
-
-    def _redis_set(self, tenant: str, blob: str) -> None:
-        try:
-            self._redis.set(TOKEN_CACHE_KEY + tenant, blob)
-        except redis.RedisError as exc:
-            raise _unreachable(exc) from exc
 
 
 def signed_in(client: redis.Redis, rows: TokenCacheRows, tenant: str) -> bool:
     """Whether a token cache exists for the tenant; needs neither the key nor the client id."""
-    try:
-        if client.exists(TOKEN_CACHE_KEY + tenant):
-            return True
-    except redis.RedisError as exc:
-        raise _unreachable(exc) from exc
+    if _call(client.exists, TOKEN_CACHE_KEY + tenant):
+        return True
     return rows.load(tenant) is not None
 
 
-def _unreachable(exc: redis.RedisError) -> BrokerError:
-    return BrokerError(f"Redis is unreachable ({type(exc).__name__}); check THREADCAST_REDIS_URL")
+def _digest(cache_text: str) -> str:
+    return hashlib.sha256(cache_text.encode()).hexdigest()
+
+
+def _call(method: Callable[..., Any], *args: Any) -> Any:
+    """Run one Redis command, translating its failure into an operator-readable BrokerError."""
+    try:
+        return method(*args)
+    except redis.RedisError as exc:
+        raise BrokerError(
+            f"Redis is unreachable ({type(exc).__name__}): check THREADCAST_REDIS_URL; "
+            "deliveries stay in the ledger and will be retried"
+        ) from exc

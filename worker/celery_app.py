@@ -33,8 +33,18 @@ def create_app(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         worker_concurrency=settings.worker_concurrency,
     )
+    _check_key(settings)
     _register(app, settings)
     return app
+
+
+def _check_key(settings: Settings) -> None:
+    # A wrong key must stop the worker at start, not park every delivery as waiting_auth.
+    context = WorkerContext.build(settings)
+    try:
+        context.store.verify_key()
+    finally:
+        context.close()
 
 
 def _register(app: Celery, settings: Settings) -> None:

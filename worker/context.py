@@ -28,6 +28,7 @@ from worker.tokens import TokenProvider
 class WorkerContext:
     ledger: Ledger
     redis: redis.Redis
+    store: TokenCacheStore
     tokens: TokenProvider
     graph: GraphClient
     deliverer: Deliverer
@@ -45,7 +46,7 @@ class WorkerContext:
         policy = RetryPolicy(max_attempts=settings.max_attempts)
         name = f"{socket.gethostname()}/{os.getpid()}"
         deliverer = Deliverer(ledger, tokens, graph, policy, name, lease)
-        return cls(ledger, client, tokens, graph, deliverer)
+        return cls(ledger, client, store, tokens, graph, deliverer)
 
     def close(self) -> None:
         self.graph.close()

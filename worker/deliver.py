@@ -48,9 +48,10 @@ class Deliverer:
     def deliver(self, message: DeliveryMessage) -> Done:
         try:
             self._tokens.token(message.tenant)
-        except SignInRequiredError as exc:
+        except (SignInRequiredError, TokenCacheError) as exc:
+            # Both need a person (a sign-in, or the right key): wait without burning attempts.
             return self._wait_for_sign_in(message, exc)
-        except (TokenCacheError, BrokerError) as exc:
+        except BrokerError as exc:
             log.warning("delivery %s: no token yet: %s", message.delivery_id, exc)
             return Done(None, self._policy.backoff(1, None, self._rng))
         now = datetime.now(UTC)
@@ -85,7 +86,7 @@ class Deliverer:
     def _no_token(self, claim: Claim, exc: Exception) -> Done:
         # Rare: the token vanished between the check before claiming and now. No POST was
         # made, so the delivery goes back without counting against its attempts' meaning.
-        waiting = isinstance(exc, SignInRequiredError)
+        waiting = isinstance(exc, SignInRequiredError | TokenCacheError)
         state = DeliveryState.WAITING_AUTH if waiting else DeliveryState.RETRYING
         code = "sign_in_required" if waiting else "token_unavailable"
         outcome = Outcome(state, error_code=code, error_message=str(exc))
@@ -102,7 +103,7 @@ class Deliverer:
             self._bodies[broadcast_id] = body
         return body
 
-    def _wait_for_sign_in(self, message: DeliveryMessage, exc: SignInRequiredError) -> Done:
+    def _wait_for_sign_in(self, message: DeliveryMessage, exc: Exception) -> Done:
         reason = Outcome(
             DeliveryState.WAITING_AUTH, error_code="sign_in_required", error_message=str(exc)
         )

@@ -77,18 +77,21 @@ class TokenProvider:
             del self._tokens[tenant]
 
     def _from_cache(self, tenant: str, now: float) -> AccessToken | None:
-        _, cache = self._load(tenant)
+        _, cache, _ = self._load(tenant)
         return self._cached_token(cache, tenant, now)
 
     def _refresh(self, tenant: str) -> AccessToken:
         lock = self._redis.lock(TOKEN_LOCK_KEY + tenant, timeout=_LOCK_TIMEOUT, blocking_timeout=60)
         try:
             with lock:
-                app, cache = self._load(tenant)
+                app, cache, text = self._load(tenant)
                 found = self._cached_token(cache, tenant, time.time())
                 if found is not None:
                     return found  # another process refreshed while we waited
-                return self._refresh_locked(tenant, app, cache)
+                dead = self._store.needs_sign_in(tenant, text)
+                if dead is not None:
+                    raise SignInRequiredError(tenant, dead)  # known dead: don't ask again
+                return self._refresh_locked(tenant, app, cache, text)
         except redis.RedisError as exc:
             raise BrokerError(
                 f"tenant {tenant}: cannot lock or read its token cache in Redis "
@@ -96,8 +99,9 @@ class TokenProvider:
             ) from exc
 
     def _refresh_locked(
-        self, tenant: str, app: msal.ClientApplication, cache: msal.SerializableTokenCache
-    ) -> AccessToken:
+        self, tenant: str, app: msal.ClientApplication, cache: msal.SerializableTokenCache,
+        text: str,
+    ) -> AccessToken:  # fmt: skip
         accounts = app.get_accounts()
         if not accounts:
             raise SignInRequiredError(tenant, "no signed-in account in its token cache")
@@ -105,13 +109,19 @@ class TokenProvider:
             [GRAPH_SCOPE], account=accounts[0], force_refresh=True
         )
         self.refreshes += 1
-        token = _token_from_result(tenant, result)
+        try:
+            token = _token_from_result(tenant, result)
+        except SignInRequiredError as exc:
+            self._store.mark_needs_sign_in(tenant, text, exc.reason)
+            raise
         if cache.has_state_changed:
             self._store.save(tenant, cache.serialize())
         log.info("tenant %s: access token refreshed, valid for %.0f s", tenant, token.lifetime)
         return token
 
-    def _load(self, tenant: str) -> tuple[msal.ClientApplication, msal.SerializableTokenCache]:
+    def _load(
+        self, tenant: str
+    ) -> tuple[msal.ClientApplication, msal.SerializableTokenCache, str]:
         text = self._store.load(tenant)
         if text is None:
             raise SignInRequiredError(tenant, "it has never signed in")
@@ -122,7 +132,7 @@ class TokenProvider:
                 self._apps[tenant] = (app, cache)
             app, cache = self._apps[tenant]
         cache.deserialize(text)
-        return app, cache
+        return app, cache, text
 
     def _cached_token(
         self, cache: msal.SerializableTokenCache, tenant: str, now: float

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from threadcast.contract import ContentType, DeliveryMessage
 from threadcast.ledger.engine import READ_ONLY
@@ -153,6 +153,16 @@ class DeliveryBook:
                 .returning(deliveries.c.id, deliveries.c.broadcast_id)
             ).all()
         return [DeliveryMessage(row.id, row.broadcast_id, tenant) for row in rows]
+
+    def waiting_by_tenant(self) -> dict[str, int]:
+        """How many deliveries wait for each tenant's sign-in."""
+        query = (
+            select(deliveries.c.tenant_id, func.count())
+            .where(deliveries.c.state == DeliveryState.WAITING_AUTH.value)
+            .group_by(deliveries.c.tenant_id)
+        )
+        with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+            return {tenant: int(n) for tenant, n in conn.execute(query).all()}
 
     def content(self, broadcast_id: str) -> tuple[str, ContentType]:
         query = select(broadcasts.c.content, broadcasts.c.content_type).where(
