@@ -1,0 +1,40 @@
+"""Commands that run a long-lived process: ``worker``, ``sim``, ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from producer import accounts
+from threadcast.constants import QUEUE
+from threadcast.settings import load_settings
+
+
+def register(commands: Any) -> None:
+    worker = commands.add_parser("worker", help="run a Celery worker (extra args go to celery)")
+    worker.set_defaults(run=_worker)
+    sim = commands.add_parser("sim", help="run the Microsoft identity + Graph simulator")
+    sim.set_defaults(run=_sim)
+    demo = commands.add_parser("demo", help="run the whole pipeline against the simulator")
+    demo.set_defaults(run=_demo)
+
+
+def _worker(_args: argparse.Namespace, rest: list[str]) -> int:
+    settings = load_settings()
+    accounts.check_key(settings)
+    command = [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", QUEUE]
+    if not any(a.startswith(("--loglevel", "-l")) for a in rest):
+        command += ["--loglevel", settings.log_level]
+    os.execv(sys.executable, command + rest)  # noqa: S606 - replaces this process on purpose
+
+
+def _sim(_args: argparse.Namespace, rest: list[str]) -> int:
+    os.execv(sys.executable, [sys.executable, "-m", "simulator", *rest])  # noqa: S606
+
+
+def _demo(_args: argparse.Namespace, _rest: list[str]) -> int:
+    from producer import demo  # the simulator is only needed here
+
+    return demo.main()
