@@ -50,12 +50,22 @@ def _load_json(body: bytes) -> object:
     if not body.strip():
         raise bad_request("Empty Payload. JSON content expected.")
     try:
-        return json.loads(body)
+        return json.loads(body, object_pairs_hook=_without_duplicates)
     except ValueError as exc:
         raise bad_request(
             "Unable to read JSON request payload. Please ensure Content-Type header is set "
             f"and payload is of valid JSON format. ({exc})"
         ) from exc
+
+
+def _without_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    # Python keeps the last of two equal keys; Graph refuses the payload, and so do we.
+    result: dict[str, object] = {}
+    for name, value in pairs:
+        if name in result:
+            raise bad_request(f"Duplicate property named '{name}' is not allowed.")
+        result[name] = value
+    return result
 
 
 def _exact_object(value: object, path: str) -> dict[str, object]:
@@ -83,8 +93,9 @@ def _content_type(value: object) -> int:
     # bool is an int in Python but `true` is not an integer on the wire.
     if type(value) is int and value in CONTENT_TYPES:
         return value
+    literal = f"'{value}'" if isinstance(value, str) else json.dumps(value)
     raise bad_request(
-        f"Cannot convert the literal {json.dumps(value)} to the expected type 'Edm.Int32': "
+        f"Cannot convert the literal {literal} to the expected type 'Edm.Int32': "
         "rootMessage.body.contentType must be the integer 0 (text) or 1 (html)."
     )
 

@@ -96,18 +96,16 @@ def start(
     state.mkdir(parents=True, exist_ok=True)
     ready_file = state / f"ready-{uuid.uuid4().hex}.json"
     flags = {
+        "--port": port,
+        "--state-dir": state,
+        "--ready-file": ready_file,
         "--host": host,
         "--device-approve-delay": device_approve_delay,
         "--token-lifetime": token_lifetime,
         "--refresh-grace": refresh_grace,
         "--log-level": log_level,
     }
-    argv = [sys.executable, "-m", "simulator", "--port", str(port), "--state-dir", str(state)]
-    argv += ["--ready-file", str(ready_file)]
-    argv += [
-        part for flag, value in flags.items() if value is not None for part in (flag, str(value))
-    ]
-    argv += list(extra_args)
+    argv = [sys.executable, "-m", "simulator", *_flag_args(flags), *extra_args]
     log_path = state / LOG_FILE
     log = log_path.open("wb")
     process = subprocess.Popen(
@@ -131,6 +129,12 @@ def start(
     )
     atexit.register(sim.stop)  # a crashed test run must not leave simulators behind
     return sim
+
+
+def _flag_args(flags: Mapping[str, object]) -> list[str]:
+    return [
+        part for flag, value in flags.items() if value is not None for part in (flag, str(value))
+    ]
 
 
 def _child_env(env: Mapping[str, str] | None) -> dict[str, str]:

@@ -95,6 +95,7 @@ def serve(config: SimConfig) -> None:
         log_level=config.log_level,
         access_log=config.log_level == "debug",
         server_header=False,
+        proxy_headers=False,  # nothing sits in front of us; do not trust X-Forwarded-*
         timeout_keep_alive=_KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_SECONDS,
         backlog=4096,

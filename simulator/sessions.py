@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import secrets
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Literal
 
 from simulator.clock import Clock
 from simulator.errors import IdentityError
@@ -19,6 +20,7 @@ from simulator.scopes import ScopeGrant
 from simulator.tenants import SimUser
 
 _MEMORY_SECONDS = 3600.0
+_State = Literal["current", "retired", "revoked"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,13 +31,12 @@ class Session:
     client_id: str
     user: SimUser
     scopes: ScopeGrant
-    session_id: str = field(default_factory=lambda: secrets.token_hex(8))
 
 
 @dataclass(slots=True)
 class _RefreshToken:
     session: Session
-    state: str = "current"  # "current" | "retired" | "revoked"
+    state: _State = "current"
     changed_at: float = 0.0
 
 
@@ -108,7 +109,7 @@ class SessionStore:
             return True
         return record.state == "retired" and now < record.changed_at + self.grace
 
-    def _end(self, token: str, record: _RefreshToken, state: str, now: float) -> None:
+    def _end(self, token: str, record: _RefreshToken, state: _State, now: float) -> None:
         if record.state == "current":
             self._ended.append((now, token))
         record.state = state

@@ -19,6 +19,7 @@ from simulator.tokens import GRAPH_AUDIENCE, decode_uti
 
 ACCEPTED_AUDIENCES = [GRAPH_AUDIENCE, "00000003-0000-0000-c000-000000000000"]
 _CACHE_LIMIT = 50_000
+_CLOCK_SKEW_SECONDS = 300  # Entra ID's own tolerance
 WWW_AUTHENTICATE = (
     'Bearer realm="", '
     'authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", '
@@ -103,7 +104,13 @@ class AccessTokenVerifier:
                 self._public_key,
                 algorithms=["RS256"],
                 audience=ACCEPTED_AUDIENCES,
-                options={"require": ["exp", "iat", "tid", "uti"], "verify_exp": False},
+                # Time is checked against our clock, not PyJWT's, so tests can move it.
+                options={
+                    "require": ["exp", "iat", "tid", "uti"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
             )
         except jwt.InvalidAudienceError as exc:
             raise unauthorized("Access token validation failure. Invalid audience.") from exc
@@ -113,6 +120,8 @@ class AccessTokenVerifier:
             raise unauthorized("CompactToken parsing failed with error code: 80049217") from exc
         except jwt.InvalidTokenError as exc:
             raise unauthorized(f"Access token validation failure. {exc}") from exc
+        if float(claims.get("nbf", 0)) > self._clock() + _CLOCK_SKEW_SECONDS:
+            raise unauthorized("Lifetime validation failed, the token is not yet valid.")
         return _principal(claims)
 
     def _remember(self, token: str, principal: Principal) -> None:
