@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -13,9 +13,11 @@ from producer.publisher import Publisher
 from threadcast import ids
 from threadcast.contract import Broadcast, ContentType, Target
 from threadcast.errors import ValidationError
-from threadcast.ledger import Ledger
+from threadcast.ledger import DeliveryState, Ledger
 from threadcast.settings import Settings, load_settings
 from threadcast.tokencache import signed_in
+
+DEFAULT_RETRY_STATES = (DeliveryState.FAILED, DeliveryState.UNKNOWN)
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,25 @@ class Producer:
         published = self._publisher.publish(self.ledger.broadcasts.queued_messages(broadcast.id))
         scheduled = broadcast.send_at is not None and broadcast.send_at > now
         return SendResult(broadcast.id, len(batch), created, published, scheduled)
+
+    def cancel(self, broadcast_id: str) -> int:
+        """Cancel every delivery not yet sent (in-flight posts finish and are recorded)."""
+        return self.ledger.broadcasts.cancel(broadcast_id, datetime.now(UTC))
+
+    def retry(
+        self, broadcast_id: str, states: Sequence[DeliveryState | str] = DEFAULT_RETRY_STATES,
+        *, error_code: str | None = None, tenant: str | None = None,
+    ) -> int:  # fmt: skip
+        """Re-queue the broadcast's matching deliveries (never a sent one) with a fresh retry
+        budget and publish them; returns how many."""
+        wanted = [DeliveryState(s) for s in states]
+        if tenant is not None:
+            tenant = ids.guid("tenant", tenant)
+        messages = self.ledger.broadcasts.requeue(
+            broadcast_id, wanted, datetime.now(UTC), error_code=error_code, tenant=tenant
+        )
+        self._publisher.publish(messages)
+        return len(messages)
 
     def _check_signed_in(self, targets: tuple[Target, ...]) -> None:
         checked: set[str] = set()

@@ -66,8 +66,8 @@ def _register(app: Celery, settings: Settings) -> None:
         try:
             parsed = DeliveryMessage.from_wire(message)
         except ContractError as exc:
-            # Acknowledged and dropped: a malformed message must never crash-loop a worker.
-            log.error("rejected message %.300r: %s", message, exc)
+            # Recorded, acknowledged and dropped: a malformed message must never crash-loop.
+            context().deliverer.reject(message, str(exc))
             return
         done = context().deliverer.deliver(parsed)
         if done.retry_in is not None:

@@ -78,7 +78,8 @@ class Deliverer:
             self._tokens.reject(claim.tenant, token)
             outcome, delay = _auth_retry(reply), 0.0
         else:
-            outcome, delay = judge(reply, claim.number, self._policy, now, self._rng)
+            budget_used = claim.number - claim.attempt_base
+            outcome, delay = judge(reply, budget_used, self._policy, now, self._rng)
         recorded = self._ledger.deliveries.finish(claim, outcome, now)
         _log_attempt(claim, reply, outcome, recorded)
         return Done(outcome.state, delay if recorded else None)
@@ -111,10 +112,14 @@ class Deliverer:
         log.warning("delivery %s waits for a sign-in: %s", message.delivery_id, exc)
         return Done(DeliveryState.WAITING_AUTH if moved else None)
 
-    @staticmethod
-    def _refused(message: DeliveryMessage, refusal: Refusal) -> Done:
+    def reject(self, raw: object, reason: str) -> None:
+        """Record a message that breaks the contract (it is acknowledged and dropped)."""
+        log.error("rejected message %.300r: %s", raw, reason)
+        self._ledger.deliveries.reject_message(self._worker, reason, repr(raw), datetime.now(UTC))
+
+    def _refused(self, message: DeliveryMessage, refusal: Refusal) -> Done:
         if refusal.state is None:
-            log.error("message for unknown delivery %s dropped", message.delivery_id)
+            self.reject(message.to_wire(), f"unknown delivery id {message.delivery_id}")
         else:
             log.info(
                 "delivery %s not claimed: it is %s", message.delivery_id, refusal.state.value

@@ -7,14 +7,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from threadcast.contract import Broadcast, ContentType, Delivery, DeliveryMessage
 from threadcast.errors import NotFoundError, ValidationError
 from threadcast.ledger.engine import READ_ONLY
 from threadcast.ledger.schema import attempts, broadcasts, deliveries
-from threadcast.ledger.states import DeliveryState
+from threadcast.ledger.states import CANCELLABLE, DeliveryState
 
 _INSERT_CHUNK = 5000
 
@@ -130,6 +130,56 @@ class BroadcastBook:
             rows = conn.execute(query).all()
         for row in rows:
             yield DeliveryMessage(row.id, broadcast_id, row.tenant_id)
+
+    def cancel(self, broadcast_id: str, now: datetime) -> int:
+        """Stop everything of the broadcast not yet sent; a POST in flight finishes and is
+        recorded. Returns how many deliveries were cancelled."""
+        with self._engine.begin() as conn:
+            self._require(conn, broadcast_id)
+            conn.execute(
+                update(broadcasts)
+                .where(broadcasts.c.id == broadcast_id)
+                .where(broadcasts.c.cancelled_at.is_(None))
+                .values(cancelled_at=now)
+            )
+            return int(conn.execute(
+                update(deliveries)
+                .where(deliveries.c.broadcast_id == broadcast_id)
+                .where(deliveries.c.state.in_([s.value for s in CANCELLABLE]))
+                .values(state=DeliveryState.CANCELLED.value, updated_at=now, next_attempt_at=None)
+            ).rowcount)  # fmt: skip
+
+    def requeue(
+        self, broadcast_id: str, states: Sequence[DeliveryState], now: datetime, *,
+        error_code: str | None = None, tenant: str | None = None,
+    ) -> list[DeliveryMessage]:  # fmt: skip
+        """Send matching deliveries (never a ``sent`` one) back to ``queued`` with a fresh
+        retry budget; returns their messages for publishing."""
+        allowed = [s.value for s in states if s not in (DeliveryState.SENT, DeliveryState.SENDING)]
+        query = (
+            update(deliveries)
+            .where(deliveries.c.broadcast_id == broadcast_id)
+            .where(deliveries.c.state.in_(allowed))
+        )
+        if error_code is not None:
+            query = query.where(deliveries.c.last_error_code == error_code)
+        if tenant is not None:
+            query = query.where(deliveries.c.tenant_id == tenant)
+        with self._engine.begin() as conn:
+            self._require(conn, broadcast_id)
+            rows = conn.execute(
+                query.values(
+                    state=DeliveryState.QUEUED.value, attempt_base=deliveries.c.attempts,
+                    next_attempt_at=None, updated_at=now,
+                ).returning(deliveries.c.id, deliveries.c.tenant_id)
+            ).all()  # fmt: skip
+        return [DeliveryMessage(r.id, broadcast_id, r.tenant_id) for r in rows]
+
+    @staticmethod
+    def _require(conn: Connection, broadcast_id: str) -> None:
+        found = conn.execute(select(broadcasts.c.id).where(broadcasts.c.id == broadcast_id))
+        if found.first() is None:
+            raise NotFoundError(f"no broadcast with id {broadcast_id!r}")
 
     def info(self, broadcast_id: str) -> BroadcastInfo:
         query = select(

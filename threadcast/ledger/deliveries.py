@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from threadcast.contract import ContentType, DeliveryMessage
 from threadcast.ledger.engine import READ_ONLY
-from threadcast.ledger.schema import attempts, broadcasts, deliveries
+from threadcast.ledger.schema import attempts, broadcasts, deliveries, rejected_messages
 from threadcast.ledger.states import CLAIMABLE, DeliveryState
 
 LOST_LEASE = "worker_lost"
@@ -32,6 +32,7 @@ class Claim:
     channel: str
     number: int  # the attempt number; with the delivery id it identifies the claim
     previous_status: int | None  # the HTTP status of the attempt before this one
+    attempt_base: int  # attempts before the last operator re-queue (the budget restarts there)
     attempt_id: int
     client_request_id: str
     lease_until: datetime
@@ -80,6 +81,7 @@ class DeliveryBook:
                 .returning(
                     deliveries.c.broadcast_id, deliveries.c.tenant_id, deliveries.c.group_id,
                     deliveries.c.channel_id, deliveries.c.attempts, deliveries.c.last_status,
+                    deliveries.c.attempt_base,
                 )
             ).first()  # fmt: skip
             if row is None:
@@ -94,7 +96,8 @@ class DeliveryBook:
             ).scalar_one()  # fmt: skip
         return Claim(
             delivery_id, row.broadcast_id, row.tenant_id, row.group_id, row.channel_id,
-            row.attempts, row.last_status, attempt_id, client_request_id, now + lease,
+            row.attempts, row.last_status, row.attempt_base, attempt_id, client_request_id,
+            now + lease,
         )  # fmt: skip
 
     @staticmethod
@@ -131,6 +134,15 @@ class DeliveryBook:
                     deliveries.c.attempts == claim.number
                 )
             return conn.execute(query.values(**values)).rowcount == 1
+
+    def reject_message(self, worker: str, reason: str, message: str, now: datetime) -> None:
+        """Keep a poison message (truncated) and why it was refused, for the audit."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                insert(rejected_messages).values(
+                    received_at=now, worker=worker, reason=reason[:2000], message=message[:2000]
+                )
+            )
 
     def hold(self, delivery_id: str, reason: Outcome, now: datetime) -> bool:
         """Move a waiting delivery to ``reason.state`` (e.g. ``waiting_auth``), no attempt made."""

@@ -41,6 +41,7 @@ broadcasts = Table(
     Column("send_at", UTCDateTime),
     Column("target_count", Integer, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("cancelled_at", UTCDateTime),
 )
 
 deliveries = Table(
@@ -64,6 +65,7 @@ deliveries = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime),
+    Column("attempt_base", Integer, nullable=False, server_default="0"),
     Index("ix_deliveries_broadcast_state", "broadcast_id", "state"),
     Index("ix_deliveries_state_tenant", "state", "tenant_id"),
 )
@@ -94,4 +96,14 @@ token_caches = Table(
     Column("tenant_id", String(36), primary_key=True),
     Column("ciphertext", Text, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+rejected_messages = Table(
+    "rejected_messages",
+    metadata,
+    Column("id", _BIG_ID, primary_key=True, autoincrement=True),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("worker", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("message", Text, nullable=False),
 )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 
+from threadcast.errors import ValidationError
+
 
 class DeliveryState(enum.StrEnum):
     SCHEDULED = "scheduled"  # waiting for its broadcast's send time
@@ -19,3 +21,24 @@ class DeliveryState(enum.StrEnum):
 
 FINAL = frozenset({DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.CANCELLED})
 CLAIMABLE = frozenset({DeliveryState.QUEUED, DeliveryState.RETRYING})
+CANCELLABLE = frozenset(
+    {
+        DeliveryState.SCHEDULED,
+        DeliveryState.QUEUED,
+        DeliveryState.RETRYING,
+        DeliveryState.WAITING_AUTH,
+    }
+)
+
+
+def parse_states(field: str, raw: str) -> list[DeliveryState]:
+    """``"failed,unknown"`` as states; an unknown name is a ValidationError naming it."""
+    names = [part.strip() for part in raw.split(",") if part.strip()]
+    known = {s.value for s in DeliveryState}
+    for name in names:
+        if name not in known:
+            choices = ", ".join(sorted(known))
+            raise ValidationError(field, name, f"is not a state; use one of {choices}")
+    if not names:
+        raise ValidationError(field, raw, "names no state")
+    return [DeliveryState(name) for name in names]
