@@ -9,6 +9,12 @@ server, it tells what the server could do alone (1000 / c requests per second pe
 Every answer must be 204 and every post recorded, or the run fails.
 
     .venv/bin/python bench/sim_throughput.py --requests 20000 --processes 3 --threads 2
+
+``--sim-args`` passes flags to the simulator; ``--throttled`` switches every throttle on with
+limits too high to bind, to measure what the sliding windows cost (all requests go to one app,
+tenant, team and channel, so every window holds about a second of traffic):
+
+    .venv/bin/python bench/sim_throughput.py --requests 20000 --throttled
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import shlex
 import ssl
 import sys
 import tempfile
@@ -34,6 +41,16 @@ from simulator.process import RunningSimulator, start
 
 CLIENT_ID = "5c2a4b8e-3a51-4d0c-9f7e-1b2c3d4e5f60"
 BODY = b'{"rootMessage":{"body":{"contentType":1,"content":"<h1>Hello world</h1>"}}}'
+NON_BINDING_LIMITS = [
+    "--app-rps",
+    "1000000",
+    "--tenant-rps",
+    "1000000",
+    "--team-rps",
+    "1000000",
+    "--channel-daily",
+    "1000000000",
+]
 
 
 def sign_in(sim: RunningSimulator, tenant: str) -> str:
@@ -106,17 +123,33 @@ def run(sim: RunningSimulator, requests: int, processes: int, threads: int) -> d
     }
 
 
+def _max_window(sim: RunningSimulator) -> int:
+    """The fullest one-second window the simulator saw: the rate it really served."""
+    with httpx.Client(verify=sim.ssl_context()) as admin:
+        report = admin.get(f"{sim.admin_url}/throttle").json()
+    if report["totals"]["throttled"]:
+        raise SystemExit(f"FAILED: the non-binding limits throttled: {report['totals']}")
+    return max(scope["max_window"] for scope in report["scopes"].values() if "max_window" in scope)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--processes", type=int, default=3, help="client processes")
     parser.add_argument("--threads", type=int, default=2, help="connections per client process")
+    parser.add_argument("--sim-args", default="", help="extra simulator flags, one string")
+    parser.add_argument(
+        "--throttled", action="store_true", help="enforce all four limits, set too high to bind"
+    )
     args = parser.parse_args()
+    sim_args = [*shlex.split(args.sim_args), *(NON_BINDING_LIMITS if args.throttled else [])]
     with (
         tempfile.TemporaryDirectory() as state_dir,
-        start(state_dir, device_approve_delay=0, log_level="warning") as sim,
+        start(state_dir, device_approve_delay=0, log_level="warning", extra_args=sim_args) as sim,
     ):
         result = run(sim, args.requests, args.processes, args.threads)
+        if args.throttled:
+            result["throttle_max_window"] = _max_window(sim)
     print(json.dumps(result))
     return 0
 

@@ -10,6 +10,7 @@ from types import TracebackType
 import redis
 
 from producer.publisher import Publisher
+from producer.sendtime import check_send_at
 from threadcast import ids
 from threadcast.contract import Broadcast, ContentType, Target
 from threadcast.errors import ValidationError
@@ -52,12 +53,16 @@ class Producer:
         broadcast_id: str | None = None,
         send_at: datetime | None = None,
         source: str = "python",
+        now_if_past: bool = False,
     ) -> SendResult:
         """Validate everything, write the broadcast and all its deliveries in one transaction,
         then publish them. Sending the same broadcast id again writes nothing new and
         re-publishes only deliveries still ``queued`` (duplicates are harmless: a delivery
         is claimed once). Raises ValidationError naming the field; nothing is written then.
+        ``send_at`` (with a UTC offset) schedules it: ``threadcast scheduler`` releases it
+        when due. A send time in the past is refused unless ``now_if_past`` (then it goes now).
         """
+        check_send_at("send_at", send_at, datetime.now(UTC), now_if_past=now_if_past)
         broadcast = Broadcast(
             id=broadcast_id or ids.new_broadcast_id(),
             content=content,

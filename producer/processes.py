@@ -46,18 +46,21 @@ def start_worker(
     log_path: Path, env: Mapping[str, str] | None = None, concurrency: int = 2,
     extra: Sequence[str] = (), timeout: float = 60.0,
 ) -> WorkerProcess:  # fmt: skip
-    """Run ``threadcast worker`` and return once Celery reports it is ready."""
+    """Run ``threadcast worker`` and return once it consumes (it writes its ready file)."""
     name = f"threadcast-{uuid.uuid4().hex[:8]}@%h"
     argv = [sys.executable, "-m", "producer.cli", "worker", "-c", str(concurrency), "-n", name,
             "--without-gossip", "--without-mingle", "--without-heartbeat", *extra]  # fmt: skip
     log = log_path.open("wb")
+    ready = log_path.with_suffix(".ready")
+    ready.unlink(missing_ok=True)
+    child_env = dict(os.environ if env is None else env)
+    child_env["THREADCAST_WORKER_READY_FILE"] = str(ready)
     process = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        env=dict(os.environ if env is None else env),
-    )  # fmt: skip
+        argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=child_env
+    )
     worker = WorkerProcess(name, log_path, process, log)
     deadline = time.monotonic() + timeout
-    while " ready." not in worker.log_text():
+    while not ready.exists():
         if process.poll() is not None or time.monotonic() > deadline:
             worker.stop()
             tail = worker.log_text()[-3000:]

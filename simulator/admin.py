@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from simulator.authority import Authority
+from simulator.knobs import KnobError
 from simulator.state import SimState
 from simulator.tenants import is_guid
 
@@ -27,6 +31,13 @@ def _non_negative_int(request: Request, name: str, default: int) -> int:
     return int(raw)
 
 
+def _from_loopback(request: Request) -> bool:
+    try:
+        return request.client is not None and ipaddress.ip_address(request.client.host).is_loopback
+    except ValueError:
+        return False
+
+
 class AdminRoutes:
     def __init__(self, state: SimState, authority: Authority) -> None:
         self._state = state
@@ -39,6 +50,9 @@ class AdminRoutes:
             Route(f"{ADMIN_PREFIX}/posts", self._posts),
             Route(f"{ADMIN_PREFIX}/reset", self._reset, methods=["POST"]),
             Route(f"{ADMIN_PREFIX}/tenants/{{tenant}}/revoke", self._revoke, methods=["POST"]),
+            Route(f"{ADMIN_PREFIX}/config", self._config, methods=["GET", "POST"]),
+            Route(f"{ADMIN_PREFIX}/throttle", self._throttle),
+            Route(f"{ADMIN_PREFIX}/tokens", self._tokens),
         ]
 
     async def _health(self, request: Request) -> Response:
@@ -53,6 +67,7 @@ class AdminRoutes:
                 "duplicates": posts.duplicates,
                 "rejected": counters.rejected_json(),
                 "token_calls": counters.token_calls_json(),
+                "faults": self._state.faults.counts_json(),
             }
         )
 
@@ -82,3 +97,28 @@ class AdminRoutes:
             return _error(400, f"'{tenant}' is not a tenant GUID")
         revoked = self._authority.revoke_tenant(tenant.lower())
         return JSONResponse({"tenant": tenant.lower(), "refresh_tokens_revoked": revoked})
+
+    async def _config(self, request: Request) -> Response:
+        """GET: every knob; POST: change the knobs named in the JSON object, all or none."""
+        if request.method == "POST":
+            try:
+                changes = json.loads(await request.body())
+                if not isinstance(changes, dict):
+                    raise KnobError("the body must be a JSON object of settings")
+                knobs = self._state.knobs.changed(changes)
+            except ValueError as exc:  # KnobError and JSONDecodeError alike
+                return _error(400, str(exc))
+            self._state.configure(knobs)
+        return JSONResponse(self._state.knobs.to_json())
+
+    async def _throttle(self, request: Request) -> Response:
+        return JSONResponse(self._state.throttle.report())
+
+    async def _tokens(self, request: Request) -> Response:
+        # Live credentials: whatever address the simulator listens on, only loopback gets them.
+        if not _from_loopback(request):
+            return _error(403, "the token list is served to loopback clients only")
+        tenant = request.query_params.get("tenant")
+        if tenant is not None and not is_guid(tenant):
+            return _error(400, f"'{tenant}' is not a tenant GUID")
+        return JSONResponse(self._state.issued.to_json(tenant.lower() if tenant else None))

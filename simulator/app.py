@@ -25,12 +25,15 @@ def build_app(
     policies: Sequence[Policy] = (),
     clock: Clock = wall_clock,
 ) -> Starlette:
+    """The whole simulator; ``policies`` run after its own faults and throttle."""
     key = SigningKey.generate()
     state = SimState.create(config, clock)
     verifier = AccessTokenVerifier(key, clock)
-    minter = TokenMinter(key, config.token_lifetime, clock)
+    minter = TokenMinter(key, config.token_lifetime, clock, state.issued)
     authority = Authority(state, minter, verifier)
-    graph = GraphRoutes(verifier, state, PolicyChain(policies), clock)
+    # Faults first: a faulted request never reaches the throttle, so it counts in no window.
+    chain = PolicyChain([state.faults, state.throttle, *policies])
+    graph = GraphRoutes(verifier, state, chain, clock)
     identity = IdentityRoutes(authority, key, clock, config.device_approve_delay)
     # Graph first: it is the hot path, and Starlette tries routes in order.
     routes = [*graph.routes(), *AdminRoutes(state, authority).routes(), *identity.routes()]

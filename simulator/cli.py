@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
 
 from simulator.config import LOG_LEVELS, SimConfig
 from simulator.errors import SimulatorError
+from simulator.knobs import KNOBS, THROTTLE_DEFAULTS, Knob, KnobError, Knobs
 from simulator.server import serve
 
 _DEFAULTS = SimConfig()
@@ -38,8 +40,8 @@ def _port(raw: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m simulator",
-        description="A local Microsoft identity platform + Microsoft Graph (chatthreads) over "
-        "HTTPS, for rehearsing threadcast broadcasts.",
+        description="A local Microsoft identity platform + Microsoft Graph (chatthreads, "
+        "channel messages) over HTTPS, for rehearsing threadcast broadcasts.",
     )
     add = parser.add_argument
     add("--host", default=_DEFAULTS.host, help="address to listen on (default %(default)s)")
@@ -84,7 +86,44 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long a rotated-out refresh token is still accepted (default %(default)s)",
     )
     add("--log-level", choices=LOG_LEVELS, default=_DEFAULTS.log_level)
+    _add_knobs(parser.add_argument_group("throttling and faults (all off by default)"))
     return parser
+
+
+def _add_knobs(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--throttle-defaults",
+        action="store_true",
+        help="enforce the four documented limits (500, 50, 4, 3000); flags given win",
+    )
+    for knob in KNOBS:
+        # Absent unless given, so that --throttle-defaults can tell what was set explicitly.
+        group.add_argument(
+            knob.flag,
+            dest=knob.name,
+            type=_KnobValue(knob),
+            default=argparse.SUPPRESS,
+            metavar=knob.metavar,
+            help=knob.help,
+        )
+
+
+class _KnobValue:
+    """argparse ``type=``: the flag's text read as the JSON value the admin API would take."""
+
+    def __init__(self, knob: Knob) -> None:
+        self._knob = knob
+        self.__name__ = knob.name  # argparse names the type in its error messages
+
+    def __call__(self, raw: str) -> object:
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got '{raw}'") from None
+        try:
+            return self._knob.parse(value)
+        except KnobError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def config_from(args: argparse.Namespace) -> SimConfig:
@@ -97,6 +136,12 @@ def config_from(args: argparse.Namespace) -> SimConfig:
         token_lifetime=args.token_lifetime,
         refresh_grace=args.refresh_grace,
         log_level=args.log_level,
+        knobs=Knobs().changed(
+            {
+                THROTTLE_DEFAULTS: args.throttle_defaults,
+                **{knob.name: getattr(args, knob.name) for knob in KNOBS if knob.name in args},
+            }
+        ),
     )
 
 

@@ -25,3 +25,8 @@ def graph_date(now: float) -> str:
 def iso_utc(now: float) -> str:
     """An ISO 8601 UTC instant with milliseconds, for the admin API."""
     return datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")
+
+
+def graph_instant(now: float) -> str:
+    """A Graph ``DateTimeOffset`` as resources carry it, e.g. ``2024-05-01T12:00:00.123Z``."""
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from simulator.knobs import Knobs
 
 DEFAULT_PORT = 8443
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -21,3 +23,5 @@ class SimConfig:
     token_lifetime: int = 3600
     refresh_grace: float = 0.0
     log_level: str = "info"
+    knobs: Knobs = field(default_factory=Knobs)
+    """Throttle limits and faults: the part the admin API can change while running."""

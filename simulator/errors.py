@@ -3,7 +3,8 @@
     SimulatorError                 base of everything the simulator raises on purpose
     ├── StartupError               the simulator could not start (TLS material, socket, timeout)
     ├── IdentityError              an identity platform error answer (AADSTS body)
-    └── GraphError                 a Microsoft Graph error answer (Graph error body)
+    ├── GraphError                 a Microsoft Graph error answer (Graph error body)
+    └── ConnectionDropError        no answer at all: the connection is to be cut (a fault)
 
 Protocol errors are exceptions so that deep validation code can stop a request with the exact
 answer Microsoft would give; the HTTP layer renders them with :meth:`body`.
@@ -50,6 +51,10 @@ class IdentityError(SimulatorError):
             "correlation_id": correlation_id,
             "error_uri": AAD_ERROR_URI.format(code=self.aadsts),
         }
+
+
+class ConnectionDropError(SimulatorError):
+    """A fault policy decided that this request gets no answer: its connection is cut."""
 
 
 class GraphError(SimulatorError):

@@ -1,4 +1,10 @@
-"""HTTP route of Microsoft Graph: ``POST /beta/groups/{id}/channels/{id}/chatthreads``.
+"""HTTP routes of Microsoft Graph: posting a message into a channel, by either endpoint.
+
+A POST is decided in this order (docs/SIMULATOR.md): URL and method (400/405), token
+(401/403), body size (413), body (400), then the policies (Retry-After violations noted;
+faults: cut connection, 503, 504; throttle: 429), then the post is recorded (an
+accept-delay fault marks it); latency, and the held-back answer of an accept-delay fault,
+are waited out last, just before answering.
 
 This is the hot path (thousands of calls a second in a rehearsal), so it stays lean: the path is
 matched once on the raw bytes, tokens are verified from a cache, the body is parsed once.
@@ -6,49 +12,27 @@ matched once on the raw bytes, tokens are verified from a cache, the body is par
 
 from __future__ import annotations
 
-import re
+import asyncio
 import uuid
-from urllib.parse import unquote_to_bytes
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from simulator.chatthread import bad_request, parse_chat_thread
+from simulator.channelmessage import MessageIds, created_message, parse_channel_message
+from simulator.chatthread import parse_chat_thread
 from simulator.clock import Clock
-from simulator.errors import GraphError
+from simulator.dropping import DropConnection
+from simulator.errors import ConnectionDropError, GraphError
+from simulator.graphpaths import graph_target
+from simulator.payload import read_body
 from simulator.policies import PolicyChain
-from simulator.posts import PostAttempt
+from simulator.posts import CHANNEL_MESSAGES, CHATTHREADS, PostAttempt, RecordedPost
 from simulator.state import SimState
-from simulator.tenants import is_guid
 from simulator.verify import AccessTokenVerifier
 
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-_CHATTHREADS = re.compile(rb"^/beta/groups/([^/]+)/channels/([^/]+)/chatthreads$")
-
-
-def _path_segment(raw: bytes) -> str:
-    """Percent-decode a path segment exactly once (a channel id arrives as ``19%3A...``)."""
-    try:
-        return unquote_to_bytes(raw).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise bad_request("The path is not valid percent-encoded UTF-8.") from exc
-
-
-def chatthreads_target(raw_path: bytes, method: str) -> tuple[str, str]:
-    """(group id, channel id) of a chatthreads URL, or the error Graph gives for the URL."""
-    match = _CHATTHREADS.match(raw_path)
-    if match is None:
-        segment = _path_segment(raw_path.rstrip(b"/").rsplit(b"/", 1)[-1])
-        raise bad_request(f"Resource not found for the segment '{segment}'.")
-    if method != "POST":
-        raise GraphError(
-            405, "Request_BadRequest", f"The HTTP method '{method}' is not allowed; use POST."
-        )
-    group_id, channel_id = _path_segment(match[1]), _path_segment(match[2])
-    if not is_guid(group_id):
-        raise bad_request(f"Invalid object identifier '{group_id}'.")
-    return group_id.lower(), channel_id
+_PARSERS = {CHATTHREADS: parse_chat_thread, CHANNEL_MESSAGES: parse_channel_message}
 
 
 class GraphRoutes:
@@ -63,6 +47,7 @@ class GraphRoutes:
         self._state = state
         self._policies = policies
         self._clock = clock
+        self._message_ids = MessageIds(clock)
 
     def routes(self) -> list[Route]:
         # Any method, any path below the versions: unknown ones get Graph's own error answer.
@@ -75,28 +60,41 @@ class GraphRoutes:
         request_id = str(uuid.uuid4())
         client_request_id = request.headers.get("client-request-id")
         echoed = {"request-id": request_id, "client-request-id": client_request_id or request_id}
+        hold: float | None = None
+        response: Response
         try:
-            await self._create_chat_thread(request, request_id, client_request_id)
+            post, hold = await self._post(request, request_id, client_request_id)
+            response = _success(request, post, echoed)
         except GraphError as exc:
             self._state.counters.reject(exc.status)
             body = exc.body(request_id, echoed["client-request-id"], self._clock())
-            return JSONResponse(body, status_code=exc.status, headers={**echoed, **exc.headers})
-        return Response(status_code=204, headers=echoed)
+            response = JSONResponse(body, status_code=exc.status, headers={**echoed, **exc.headers})
+        except ConnectionDropError:
+            response = DropConnection()
+        if request.method == "POST":
+            await self._delay(hold)
+        return response
 
-    async def _create_chat_thread(
+    async def _delay(self, hold: float | None) -> None:
+        seconds = self._state.faults.latency() + (hold or 0.0)
+        if seconds > 0.0:
+            await asyncio.sleep(seconds)
+
+    async def _post(
         self, request: Request, request_id: str, client_request_id: str | None
-    ) -> None:
+    ) -> tuple[RecordedPost, float | None]:
         headers = request.headers
         raw_path: bytes = request.scope.get("raw_path") or request.scope["path"].encode()
-        group_id, channel_id = chatthreads_target(raw_path, request.method)
+        target = graph_target(raw_path, request.method)
         principal = self._verifier.authorize(headers.get("authorization"))
-        body = await request.body()
-        message = parse_chat_thread(headers.get("content-type"), body)
+        body = await read_body(request)
+        message = _PARSERS[target.endpoint](headers.get("content-type"), body)
+        is_v1 = target.endpoint == CHANNEL_MESSAGES
         attempt = PostAttempt(
             tenant_id=principal.tenant_id,
             client_id=principal.client_id,
-            group_id=group_id,
-            channel_id=channel_id,
+            group_id=target.group_id,
+            channel_id=target.channel_id,
             content_type=message.content_type,
             content=message.content,
             raw_body=body,
@@ -104,7 +102,16 @@ class GraphRoutes:
             client_request_id=client_request_id,
             retry_attempt=headers.get("retry-attempt"),
             received_at=self._clock(),
+            endpoint=target.endpoint,
+            message_id=self._message_ids.next() if is_v1 else None,
         )
-        await self._policies.before_accept(attempt)
-        post = self._state.posts.record(attempt)
-        await self._policies.after_accept(post)
+        # From here to the record: no await, so policies decide on a consistent state.
+        hold = self._policies.admit(attempt)
+        return self._state.posts.record(attempt, delayed_answer=hold is not None), hold
+
+
+def _success(request: Request, post: RecordedPost, headers: dict[str, str]) -> Response:
+    if post.attempt.endpoint != CHANNEL_MESSAGES:
+        return Response(status_code=204, headers=headers)
+    graph_url = f"{request.url.scheme}://{request.url.netloc}"
+    return JSONResponse(created_message(post.attempt, graph_url), status_code=201, headers=headers)

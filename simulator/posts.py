@@ -1,7 +1,9 @@
 """The record of every accepted post: what a rehearsal is judged by.
 
 A duplicate is an accepted post whose (tenant, group, channel, contentType, content) equals an
-earlier accepted one: exactly what threadcast must never produce, whatever retries it makes.
+earlier accepted one, whichever of the two message endpoints either came through (contentType
+normalised to 0 text / 1 html): exactly what threadcast must never produce, whatever retries
+it makes.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from dataclasses import dataclass
 from simulator.clock import iso_utc
 
 _DuplicateKey = tuple[str, str, str, int, str]
+CHATTHREADS = "chatthreads"
+CHANNEL_MESSAGES = "channel-messages"
 
 
 @dataclass(frozen=True, slots=True)
 class PostAttempt:
-    """A chatthreads request that passed authentication and validation."""
+    """A message POST (either endpoint) that passed authentication and validation."""
 
     tenant_id: str
     client_id: str
@@ -28,6 +32,9 @@ class PostAttempt:
     client_request_id: str | None
     retry_attempt: str | None
     received_at: float
+    endpoint: str = CHATTHREADS
+    message_id: str | None = None
+    """The new message's id, for the endpoint that answers with one (channel-messages)."""
 
     def duplicate_key(self) -> _DuplicateKey:
         return (self.tenant_id, self.group_id, self.channel_id, self.content_type, self.content)
@@ -39,6 +46,9 @@ class RecordedPost:
     attempt: PostAttempt
     duplicate_of: int | None
     """Sequence number of the first identical post, None if this one is the first."""
+    delayed_answer: bool = False
+    """Recorded, but its answer was held back (``--fault-accept-delay``): the client may never
+    learn that it was posted."""
 
     def to_json(self) -> dict[str, object]:
         attempt = self.attempt
@@ -56,6 +66,9 @@ class RecordedPost:
             "request_id": attempt.request_id,
             "received_at": iso_utc(attempt.received_at),
             "duplicate_of": self.duplicate_of,
+            "endpoint": attempt.endpoint,
+            "message_id": attempt.message_id,
+            "delayed_answer": self.delayed_answer,
         }
 
 
@@ -65,14 +78,14 @@ class PostLog:
         self._first_seq: dict[_DuplicateKey, int] = {}
         self.duplicates = 0
 
-    def record(self, attempt: PostAttempt) -> RecordedPost:
+    def record(self, attempt: PostAttempt, *, delayed_answer: bool = False) -> RecordedPost:
         seq = len(self._posts) + 1
         key = attempt.duplicate_key()
         first = self._first_seq.setdefault(key, seq)
         duplicate_of = None if first == seq else first
         if duplicate_of is not None:
             self.duplicates += 1
-        post = RecordedPost(seq, attempt, duplicate_of)
+        post = RecordedPost(seq, attempt, duplicate_of, delayed_answer)
         self._posts.append(post)
         return post
 

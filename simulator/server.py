@@ -16,6 +16,7 @@ import uvicorn
 
 from simulator.app import build_app
 from simulator.config import SimConfig
+from simulator.dropping import AbortableHttpToolsProtocol
 from simulator.errors import StartupError
 from simulator.tls import prepare_tls
 
@@ -90,7 +91,7 @@ def serve(config: SimConfig) -> None:
     uv_config = uvicorn.Config(
         build_app(config),
         loop="uvloop",
-        http="httptools",
+        http=AbortableHttpToolsProtocol,  # httptools, plus a way to cut a connection (faults)
         lifespan="off",
         log_level=config.log_level,
         access_log=config.log_level == "debug",

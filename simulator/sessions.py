@@ -16,6 +16,7 @@ from typing import Literal
 
 from simulator.clock import Clock
 from simulator.errors import IdentityError
+from simulator.issued import IssuedTokens
 from simulator.scopes import ScopeGrant
 from simulator.tenants import SimUser
 
@@ -51,9 +52,10 @@ def new_refresh_token() -> str:
 
 
 class SessionStore:
-    def __init__(self, grace: float, clock: Clock) -> None:
+    def __init__(self, grace: float, clock: Clock, issued: IssuedTokens | None = None) -> None:
         self.grace = grace
         self._clock = clock
+        self._issued = issued if issued is not None else IssuedTokens()
         self._tokens: dict[str, _RefreshToken] = {}
         self._ended: deque[tuple[float, str]] = deque()
 
@@ -61,6 +63,7 @@ class SessionStore:
         """Record a new sign-in and return its first refresh token."""
         token = new_refresh_token()
         self._tokens[token] = _RefreshToken(session)
+        self._issued.refresh_token(session.tenant_id, token)
         return token
 
     def rotate(

@@ -8,8 +8,12 @@ from simulator.clock import Clock
 from simulator.config import SimConfig
 from simulator.counters import Counters
 from simulator.devicecodes import DeviceCodeStore
+from simulator.faults import FaultInjector
+from simulator.issued import IssuedTokens
+from simulator.knobs import Knobs
 from simulator.posts import PostLog
 from simulator.sessions import SessionStore
+from simulator.throttle import Throttle
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,17 +22,37 @@ class SimState:
     counters: Counters
     device_codes: DeviceCodeStore
     sessions: SessionStore
+    throttle: Throttle
+    faults: FaultInjector
+    issued: IssuedTokens
 
     @classmethod
     def create(cls, config: SimConfig, clock: Clock) -> SimState:
+        issued = IssuedTokens()
         return cls(
             posts=PostLog(),
             counters=Counters(),
             device_codes=DeviceCodeStore(config.device_approve_delay, clock),
-            sessions=SessionStore(config.refresh_grace, clock),
+            sessions=SessionStore(config.refresh_grace, clock, issued),
+            throttle=Throttle(config.knobs.limits, clock),
+            faults=FaultInjector(config.knobs.faults),
+            issued=issued,
         )
 
+    @property
+    def knobs(self) -> Knobs:
+        return Knobs(self.throttle.limits, self.faults.settings)
+
+    def configure(self, knobs: Knobs) -> None:
+        self.throttle.configure(knobs.limits)
+        self.faults.configure(knobs.faults)
+
     def reset(self) -> None:
-        """Forget posts and counters; sign-ins, revocations, the CA and keys stay."""
+        """Forget posts, counters, throttle windows and fault counts.
+
+        Sign-ins, revocations, the issued-token list, the knobs, the CA and keys stay.
+        """
         self.posts.reset()
         self.counters.reset()
+        self.throttle.reset()
+        self.faults.reset()

@@ -14,6 +14,7 @@ import secrets
 import jwt
 
 from simulator.clock import Clock
+from simulator.issued import IssuedTokens
 from simulator.keys import SigningKey
 from simulator.scopes import ScopeGrant
 from simulator.sessions import Session
@@ -39,10 +40,13 @@ def decode_uti(uti: str) -> int:
 
 
 class TokenMinter:
-    def __init__(self, key: SigningKey, lifetime: int, clock: Clock) -> None:
+    def __init__(
+        self, key: SigningKey, lifetime: int, clock: Clock, issued: IssuedTokens | None = None
+    ) -> None:
         self._key = key
         self._lifetime = lifetime
         self._clock = clock
+        self._issued = issued if issued is not None else IssuedTokens()
         self.next_serial = 1
         """Serial of the next access token; every token issued so far has a smaller one."""
 
@@ -81,7 +85,7 @@ class TokenMinter:
         serial = self.next_serial
         self.next_serial += 1
         user = session.user
-        return self._sign(
+        token = self._sign(
             {
                 "aud": GRAPH_AUDIENCE,
                 "iss": f"https://sts.windows.net/{session.tenant_id}/",
@@ -103,6 +107,8 @@ class TokenMinter:
                 "ver": "1.0",
             }
         )
+        self._issued.access_token(session.tenant_id, token)
+        return token
 
     def _id_token(self, session: Session, now: int, issuer_base: str) -> str:
         user = session.user

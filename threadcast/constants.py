@@ -21,12 +21,16 @@ GRAPH_SCOPE: Final = "Group.ReadWrite.All"
 #: The documented maximum size of a Teams message body.
 MAX_CONTENT_BYTES: Final = 28 * 1024
 
-#: How many Celery messages the producer publishes per broker round trip.
-PUBLISH_BATCH: Final = 500
-
 #: A claimed delivery's lease: long enough for one HTTP attempt plus the ledger write.
 LEASE_MARGIN_SECONDS: Final = 30.0
 
 #: The Redis transport redelivers an unacknowledged message after this long. No Celery
 #: countdown threadcast uses comes near it (DESIGN.md: longer ETAs get duplicated).
 VISIBILITY_TIMEOUT_SECONDS: Final = 3600
+
+#: Scheduling (producer/scheduler): the leader lease's Redis key, holding the leader's id.
+SCHEDULER_LEASE_KEY: Final = KEY_PREFIX + "scheduler:leader"
+#: A send time this far in the past is still "now" (clocks differ, commands take time).
+SEND_AT_TOLERANCE_SECONDS: Final = 5.0
+#: A broadcast or occurrence released later than this after its time is marked ``late``.
+LATE_AFTER_SECONDS: Final = 5.0

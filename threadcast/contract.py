@@ -8,6 +8,7 @@ ledger holds the content and the target, so a message can be re-published at any
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -107,7 +108,8 @@ class Delivery:
     target: Target
 
     def message(self) -> DeliveryMessage:
-        return DeliveryMessage(self.id, self.broadcast_id, self.target.tenant)
+        t = self.target
+        return DeliveryMessage(self.id, self.broadcast_id, t.tenant, t.group, t.channel)
 
 
 class ContractError(ThreadcastError):
@@ -116,20 +118,29 @@ class ContractError(ThreadcastError):
 
 @dataclass(frozen=True, slots=True)
 class DeliveryMessage:
-    """The Celery message body: version, delivery id, broadcast id and tenant (for routing)."""
+    """One delivery on its way: where it waits in Redis, and the Celery message body.
+
+    It names the delivery and the scopes it counts against (tenant, team = group, channel);
+    content and everything else stay in the ledger. ``permit`` is the rate-limit permit the
+    dispatcher issued with it (None while it waits).
+    """
 
     delivery_id: str
     broadcast_id: str
     tenant: str
+    group: str
+    channel: str
+    permit: str | None = None
+    ready_at: float | None = None  # when it became free to go (waiting-room only)
     version: int = field(default=MESSAGE_VERSION)
 
     def to_wire(self) -> dict[str, Any]:
+        """The Celery message body (JSON)."""
         return {
-            "v": self.version,
-            "delivery": self.delivery_id,
-            "broadcast": self.broadcast_id,
-            "tenant": self.tenant,
-        }
+            "v": self.version, "delivery": self.delivery_id, "broadcast": self.broadcast_id,
+            "tenant": self.tenant, "group": self.group, "channel": self.channel,
+            "permit": self.permit,
+        }  # fmt: skip
 
     @classmethod
     def from_wire(cls, raw: object) -> DeliveryMessage:
@@ -138,14 +149,37 @@ class DeliveryMessage:
             raise ContractError(f"message must be a JSON object, got {type(raw).__name__}")
         if raw.get("v") != MESSAGE_VERSION:
             raise ContractError(f"unknown message version {raw.get('v')!r}")
-        extra = set(raw) - {"v", "delivery", "broadcast", "tenant"}
+        extra = set(raw) - _WIRE_FIELDS
         if extra:
             raise ContractError(f"unexpected message fields {sorted(extra)}")
+        permit = raw.get("permit")
+        if permit is not None and (not isinstance(permit, str) or len(permit) > 100):
+            raise ContractError(f"invalid permit {permit!r:.60}")
         try:
             return cls(
                 delivery_id=ids.guid("delivery", raw.get("delivery")),
                 broadcast_id=ids.broadcast_id("broadcast", raw.get("broadcast")),
                 tenant=ids.guid("tenant", raw.get("tenant")),
+                group=ids.guid("group", raw.get("group")),
+                channel=ids.channel_id("channel", raw.get("channel")),
+                permit=permit,
             )
         except ValidationError as exc:
             raise ContractError(f"invalid message: {exc}") from None
+
+    def entry(self, ready_at: float) -> str:
+        """The waiting-room form: compact, no permit, with the time it may go from (which
+        also tells how long the rate limits held it)."""
+        return json.dumps(
+            {"d": self.delivery_id, "b": self.broadcast_id, "t": self.tenant, "g": self.group,
+             "c": self.channel, "a": round(ready_at, 3)},
+            separators=(",", ":"),
+        )  # fmt: skip
+
+    @classmethod
+    def from_entry(cls, raw: str | bytes, permit: str | None = None) -> DeliveryMessage:
+        data = json.loads(raw)
+        return cls(data["d"], data["b"], data["t"], data["g"], data["c"], permit, data.get("a"))
+
+
+_WIRE_FIELDS = frozenset({"v", "delivery", "broadcast", "tenant", "group", "channel", "permit"})

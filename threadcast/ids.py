@@ -22,14 +22,19 @@ _DELIVERY_NAMESPACE = uuid.UUID("6d1c3a52-3f55-4c39-9a0e-4f1e1f6c7a10")
 
 def guid(field: str, value: object) -> str:
     """Return ``value`` as a lower-case GUID or raise naming ``field``."""
-    if not isinstance(value, str) or not _GUID.match(value):
+    if not isinstance(value, str) or not _GUID.fullmatch(value):
         raise ValidationError(field, value, f"must be a GUID like {_EXAMPLE_GUID}")
     return value.lower()
 
 
 def channel_id(field: str, value: object) -> str:
     """Return a Teams channel id unchanged, or raise naming ``field``."""
-    if not isinstance(value, str) or len(value) > MAX_CHANNEL_LENGTH or not _CHANNEL.match(value):
+    # fullmatch in every check here: a pattern's $ also matches before a final newline.
+    if (
+        not isinstance(value, str)
+        or len(value) > MAX_CHANNEL_LENGTH
+        or not _CHANNEL.fullmatch(value)
+    ):
         raise ValidationError(
             field, value, "must be a Teams channel id like 19:abc123@thread.tacv2 or …@thread.skype"
         )
@@ -38,7 +43,7 @@ def channel_id(field: str, value: object) -> str:
 
 def broadcast_id(field: str, value: object) -> str:
     """Return a caller-chosen broadcast id, or raise naming ``field``."""
-    if not isinstance(value, str) or not _BROADCAST.match(value):
+    if not isinstance(value, str) or not _BROADCAST.fullmatch(value):
         raise ValidationError(
             field, value, "must be 1-128 characters of letters, digits, '_', '-', ':' or '.'"
         )

@@ -11,9 +11,10 @@ from typing import Any, Literal
 
 import pydantic
 from cryptography.fernet import Fernet, MultiFernet
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from threadcast.apikeys import parse_api_keys
 from threadcast.errors import ConfigError
 
 ENV_PREFIX = "THREADCAST_"
@@ -21,6 +22,17 @@ ENV_PREFIX = "THREADCAST_"
 
 def _default_database_url() -> str:
     return f"sqlite:///{Path.cwd() / 'threadcast.db'}"
+
+
+class TenantLimits(BaseModel):
+    """Per-tenant overrides (``THREADCAST_TENANT_LIMITS`` is a JSON object tenant -> these).
+    Zero holds the tenant's deliveries (it never spins); unset fields take the defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenant_rps: int | None = Field(default=None, ge=0)
+    team_rps: int | None = Field(default=None, ge=0)
+    channel_daily: int | None = Field(default=None, ge=0)
 
 
 class Settings(BaseSettings):
@@ -43,6 +55,45 @@ class Settings(BaseSettings):
     token_refresh_margin: float = Field(default=300.0, ge=0, le=3600)
     worker_concurrency: int = Field(default=2, ge=1, le=256)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Scheduling (docs/SCHEDULING.md): how late a due broadcast or occurrence may still be
+    # sent, and the scheduler's leader lease (a dead leader is replaced within about this).
+    schedule_grace: int = Field(default=900, ge=0, le=7 * 86400)
+    scheduler_lease_seconds: float = Field(default=5.0, ge=1, le=60)
+    # HTTP API, metrics and logs: docs/API.md and docs/OPERATIONS.md.
+    api_keys: SecretStr | None = None  # name:key,name:sha256:<hex>; see threadcast.apikeys
+    api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    api_max_targets: int = Field(default=5000, ge=1, le=1_000_000)
+    log_json: bool = False
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    task_events: bool = False  # Celery task events, for Flower
+    # Rate limits (the documented Microsoft Teams limits); see docs/RATE_LIMITS.md.
+    app_rps: int = Field(default=500, gt=0, le=100_000)
+    tenant_rps: int = Field(default=50, gt=0, le=100_000)
+    team_rps: int = Field(default=4, gt=0, le=100_000)
+    channel_daily: int = Field(default=3000, gt=0, le=10_000_000)
+    tenant_limits: dict[str, TenantLimits] = Field(default_factory=dict)
+    limit_guard_ms: float = Field(default=20.0, ge=0, le=1000)
+    retry_after_cap: float = Field(default=300.0, gt=0, le=86_400)
+    dispatch_backlog: int = Field(default=64, ge=1, le=100_000)
+    # Written by a worker once it consumes (for supervisors, the demo and tests).
+    worker_ready_file: Path | None = None
+    # Delivery guarantees (docs/RELIABILITY.md): what a post with no answer becomes.
+    ambiguous: Literal["unknown", "retry"] = "unknown"
+    # The scheduler re-queues waiting deliveries Redis lost once they are this old (seconds).
+    orphan_grace: float = Field(default=60.0, ge=0, le=86_400)
+    # Which Graph endpoint posts: the beta chatthreads (default) or v1.0 channel messages.
+    endpoint: Literal["chatthreads", "channel-messages"] = "chatthreads"
+
+    @field_validator("tenant_limits")
+    @classmethod
+    def _tenant_guids(cls, value: dict[str, TenantLimits]) -> dict[str, TenantLimits]:
+        from threadcast.errors import ValidationError
+        from threadcast.ids import guid
+
+        try:
+            return {guid("tenant", tenant): limits for tenant, limits in value.items()}
+        except ValidationError as exc:
+            raise ValueError(f"keys must be tenant GUIDs: {exc}") from None
 
     @field_validator("redis_url")
     @classmethod
@@ -78,6 +129,13 @@ class Settings(BaseSettings):
     def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             _build_fernet(value.get_secret_value())
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _api_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_api_keys(value.get_secret_value())
         return value
 
     def require(self, *names: str) -> None:
@@ -117,7 +175,7 @@ def _build_fernet(keys: str) -> MultiFernet:
         ) from None
 
 
-_SECRETS = frozenset({"client_secret", "token_cache_key"})
+_SECRETS = frozenset({"client_secret", "token_cache_key", "api_keys"})
 
 
 def load_settings(**overrides: Any) -> Settings:

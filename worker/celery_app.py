@@ -1,17 +1,26 @@
-"""The Celery application: configuration and the delivery task."""
+"""The Celery application: configuration, the delivery task, and the dispatcher thread."""
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
+from datetime import UTC, datetime
 from typing import Any
 
-from celery import Celery, Task
+import redis
+from celery import Celery, Task, signals
 
+from threadcast import metrics
 from threadcast.constants import QUEUE, SEND_TASK, VISIBILITY_TIMEOUT_SECONDS
 from threadcast.contract import ContractError, DeliveryMessage
+from threadcast.dispatch import Gate, Limits, keys
+from threadcast.lease import LeaderLease
+from threadcast.ledger import Ledger
+from threadcast.logs import configure_logging
 from threadcast.settings import Settings
 from worker.context import WorkerContext
+from worker.dispatcher import Dispatcher
 
 log = logging.getLogger("threadcast.worker")
 
@@ -19,6 +28,7 @@ log = logging.getLogger("threadcast.worker")
 def create_app(settings: Settings) -> Celery:
     """The worker's app; refuses to start without what every delivery needs."""
     settings.require("client_id", "token_cache_key")
+    _check_key(settings)
     app = Celery("threadcast", set_as_current=False)
     app.conf.update(
         broker_url=settings.redis_url,
@@ -32,10 +42,25 @@ def create_app(settings: Settings) -> Celery:
         task_default_queue=QUEUE,
         worker_prefetch_multiplier=1,
         worker_concurrency=settings.worker_concurrency,
+        # Task events feed Flower (THREADCAST_TASK_EVENTS); off by default, they cost a
+        # broker message per task state change.
+        worker_send_task_events=settings.task_events,
+        task_send_sent_event=settings.task_events,
     )
-    _check_key(settings)
     _register(app, settings)
+    _run_dispatcher(app, settings)
+    _observe(settings)
     return app
+
+
+def _observe(settings: Settings) -> None:
+    """Our log format (text or JSON, redacted) instead of Celery's; metrics on a port."""
+    signals.setup_logging.connect(lambda **_: configure_logging(settings), weak=False)
+    # In the parent, before the pool forks: children write to the multiprocess directory.
+    signals.worker_init.connect(lambda **_: metrics.serve(settings), weak=False)
+    signals.worker_process_shutdown.connect(
+        lambda pid=None, **_: metrics.process_exited(pid or os.getpid()), weak=False
+    )
 
 
 def _check_key(settings: Settings) -> None:
@@ -69,6 +94,49 @@ def _register(app: Celery, settings: Settings) -> None:
             # Recorded, acknowledged and dropped: a malformed message must never crash-loop.
             context().deliverer.reject(message, str(exc))
             return
-        done = context().deliverer.deliver(parsed)
-        if done.retry_in is not None:
-            self.apply_async(args=[message], countdown=done.retry_in)
+        context().deliverer.deliver(parsed)
+
+
+def _run_dispatcher(app: Celery, settings: Settings) -> None:
+    """Start the dispatcher thread when the worker is ready; stop it on shutdown."""
+    stop = threading.Event()
+
+    def start(**_: Any) -> None:
+        client = redis.Redis.from_url(settings.redis_url)
+        ledger = Ledger.open(settings.database_url)
+        gate = Gate(client, Limits.from_settings(settings))
+        gate.publish_limits()
+
+        def note_held(held: list[DeliveryMessage], until: datetime) -> None:
+            ledger.deliveries.note(
+                [m.delivery_id for m in held], "channel_daily_quota",
+                "the channel's daily message quota is used up; it goes on after midnight UTC",
+                until, datetime.now(UTC),
+            )  # fmt: skip
+
+        lease = LeaderLease(client, keys.LEADER, ttl=5.0)
+        dispatcher = Dispatcher(gate, lease, _publisher(app), note_held, settings.dispatch_backlog)
+        thread = threading.Thread(target=dispatcher.run, args=(stop,), name="dispatcher")
+        thread.daemon = True
+        thread.start()
+
+    def announce(**_: Any) -> None:
+        if settings.worker_ready_file is not None:
+            settings.worker_ready_file.write_text(str(os.getpid()))
+
+    signals.worker_ready.connect(start, weak=False)
+    signals.worker_ready.connect(announce, weak=False)
+    signals.worker_shutting_down.connect(lambda **_: stop.set(), weak=False)
+
+
+def _publisher(app: Celery) -> Any:
+    def publish(messages: list[DeliveryMessage]) -> None:
+        with app.producer_or_acquire() as producer, producer.batch(max_size=len(messages)):
+            for m in messages:
+                app.send_task(
+                    SEND_TASK, args=[m.to_wire()], queue=QUEUE, producer=producer,
+                    # Shown by Flower and `celery inspect`; skips Celery's costly saferepr.
+                    argsrepr=m.delivery_id, kwargsrepr="",
+                )  # fmt: skip
+
+    return publish

@@ -15,11 +15,12 @@ import redis
 
 from threadcast import identity
 from threadcast.constants import LEASE_MARGIN_SECONDS
+from threadcast.dispatch import Gate, Limits
 from threadcast.ledger import Ledger
 from threadcast.settings import Settings
 from threadcast.tokencache import TokenCacheStore
 from worker.deliver import Deliverer
-from worker.graph import GraphClient
+from worker.graph import ENDPOINTS, GraphClient
 from worker.policy import RetryPolicy
 from worker.tokens import TokenProvider
 
@@ -41,11 +42,16 @@ class WorkerContext:
         tokens = TokenProvider(
             settings, store, client, identity.http_client(settings), settings.token_refresh_margin
         )
-        graph = GraphClient(settings.graph_url, identity.http_client(settings))
+        endpoint = ENDPOINTS[settings.endpoint]
+        graph = GraphClient(settings.graph_url, identity.http_client(settings), endpoint)
         lease = timedelta(seconds=settings.http_timeout + LEASE_MARGIN_SECONDS)
-        policy = RetryPolicy(max_attempts=settings.max_attempts)
+        policy = RetryPolicy(
+            max_attempts=settings.max_attempts, retry_after_cap=settings.retry_after_cap,
+            retry_ambiguous=settings.ambiguous == "retry",
+        )
         name = f"{socket.gethostname()}/{os.getpid()}"
-        deliverer = Deliverer(ledger, tokens, graph, policy, name, lease)
+        gate = Gate(client, Limits.from_settings(settings))
+        deliverer = Deliverer(ledger, gate, tokens, graph, policy, name, lease)
         return cls(ledger, client, store, tokens, graph, deliverer)
 
     def close(self) -> None:

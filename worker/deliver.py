@@ -1,8 +1,9 @@
-"""One delivery, start to finish: token, claim, POST, judge, record.
+"""One delivery, start to finish: token, permit, claim, POST, judge, record, park if needed.
 
 Order matters for the invariants: the claim (and its attempt row) is committed before the
 POST, so a crash mid-POST leaves a visible ``sending`` delivery with an open attempt, which
 an expired lease turns into ``unknown``; the outcome is written only by the claim holder.
+The permit is confirmed right before claiming, so the POST follows it within moments.
 """
 
 from __future__ import annotations
@@ -12,38 +13,44 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from threadcast import metrics
 from threadcast.contract import DeliveryMessage
-from threadcast.errors import BrokerError, SignInRequiredError, TokenCacheError
+from threadcast.dispatch import Gate
+from threadcast.errors import SignInRequiredError, TokenCacheError
 from threadcast.ids import new_request_id
 from threadcast.ledger import Claim, DeliveryState, Ledger, Outcome, Refusal
-from worker.graph import GraphClient, GraphReply, chatthread_body
+from threadcast.logs import log_attempt
+from worker.graph import GraphClient, GraphReply
 from worker.policy import RetryPolicy, judge
 from worker.tokens import TokenProvider
 
 log = logging.getLogger("threadcast.worker")
 
+# Cooldown fields (gate) -> the scope names of the throttled metric.
+_SCOPE_KINDS = {"app": "app", "t": "tenant", "g": "team"}
+
 
 @dataclass(frozen=True)
 class Done:
-    """What became of one message: the delivery's state (None: untouched) and any retry delay."""
+    """What became of one message: the delivery's new state (None: untouched)."""
 
     state: DeliveryState | None
-    retry_in: float | None = None
 
 
 class Deliverer:
     def __init__(
-        self, ledger: Ledger, tokens: TokenProvider, graph: GraphClient, policy: RetryPolicy,
-        worker: str, lease: timedelta,
+        self, ledger: Ledger, gate: Gate, tokens: TokenProvider, graph: GraphClient,
+        policy: RetryPolicy, worker: str, lease: timedelta,
     ) -> None:  # fmt: skip
         self._ledger = ledger
+        self._gate = gate
         self._tokens = tokens
         self._graph = graph
         self._policy = policy
         self._worker = worker
         self._lease = lease
         self._rng = random.Random()  # noqa: S311 - jitter, not secrecy
-        self._bodies: dict[str, bytes] = {}
+        self._bodies: dict[str, tuple[bytes, datetime | None]] = {}
 
     def deliver(self, message: DeliveryMessage) -> Done:
         try:
@@ -51,26 +58,27 @@ class Deliverer:
         except (SignInRequiredError, TokenCacheError) as exc:
             # Both need a person (a sign-in, or the right key): wait without burning attempts.
             return self._wait_for_sign_in(message, exc)
-        except BrokerError as exc:
-            log.warning("delivery %s: no token yet: %s", message.delivery_id, exc)
-            return Done(None, self._policy.backoff(1, None, self._rng))
+        if not self._gate.start(message):
+            self._gate.park(message, 0)  # no permit, or a stale one: get a fresh one
+            return Done(None)
         now = datetime.now(UTC)
         claim = self._ledger.deliveries.claim(
             message.delivery_id, self._worker, new_request_id(), self._lease, now
         )
         if isinstance(claim, Refusal):
             return self._refused(message, claim)
-        return self._attempt(claim)
+        self._gate.forget(message.delivery_id)
+        return self._attempt(message, claim)
 
-    def _attempt(self, claim: Claim) -> Done:
+    def _attempt(self, message: DeliveryMessage, claim: Claim) -> Done:
         try:
             token = self._tokens.token(claim.tenant)
-        except (SignInRequiredError, TokenCacheError, BrokerError) as exc:
+        except (SignInRequiredError, TokenCacheError) as exc:
             return self._no_token(claim, exc)
-        reply = self._graph.create_chat_thread(
-            token, claim.group, claim.channel, self._body(claim.broadcast_id),
-            claim.client_request_id, claim.number,
-        )  # fmt: skip
+        body, send_at = self._body(claim.broadcast_id)
+        reply = self._graph.post(
+            token, claim.group, claim.channel, body, claim.client_request_id, claim.number
+        )
         now = datetime.now(UTC)
         delay: float | None
         if reply.status == 401 and claim.previous_status != 401:
@@ -81,34 +89,45 @@ class Deliverer:
             budget_used = claim.number - claim.attempt_base
             outcome, delay = judge(reply, budget_used, self._policy, now, self._rng)
         recorded = self._ledger.deliveries.finish(claim, outcome, now)
-        _log_attempt(claim, reply, outcome, recorded)
-        return Done(outcome.state, delay if recorded else None)
+        _observe(claim, reply, outcome, recorded, send_at, now)
+        if recorded and delay is not None:
+            self._retry_later(message, reply, delay)
+        return Done(outcome.state)
+
+    def _retry_later(self, message: DeliveryMessage, reply: GraphReply, delay: float) -> None:
+        if reply.status in (429, 503) and (reply.retry_after is not None or reply.status == 429):
+            # Graph asked everyone to wait, not just this delivery.
+            scope = self._gate.cool_down(message, delay, tenant_wide=reply.status == 503)
+            log.warning("Graph %s: scope %s cools down for %.1f s", reply.status, scope, delay)
+            if reply.status == 429:
+                metrics.record_throttled(_SCOPE_KINDS.get(scope.split(":")[0], scope))
+        self._gate.park(message, delay)
 
     def _no_token(self, claim: Claim, exc: Exception) -> Done:
-        # Rare: the token vanished between the check before claiming and now. No POST was
-        # made, so the delivery goes back without counting against its attempts' meaning.
-        waiting = isinstance(exc, SignInRequiredError | TokenCacheError)
-        state = DeliveryState.WAITING_AUTH if waiting else DeliveryState.RETRYING
-        code = "sign_in_required" if waiting else "token_unavailable"
-        outcome = Outcome(state, error_code=code, error_message=str(exc))
+        # Rare: the sign-in died between the check before claiming and now. No POST was made.
+        outcome = Outcome(
+            DeliveryState.WAITING_AUTH, error_code="sign_in_required", error_message=str(exc)
+        )
         self._ledger.deliveries.finish(claim, outcome, datetime.now(UTC))
-        return Done(state, None if waiting else self._policy.backoff(1, None, self._rng))
+        return Done(DeliveryState.WAITING_AUTH)
 
-    def _body(self, broadcast_id: str) -> bytes:
-        body = self._bodies.get(broadcast_id)
-        if body is None:
-            content, content_type = self._ledger.deliveries.content(broadcast_id)
-            body = chatthread_body(content, content_type)
+    def _body(self, broadcast_id: str) -> tuple[bytes, datetime | None]:
+        """The request body (the same for every delivery of a broadcast) and its send time."""
+        found = self._bodies.get(broadcast_id)
+        if found is None:
+            content, content_type, send_at = self._ledger.deliveries.content(broadcast_id)
+            found = (self._graph.body(content, content_type), send_at)
             if len(self._bodies) > 256:
                 self._bodies.clear()
-            self._bodies[broadcast_id] = body
-        return body
+            self._bodies[broadcast_id] = found
+        return found
 
     def _wait_for_sign_in(self, message: DeliveryMessage, exc: Exception) -> Done:
         reason = Outcome(
             DeliveryState.WAITING_AUTH, error_code="sign_in_required", error_message=str(exc)
         )
         moved = self._ledger.deliveries.hold(message.delivery_id, reason, datetime.now(UTC))
+        self._gate.forget(message.delivery_id)  # `threadcast login` re-queues it
         log.warning("delivery %s waits for a sign-in: %s", message.delivery_id, exc)
         return Done(DeliveryState.WAITING_AUTH if moved else None)
 
@@ -135,11 +154,21 @@ def _auth_retry(reply: GraphReply) -> Outcome:
     )  # fmt: skip
 
 
-def _log_attempt(claim: Claim, reply: GraphReply, outcome: Outcome, recorded: bool) -> None:
-    log.info(
-        "attempt broadcast=%s delivery=%s tenant=%s attempt=%d status=%s outcome=%s "
-        "request_id=%s client_request_id=%s latency_ms=%.1f%s",
-        claim.broadcast_id, claim.delivery_id, claim.tenant, claim.number, reply.status,
-        outcome.state.value, reply.request_id, claim.client_request_id, reply.latency_ms,
-        "" if recorded else " (claim lost before the outcome was recorded)",
+def _observe(
+    claim: Claim, reply: GraphReply, outcome: Outcome, recorded: bool,
+    send_at: datetime | None, now: datetime,
+) -> None:  # fmt: skip
+    """The attempt's one log line and its metrics."""
+    log_attempt(
+        log, broadcast=claim.broadcast_id, delivery=claim.delivery_id, tenant=claim.tenant,
+        attempt=claim.number, status=reply.status, outcome=outcome.state.value,
+        request_id=reply.request_id, client_request_id=claim.client_request_id,
+        error_code=reply.error_code, latency_ms=reply.latency_ms,
     )  # fmt: skip
+    if not recorded:
+        log.warning("delivery %s: its claim was lost before the outcome was recorded",
+                    claim.delivery_id)  # fmt: skip
+    metrics.record_attempt(reply.status, claim.tenant, outcome.state.value)
+    if outcome.state is DeliveryState.SENT:
+        since = max(claim.created_at, send_at) if send_at else claim.created_at
+        metrics.observe_enqueue_to_sent((now - since).total_seconds())

@@ -1,4 +1,9 @@
-"""The Microsoft Graph call: create a chat thread in a channel, and what came back.
+"""The Microsoft Graph call that posts into a channel, and what came back.
+
+Two endpoints do it: the beta ``chatthreads`` (the default; integer contentType, 204) and
+v1.0 ``channel messages`` (string contentType, 201 with the created message, whose id we
+keep); ``THREADCAST_ENDPOINT`` picks one. Everything else (limits, retries, the ledger) is
+the same for both.
 
 Every failure is turned into a :class:`GraphReply` here, at the boundary: the caller never
 sees an httpx exception, only whether Graph answered, what it said, and, when it did not
@@ -11,6 +16,7 @@ from __future__ import annotations
 import email.utils
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote
@@ -34,6 +40,7 @@ class GraphReply:
     error_message: str | None = None
     retry_after: float | None = None
     maybe_sent: bool = False  # no answer, and the request may have reached Graph
+    message_id: str | None = None  # the created message's id (channel-messages endpoint)
 
     @property
     def ok(self) -> bool:
@@ -48,17 +55,49 @@ def chatthreads_url(graph_url: str, group: str, channel: str) -> str:
 def chatthread_body(content: str, content_type: ContentType) -> bytes:
     """The request body exactly as the endpoint documents it (contentType an integer)."""
     body = {"rootMessage": {"body": {"contentType": content_type.wire, "content": content}}}
+    return _json(body)
+
+
+def channel_messages_url(graph_url: str, team: str, channel: str) -> str:
+    return f"{graph_url}/v1.0/teams/{team}/channels/{quote(channel, safe='')}/messages"
+
+
+def channel_message_body(content: str, content_type: ContentType) -> bytes:
+    """v1.0's chatMessage body: here contentType is the string "text" or "html"."""
+    return _json({"body": {"contentType": content_type.value, "content": content}})
+
+
+def _json(body: object) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-class GraphClient:
-    """One keep-alive HTTPS client per worker process."""
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    url: Callable[[str, str, str], str]
+    body: Callable[[str, ContentType], bytes]
 
-    def __init__(self, graph_url: str, client: httpx.Client) -> None:
+
+ENDPOINTS = {
+    "chatthreads": Endpoint("chatthreads", chatthreads_url, chatthread_body),
+    "channel-messages": Endpoint("channel-messages", channel_messages_url, channel_message_body),
+}
+
+
+class GraphClient:
+    """One keep-alive HTTPS client per worker process, posting to one endpoint."""
+
+    def __init__(
+        self, graph_url: str, client: httpx.Client, endpoint: Endpoint = ENDPOINTS["chatthreads"]
+    ) -> None:
         self._graph_url = graph_url
         self._http = client
+        self.endpoint = endpoint
 
-    def create_chat_thread(
+    def body(self, content: str, content_type: ContentType) -> bytes:
+        return self.endpoint.body(content, content_type)
+
+    def post(
         self, token: str, group: str, channel: str, body: bytes, client_request_id: str,
         attempt: int,
     ) -> GraphReply:  # fmt: skip
@@ -74,7 +113,7 @@ class GraphClient:
         started = time.perf_counter()
         try:
             response = self._http.post(
-                chatthreads_url(self._graph_url, group, channel), content=body, headers=headers
+                self.endpoint.url(self._graph_url, group, channel), content=body, headers=headers
             )
         except httpx.HTTPError as exc:
             return _no_answer(exc, started)
@@ -108,7 +147,16 @@ def _reply(response: httpx.Response, started: float) -> GraphReply:
         error_code=code,
         error_message=message,
         retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        message_id=_created_id(response) if response.status_code == 201 else None,
     )
+
+
+def _created_id(response: httpx.Response) -> str | None:
+    try:
+        found = response.json().get("id")
+    except (ValueError, AttributeError):
+        return None
+    return str(found)[:200] if found is not None else None
 
 
 def _graph_error(response: httpx.Response) -> tuple[str | None, str | None]:

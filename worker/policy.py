@@ -21,12 +21,18 @@ _TRANSIENT = frozenset({429, 500, 502, 503, 504})
 class RetryPolicy:
     max_attempts: int = 5
     base_seconds: float = 1.0
-    cap_seconds: float = 60.0  # far below the broker's visibility timeout: see DESIGN.md
+    cap_seconds: float = 60.0  # the exponential backoff's ceiling
+    retry_after_cap: float = 300.0  # the most of a Retry-After we honour
+    retry_ambiguous: bool = False  # THREADCAST_AMBIGUOUS=retry: re-send posts with no answer
 
     def backoff(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
-        """Seconds before the next attempt: Retry-After if Graph said, else full jitter."""
+        """Seconds before the next attempt: Retry-After if Graph said, else full jitter.
+
+        Retries wait in the gate's delayed set, never in a Celery countdown, so even a long
+        Retry-After cannot outlive the broker's visibility timeout and be duplicated.
+        """
         if retry_after is not None:
-            return min(retry_after, self.cap_seconds)
+            return min(retry_after, self.retry_after_cap)
         return rng.uniform(0, min(self.cap_seconds, self.base_seconds * 2 ** (attempt - 1)))
 
 
@@ -36,7 +42,7 @@ def judge(
     """The outcome to record and, for a retry, the delay before it."""
     if reply.ok:
         return _outcome(reply, DeliveryState.SENT), None
-    if reply.status is None and reply.maybe_sent:
+    if reply.status is None and reply.maybe_sent and not policy.retry_ambiguous:
         return _outcome(reply, DeliveryState.UNKNOWN), None
     if reply.status is None or reply.status in _TRANSIENT:
         if attempt >= policy.max_attempts:

@@ -19,7 +19,7 @@ import httpx
 import msal
 import redis
 
-from threadcast import identity
+from threadcast import identity, metrics
 from threadcast.constants import GRAPH_SCOPE, TOKEN_LOCK_KEY
 from threadcast.errors import BrokerError, SignInRequiredError, TokenCacheError
 from threadcast.settings import Settings
@@ -112,8 +112,13 @@ class TokenProvider:
         try:
             token = _token_from_result(tenant, result)
         except SignInRequiredError as exc:
+            metrics.record_token_refresh(tenant, ok=False)
             self._store.mark_needs_sign_in(tenant, text, exc.reason)
             raise
+        except TokenCacheError:
+            metrics.record_token_refresh(tenant, ok=False)
+            raise
+        metrics.record_token_refresh(tenant, ok=True)
         if cache.has_state_changed:
             self._store.save(tenant, cache.serialize())
         log.info("tenant %s: access token refreshed, valid for %.0f s", tenant, token.lifetime)

@@ -1,11 +1,16 @@
-"""Operator commands on a running broadcast: ``retry`` and ``cancel``."""
+"""Operator commands on broadcasts: ``retry``, ``cancel`` and ``export``."""
 
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from producer import export
 from producer.client import Producer
+from threadcast.errors import ValidationError
+from threadcast.ledger import Ledger
 from threadcast.ledger.states import parse_states
 from threadcast.settings import load_settings
 
@@ -20,6 +25,12 @@ def register(commands: Any) -> None:
     cancel = commands.add_parser("cancel", help="stop everything of a broadcast not yet sent")
     cancel.add_argument("broadcast_id")
     cancel.set_defaults(run=_cancel)
+    export = commands.add_parser("export", help="deliveries with all their attempts (audit)")
+    export.add_argument("broadcast_id", nargs="?", help="one broadcast (default: all)")
+    export.add_argument("--since", help="only deliveries changed at or after (ISO 8601)")
+    export.add_argument("--format", choices=["csv", "jsonl"], default="jsonl")
+    export.add_argument("--output", type=Path, help="a file (default: standard output)")
+    export.set_defaults(run=_export)
 
 
 def _retry(args: argparse.Namespace, _rest: list[str]) -> int:
@@ -37,3 +48,28 @@ def _cancel(args: argparse.Namespace, _rest: list[str]) -> int:
         count = producer.cancel(args.broadcast_id)
     print(f"cancelled {count} deliveries of broadcast {args.broadcast_id}")
     return 0
+
+
+def _export(args: argparse.Namespace, _rest: list[str]) -> int:
+    since = _since(args.since)
+    ledger = Ledger.open(load_settings().database_url)
+    try:
+        if args.broadcast_id is not None:
+            ledger.broadcasts.info(args.broadcast_id)  # unknown id: an error, no empty file
+        with export.destination(args.output) as out:
+            count = export.write(ledger.audit.records(args.broadcast_id, since), args.format, out)
+    finally:
+        ledger.close()
+    if args.output is not None:
+        print(f"exported {count} deliveries to {args.output}")
+    return 0
+
+
+def _since(raw: str | None) -> datetime | None:
+    if raw is None:
+        return None
+    try:
+        when = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValidationError("--since", raw, "must be an ISO 8601 time") from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

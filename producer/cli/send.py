@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from producer import status
 from producer.client import Producer
+from producer.sendtime import check_send_at, parse_instant
 from producer.targets import read_targets
 from threadcast import ids
 from threadcast.contract import ContentType, Target
@@ -30,6 +32,8 @@ def register(commands: Any) -> None:
     send.add_argument("--broadcast-id", help="your own id: re-sending it creates nothing new")
     send.add_argument("--source", default="cli", help="who sends (recorded)")
     send.add_argument("--watch", action="store_true", help="show progress until done")
+    send.add_argument("--at", help="send time, ISO 8601 with offset: 2026-12-01T09:00:00+01:00")
+    send.add_argument("--now-if-past", action="store_true", help="a past --at sends now")
     send.set_defaults(run=_send)
 
 
@@ -67,11 +71,15 @@ def _targets(args: argparse.Namespace) -> list[Target]:
 def _send(args: argparse.Namespace, _rest: list[str]) -> int:
     content, content_type = _content(args)
     targets = _targets(args)
+    send_at = None if args.at is None else parse_instant("--at", args.at)
+    check_send_at("--at", send_at, datetime.now(UTC), now_if_past=args.now_if_past)
     with Producer(load_settings()) as producer:
         result = producer.send(
             content, targets, content_type=content_type, broadcast_id=args.broadcast_id,
-            source=args.source,
+            source=args.source, send_at=send_at, now_if_past=args.now_if_past,
         )  # fmt: skip
+        if result.scheduled:
+            print(f"scheduled for {args.at}: threadcast scheduler releases it then")
         if result.created:
             print(f"recorded {result.deliveries} deliveries; published {result.published}")
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -498,6 +499,7 @@ def test_duplicates_stats_and_reset(
         "duplicates": 0,
         "rejected": {},
         "token_calls": {},
+        "faults": {"503": 0, "503_bare": 0, "504": 0, "accepted_then_delayed": 0, "dropped": 0},
     }
     assert posts(sim_proc, http)["posts"] == []
     assert post_thread(sim_proc, http, token).status_code == 204  # sign-ins survive a reset
@@ -515,3 +517,159 @@ def test_posts_are_paged(
     assert [post["seq"] for post in page["posts"]] == [2, 3]
     assert http.get(f"{sim_proc.admin_url}/posts", params={"limit": "-1"}).status_code == 400
     assert http.post(f"{sim_proc.admin_url}/tenants/nope/revoke").status_code == 400
+
+
+# --- the v1.0 channel-messages endpoint -------------------------------------------------------
+
+V1_BODY = b'{"body":{"contentType":"html","content":"<h1>Hello world</h1>"}}'
+
+
+def post_message(
+    sim: RunningSimulator, http: httpx.Client, token: str, team: str, body: bytes = V1_BODY
+) -> httpx.Response:
+    url = f"{sim.graph_url}/v1.0/teams/{team}/channels/{CHANNEL}/messages"
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+    return http.post(url, content=body, headers=headers)
+
+
+def test_a_channel_message_is_created_and_recorded(
+    sim_proc: RunningSimulator, http: httpx.Client, signed_in: tuple[str, str]
+) -> None:
+    tenant, token = signed_in
+    team = str(uuid.uuid4())
+    http.post(f"{sim_proc.admin_url}/reset").raise_for_status()
+    response = post_message(sim_proc, http, token, team)
+    assert response.status_code == 201, response.text
+    assert uuid.UUID(response.headers["request-id"])
+    message = response.json()
+    assert message["id"].isdigit() and abs(int(message["id"]) / 1000 - time.time()) < 60
+    assert message["createdDateTime"].endswith("Z")
+    assert message["body"] == {"contentType": "html", "content": "<h1>Hello world</h1>"}
+    assert message["channelIdentity"] == {"teamId": team, "channelId": "19:abc@thread.tacv2"}
+    assert message["from"]["user"]["tenantId"] == tenant
+
+    [post] = posts(sim_proc, http)["posts"]
+    assert (post["endpoint"], post["message_id"]) == ("channel-messages", message["id"])
+    assert (post["group"], post["content_type"], post["raw_body"]) == (team, 1, V1_BODY.decode())
+    assert post["request_id"] == response.headers["request-id"]
+
+    second = post_message(sim_proc, http, token, team).json()
+    assert int(second["id"]) > int(message["id"])
+
+
+def test_a_message_is_a_duplicate_whichever_endpoint_posted_it(
+    sim_proc: RunningSimulator, http: httpx.Client, signed_in: tuple[str, str]
+) -> None:
+    token = signed_in[1]
+    team = str(uuid.uuid4())
+    http.post(f"{sim_proc.admin_url}/reset").raise_for_status()
+    assert post_thread(sim_proc, http, token, group=team).status_code == 204
+    assert post_message(sim_proc, http, token, team).status_code == 201
+    text = V1_BODY.replace(b'"html"', b'"text"')
+    assert post_message(sim_proc, http, token, team, body=text).status_code == 201
+    assert [p["duplicate_of"] for p in posts(sim_proc, http)["posts"]] == [None, 1, None]
+    assert stats(sim_proc, http)["duplicates"] == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "names"),
+    [
+        (b'{"body":{"contentType":1,"content":"x"}}', "body.contentType"),
+        (b'{"body":{"contentType":"Html","content":"x"}}', '"Html"'),
+        (b'{"body":{"contentType":"text","content":""}}', "must not be empty"),
+        (b'{"body":{"contentType":"text","content":"x"},"importance":"high"}', "'importance'"),
+        (SEED_BODY, "'rootMessage'"),
+    ],
+)
+def test_invalid_channel_messages_are_400(
+    sim_proc: RunningSimulator,
+    http: httpx.Client,
+    signed_in: tuple[str, str],
+    body: bytes,
+    names: str,
+) -> None:
+    response = post_message(sim_proc, http, signed_in[1], str(uuid.uuid4()), body=body)
+    assert names in assert_graph_error(response, 400, "BadRequest")["message"]
+
+
+def test_channel_messages_need_a_token(sim_proc: RunningSimulator, http: httpx.Client) -> None:
+    response = post_message(sim_proc, http, "garbage", str(uuid.uuid4()))
+    assert_graph_error(response, 401, "InvalidAuthenticationToken")
+
+
+# --- body size --------------------------------------------------------------------------------
+
+
+def _body_of_size(size: int) -> bytes:
+    body = SEED_BODY.replace(b"Hello world", b"x" * (size - len(SEED_BODY) + len(b"Hello world")))
+    assert len(body) == size
+    return body
+
+
+def test_bodies_over_one_mib_are_413(
+    sim_proc: RunningSimulator, http: httpx.Client, signed_in: tuple[str, str]
+) -> None:
+    token = signed_in[1]
+    assert post_thread(sim_proc, http, token, body=_body_of_size(1024 * 1024)).status_code == 204
+    too_big = post_thread(sim_proc, http, token, body=_body_of_size(1024 * 1024 + 1))
+    assert "1 MiB" in assert_graph_error(too_big, 413, "RequestEntityTooLarge")["message"]
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the size is only known by reading
+        for _ in range(64):
+            yield b"x" * 65536
+
+    url = chatthreads_url(sim_proc, str(uuid.uuid4()))
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+    chunked = http.post(url, content=chunks(), headers=headers)
+    assert_graph_error(chunked, 413, "RequestEntityTooLarge")
+    assert post_thread(sim_proc, http, token).status_code == 204  # the connection still works
+
+
+# --- issued tokens ----------------------------------------------------------------------------
+
+
+def test_every_issued_token_is_listed_for_leak_tests(
+    sim_proc: RunningSimulator, http: httpx.Client
+) -> None:
+    tenant = new_tenant()
+    app, first = sign_in(sim_proc, http, tenant)
+    [account] = app.get_accounts()
+    second = app.acquire_token_silent(SCOPES, account=account, force_refresh=True)
+    url = f"{sim_proc.admin_url}/tokens"
+    http.post(f"{sim_proc.admin_url}/reset").raise_for_status()  # does not forget them
+
+    mine = http.get(url, params={"tenant": tenant.upper()}).json()
+    assert mine == {
+        "access_tokens": [first["access_token"], second["access_token"]],
+        "refresh_tokens": [first["refresh_token"], second["refresh_token"]],
+    }
+    everyone = http.get(url).json()
+    assert set(mine["access_tokens"]) < set(everyone["access_tokens"])
+    assert set(mine["refresh_tokens"]) < set(everyone["refresh_tokens"])
+    assert http.get(url, params={"tenant": "nope"}).status_code == 400
+
+
+def _non_loopback_address() -> str | None:
+    """This machine's address on its default route (no packet is sent), if it has one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("203.0.113.1", 9))  # TEST-NET-3: only the route is looked up
+        except OSError:
+            return None
+        address = str(probe.getsockname()[0])
+    return None if address.startswith("127.") else address
+
+
+def test_the_token_list_is_for_loopback_clients_only(tmp_path: Path) -> None:
+    address = _non_loopback_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback address to call from")
+    with (
+        simulator.process.start(tmp_path, host=address) as sim,
+        httpx.Client(verify=sim.ssl_context()) as client,
+    ):
+        assert sim.admin_url.startswith(f"https://{address}:")
+        refused = client.get(f"{sim.admin_url}/tokens")
+        assert refused.status_code == 403
+        assert "loopback" in refused.json()["error"]
+        assert client.get(f"{sim.admin_url}/stats").status_code == 200

@@ -82,11 +82,11 @@ def test_no_answer_before_sending_retries_but_after_sending_is_unknown() -> None
 
 
 def test_retry_after_is_honoured_and_capped() -> None:
-    policy, rng = RetryPolicy(cap_seconds=60), random.Random(1)
-    outcome, delay = judge(reply(429, retry_after=7.0), 1, policy, NOW, rng)
-    assert delay == 7.0 and outcome.next_attempt_at == NOW + timedelta(seconds=7)
+    policy, rng = RetryPolicy(cap_seconds=60, retry_after_cap=300), random.Random(1)
+    outcome, delay = judge(reply(429, retry_after=120.0), 1, policy, NOW, rng)
+    assert delay == 120.0 and outcome.next_attempt_at == NOW + timedelta(seconds=120)
     _, delay = judge(reply(503, retry_after=86400.0), 1, policy, NOW, rng)
-    assert delay == 60
+    assert delay == 300
 
 
 def test_attempts_exhausted_fail_with_reason() -> None:

@@ -98,8 +98,11 @@ def test_duplicate_targets_collapse_into_one_delivery() -> None:
 
 
 def test_message_round_trip_and_rejections() -> None:
-    msg = DeliveryMessage(ids.delivery_id("b", TENANT, GROUP, CHANNEL), "b", TENANT)
+    msg = DeliveryMessage(ids.delivery_id("b", TENANT, GROUP, CHANNEL), "b", TENANT, GROUP, CHANNEL)
     assert DeliveryMessage.from_wire(msg.to_wire()) == msg
+    assert DeliveryMessage.from_entry(msg.entry(12.5), "p1") == DeliveryMessage(
+        msg.delivery_id, "b", TENANT, GROUP, CHANNEL, "p1", 12.5
+    )
     wire = msg.to_wire()
     for bad, why in [
         ("garbage", "JSON object"),
@@ -107,6 +110,8 @@ def test_message_round_trip_and_rejections() -> None:
         ({k: v for k, v in wire.items() if k != "delivery"}, "delivery"),
         (wire | {"extra": 1}, "unexpected message fields"),
         (wire | {"tenant": "x"}, "tenant"),
+        (wire | {"channel": "19:a/b@thread.tacv2"}, "channel"),
+        (wire | {"permit": 5}, "invalid permit"),
     ]:
         with pytest.raises(ContractError, match=why):
             DeliveryMessage.from_wire(bad)

@@ -1,9 +1,13 @@
-"""The post log: sequence numbers, duplicates by (tenant, group, channel, contentType, content)."""
+"""The post log: sequence numbers, duplicates by (tenant, group, channel, contentType, content)
+across both message endpoints."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from simulator.counters import Counters
-from simulator.posts import PostAttempt, PostLog
+from simulator.issued import IssuedTokens
+from simulator.posts import CHANNEL_MESSAGES, PostAttempt, PostLog
 
 
 def _attempt(
@@ -36,6 +40,27 @@ def test_duplicates_are_counted_against_the_first_post() -> None:
     assert (log.accepted, log.unique, log.duplicates) == (5, 4, 1)
 
 
+def test_the_same_message_by_the_other_endpoint_is_a_duplicate() -> None:
+    log = PostLog()
+    log.record(_attempt())
+    v1 = replace(_attempt(), endpoint=CHANNEL_MESSAGES, message_id="1700000000000")
+    again = log.record(v1, delayed_answer=True)
+    assert again.duplicate_of == 1
+    as_json = again.to_json()
+    assert (as_json["endpoint"], as_json["message_id"]) == ("channel-messages", "1700000000000")
+    assert as_json["delayed_answer"] is True
+    assert log.record(replace(v1, content_type=0)).duplicate_of is None
+
+
+def test_issued_tokens_by_tenant() -> None:
+    issued = IssuedTokens()
+    issued.access_token("t1", "a1")
+    issued.refresh_token("t1", "r1")
+    issued.access_token("t2", "a2")
+    assert issued.to_json() == {"access_tokens": ["a1", "a2"], "refresh_tokens": ["r1"]}
+    assert issued.to_json("t2") == {"access_tokens": ["a2"], "refresh_tokens": []}
+
+
 def test_pages_and_reset() -> None:
     log = PostLog()
     for n in range(5):
@@ -51,6 +76,11 @@ def test_post_json_carries_the_raw_body_as_text() -> None:
     post = PostLog().record(_attempt())
     as_json = post.to_json()
     assert as_json["raw_body"] == "{}"
+    assert (as_json["endpoint"], as_json["message_id"], as_json["delayed_answer"]) == (
+        "chatthreads",
+        None,
+        False,
+    )
     assert as_json["received_at"] == "1970-01-01T00:00:00.000+00:00"
 
 

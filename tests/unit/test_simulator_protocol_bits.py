@@ -6,7 +6,7 @@ import pytest
 
 from simulator.discovery import openid_configuration
 from simulator.errors import GraphError, IdentityError
-from simulator.graph import chatthreads_target
+from simulator.graphpaths import GraphTarget, graph_target
 from simulator.scopes import parse_scopes
 from simulator.tenants import HOME_TENANT, parse_tenant, user_for
 
@@ -56,9 +56,18 @@ def test_discovery_of_a_multi_tenant_endpoint_has_a_templated_issuer() -> None:
 
 def test_the_channel_id_is_percent_decoded_exactly_once() -> None:
     path = f"/beta/groups/{GUID}/channels/19%3Aab%2Fc%40thread.tacv2/chatthreads".encode()
-    assert chatthreads_target(path, "POST") == (GUID.lower(), "19:ab/c@thread.tacv2")
+    assert graph_target(path, "POST") == GraphTarget(
+        "chatthreads", GUID.lower(), "19:ab/c@thread.tacv2"
+    )
     double = f"/beta/groups/{GUID}/channels/19%253Aabc/chatthreads".encode()
-    assert chatthreads_target(double, "POST")[1] == "19%3Aabc"
+    assert graph_target(double, "POST").channel_id == "19%3Aabc"
+
+
+def test_the_v1_channel_messages_url_names_the_team() -> None:
+    path = f"/v1.0/teams/{GUID}/channels/19%3Aabc%40thread.tacv2/messages".encode()
+    assert graph_target(path, "POST") == GraphTarget(
+        "channel-messages", GUID.lower(), "19:abc@thread.tacv2"
+    )
 
 
 @pytest.mark.parametrize(
@@ -69,10 +78,14 @@ def test_the_channel_id_is_percent_decoded_exactly_once() -> None:
         (f"/beta/groups/{GUID}/channels/c/chatthreads", "GET", 405, "'GET'"),
         ("/beta/groups/not-a-guid/channels/c/chatthreads", "POST", 400, "'not-a-guid'"),
         (f"/beta/groups/{GUID}/channels/%FF/chatthreads", "POST", 400, "UTF-8"),
+        (f"/v1.0/teams/{GUID}/channels/c/chatthreads", "POST", 400, "segment 'chatthreads'"),
+        (f"/beta/teams/{GUID}/channels/c/messages/x", "POST", 400, "segment 'x'"),
+        (f"/v1.0/teams/{GUID}/channels/c/messages", "GET", 405, "'GET'"),
+        ("/v1.0/teams/not-a-guid/channels/c/messages", "POST", 400, "'not-a-guid'"),
     ],
 )
 def test_other_urls_get_graph_errors(path: str, method: str, status: int, message: str) -> None:
     with pytest.raises(GraphError) as caught:
-        chatthreads_target(path.encode(), method)
+        graph_target(path.encode(), method)
     assert caught.value.status == status
     assert message in caught.value.message

@@ -12,24 +12,36 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from threadcast.errors import LedgerError
 from threadcast.ledger import migrations
+from threadcast.ledger.audit import AuditRecord, AuditTrail
 from threadcast.ledger.broadcasts import BroadcastBook, BroadcastInfo, ErrorLine
 from threadcast.ledger.deliveries import Claim, DeliveryBook, Outcome, Refusal
 from threadcast.ledger.engine import make_engine
+from threadcast.ledger.queries import DeliveryPage, DeliveryQueries, DeliveryRow, StateCount
+from threadcast.ledger.releases import ReleaseBook
+from threadcast.ledger.schedules import ScheduleBook
 from threadcast.ledger.states import CLAIMABLE, FINAL, DeliveryState
 from threadcast.ledger.token_rows import TokenCacheRows
 
 __all__ = [
     "CLAIMABLE",
     "FINAL",
+    "AuditRecord",
+    "AuditTrail",
     "BroadcastBook",
     "BroadcastInfo",
     "Claim",
     "DeliveryBook",
+    "DeliveryPage",
+    "DeliveryQueries",
+    "DeliveryRow",
     "DeliveryState",
     "ErrorLine",
     "Ledger",
     "Outcome",
     "Refusal",
+    "ReleaseBook",
+    "ScheduleBook",
+    "StateCount",
     "TokenCacheRows",
 ]
 
@@ -42,6 +54,9 @@ class Ledger:
         self.broadcasts = BroadcastBook(engine)
         self.deliveries = DeliveryBook(engine)
         self.token_caches = TokenCacheRows(engine)
+        self.audit = AuditTrail(engine)
+        self.schedules = ScheduleBook(engine)  # recurring schedules and their occurrences
+        self.releases = ReleaseBook(engine)  # one-off scheduled broadcasts being released
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Ledger:

@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -17,6 +18,17 @@ from threadcast.ledger.schema import attempts, broadcasts, deliveries
 from threadcast.ledger.states import CANCELLABLE, DeliveryState
 
 _INSERT_CHUNK = 5000
+
+#: The columns a DeliveryMessage is made of, in message_of's order.
+MESSAGE_COLUMNS = (
+    deliveries.c.id, deliveries.c.broadcast_id, deliveries.c.tenant_id, deliveries.c.group_id,
+    deliveries.c.channel_id,
+)  # fmt: skip
+
+
+def message_of(row: Sequence[Any]) -> DeliveryMessage:
+    delivery, broadcast, tenant, group, channel = row
+    return DeliveryMessage(delivery, broadcast, tenant, group, channel)
 
 
 @dataclass(frozen=True)
@@ -121,7 +133,7 @@ class BroadcastBook:
     def queued_messages(self, broadcast_id: str) -> Iterator[DeliveryMessage]:
         """The messages of every delivery of the broadcast still waiting in ``queued``."""
         query = (
-            select(deliveries.c.id, deliveries.c.tenant_id)
+            select(*MESSAGE_COLUMNS)
             .where(deliveries.c.broadcast_id == broadcast_id)
             .where(deliveries.c.state == DeliveryState.QUEUED.value)
             .order_by(deliveries.c.seq)
@@ -129,7 +141,7 @@ class BroadcastBook:
         with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
             rows = conn.execute(query).all()
         for row in rows:
-            yield DeliveryMessage(row.id, broadcast_id, row.tenant_id)
+            yield message_of(row)
 
     def cancel(self, broadcast_id: str, now: datetime) -> int:
         """Stop everything of the broadcast not yet sent; a POST in flight finishes and is
@@ -171,9 +183,9 @@ class BroadcastBook:
                 query.values(
                     state=DeliveryState.QUEUED.value, attempt_base=deliveries.c.attempts,
                     next_attempt_at=None, updated_at=now,
-                ).returning(deliveries.c.id, deliveries.c.tenant_id)
+                ).returning(*MESSAGE_COLUMNS)
             ).all()  # fmt: skip
-        return [DeliveryMessage(r.id, broadcast_id, r.tenant_id) for r in rows]
+        return [message_of(r) for r in rows]
 
     @staticmethod
     def _require(conn: Connection, broadcast_id: str) -> None:

@@ -8,12 +8,14 @@ holder of that claim (identified by the attempt number it incremented).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from threadcast.contract import ContentType, DeliveryMessage
+from threadcast.ledger.broadcasts import MESSAGE_COLUMNS, message_of
 from threadcast.ledger.engine import READ_ONLY
 from threadcast.ledger.schema import attempts, broadcasts, deliveries, rejected_messages
 from threadcast.ledger.states import CLAIMABLE, DeliveryState
@@ -33,6 +35,7 @@ class Claim:
     number: int  # the attempt number; with the delivery id it identifies the claim
     previous_status: int | None  # the HTTP status of the attempt before this one
     attempt_base: int  # attempts before the last operator re-queue (the budget restarts there)
+    created_at: datetime  # when the delivery was accepted (enqueue-to-sent latency)
     attempt_id: int
     client_request_id: str
     lease_until: datetime
@@ -81,7 +84,7 @@ class DeliveryBook:
                 .returning(
                     deliveries.c.broadcast_id, deliveries.c.tenant_id, deliveries.c.group_id,
                     deliveries.c.channel_id, deliveries.c.attempts, deliveries.c.last_status,
-                    deliveries.c.attempt_base,
+                    deliveries.c.attempt_base, deliveries.c.created_at,
                 )
             ).first()  # fmt: skip
             if row is None:
@@ -96,8 +99,8 @@ class DeliveryBook:
             ).scalar_one()  # fmt: skip
         return Claim(
             delivery_id, row.broadcast_id, row.tenant_id, row.group_id, row.channel_id,
-            row.attempts, row.last_status, row.attempt_base, attempt_id, client_request_id,
-            now + lease,
+            row.attempts, row.last_status, row.attempt_base, row.created_at, attempt_id,
+            client_request_id, now + lease,
         )  # fmt: skip
 
     @staticmethod
@@ -162,9 +165,27 @@ class DeliveryBook:
                 .where(deliveries.c.tenant_id == tenant)
                 .where(deliveries.c.state == DeliveryState.WAITING_AUTH.value)
                 .values(state=DeliveryState.QUEUED.value, updated_at=now)
-                .returning(deliveries.c.id, deliveries.c.broadcast_id)
+                .returning(*MESSAGE_COLUMNS)
             ).all()
-        return [DeliveryMessage(row.id, row.broadcast_id, tenant) for row in rows]
+        return [message_of(row) for row in rows]
+
+    def note(
+        self, delivery_ids: Sequence[str], code: str, message: str, until: datetime | None,
+        now: datetime,
+    ) -> None:  # fmt: skip
+        """Say why queued deliveries wait (e.g. a channel's daily quota) and until when."""
+        if not delivery_ids:
+            return
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(list(delivery_ids)))
+                .where(deliveries.c.state.in_([s.value for s in CLAIMABLE]))
+                .values(
+                    last_error_code=code, last_error_message=message, next_attempt_at=until,
+                    updated_at=now,
+                )
+            )  # fmt: skip
 
     def waiting_by_tenant(self) -> dict[str, int]:
         """How many deliveries wait for each tenant's sign-in."""
@@ -176,13 +197,51 @@ class DeliveryBook:
         with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
             return {tenant: int(n) for tenant, n in conn.execute(query).all()}
 
-    def content(self, broadcast_id: str) -> tuple[str, ContentType]:
-        query = select(broadcasts.c.content, broadcasts.c.content_type).where(
-            broadcasts.c.id == broadcast_id
+    def settle_expired_leases(
+        self, now: datetime, *, retry: bool = False, limit: int = 1000
+    ) -> tuple[int, list[DeliveryMessage]]:
+        """Deliveries whose worker died mid-attempt (lease over, still ``sending``) become
+        ``unknown`` — or ``retrying`` with THREADCAST_AMBIGUOUS=retry, returned for
+        re-queueing. Returns (how many settled, the messages to re-queue)."""
+        query = (
+            select(*MESSAGE_COLUMNS, deliveries.c.attempts)
+            .where(deliveries.c.state == DeliveryState.SENDING.value)
+            .where(deliveries.c.lease_until < now)
+            .limit(limit)
+        )
+        settled, again = 0, []
+        with self._engine.begin() as conn:
+            for row in conn.execute(query).all():
+                if _settle_lost_lease(conn, row[0], row.attempts, now, retry):
+                    settled += 1
+                    if retry:
+                        again.append(message_of(row[:5]))
+        return settled, again
+
+    def stale_waiting(
+        self, updated_before: datetime, after_id: str = "", limit: int = 1000
+    ) -> list[DeliveryMessage]:
+        """``queued``/``retrying`` deliveries untouched since ``updated_before``, by id: the
+        candidates for an orphan check (their Redis side may have been lost)."""
+        query = (
+            select(*MESSAGE_COLUMNS)
+            .where(deliveries.c.state.in_([s.value for s in CLAIMABLE]))
+            .where(deliveries.c.updated_at < updated_before)
+            .where(deliveries.c.id > after_id)
+            .order_by(deliveries.c.id)
+            .limit(limit)
         )
         with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+            return [message_of(row) for row in conn.execute(query).all()]
+
+    def content(self, broadcast_id: str) -> tuple[str, ContentType, datetime | None]:
+        """The broadcast's content, its type and its send time (None: at once)."""
+        query = select(
+            broadcasts.c.content, broadcasts.c.content_type, broadcasts.c.send_at
+        ).where(broadcasts.c.id == broadcast_id)
+        with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
             row = conn.execute(query).one()
-        return row.content, ContentType(row.content_type)
+        return row.content, ContentType(row.content_type), row.send_at
 
     def state(self, delivery_id: str) -> DeliveryState | None:
         query = select(deliveries.c.state).where(deliveries.c.id == delivery_id)
@@ -216,9 +275,11 @@ def _close_attempt(conn: Connection, attempt_id: int, outcome: Outcome, now: dat
     )  # fmt: skip
 
 
-def _settle_lost_lease(conn: Connection, delivery_id: str, number: int, now: datetime) -> None:
+def _settle_lost_lease(
+    conn: Connection, delivery_id: str, number: int, now: datetime, retry: bool = False
+) -> bool:
     outcome = Outcome(
-        DeliveryState.UNKNOWN,
+        DeliveryState.RETRYING if retry else DeliveryState.UNKNOWN,
         error_code=LOST_LEASE,
         error_message="the worker holding this delivery stopped mid-attempt; "
         "the post may or may not have reached Graph",
@@ -228,11 +289,13 @@ def _settle_lost_lease(conn: Connection, delivery_id: str, number: int, now: dat
         .where(attempts.c.delivery_id == delivery_id)
         .where(attempts.c.number == number)
     ).scalar()
-    if open_attempt is not None:
-        _close_attempt(conn, open_attempt, outcome, now)
-    conn.execute(
+    changed = conn.execute(
         update(deliveries)
         .where(deliveries.c.id == delivery_id)
         .where(deliveries.c.state == DeliveryState.SENDING.value)
+        .where(deliveries.c.attempts == number)
         .values(**_delivery_values(outcome, now))
-    )
+    ).rowcount == 1
+    if changed and open_attempt is not None:
+        _close_attempt(conn, open_attempt, outcome, now)
+    return changed

@@ -107,3 +107,52 @@ rejected_messages = Table(
     Column("reason", Text, nullable=False),
     Column("message", Text, nullable=False),
 )
+
+# Scheduling (v4): recurring schedules, their occurrences, releases of one-off broadcasts.
+Index("ix_broadcasts_send_at", broadcasts.c.send_at)
+
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("cron", String(200), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("content_type", String(8), nullable=False),
+    Column("targets", Text, nullable=False),  # JSON list of validated targets
+    Column("target_count", Integer, nullable=False),
+    Column("source", String(200), nullable=False),
+    Column("state", String(16), nullable=False),  # active, paused, deleted
+    Column("grace_seconds", Integer, nullable=False),
+    # Every occurrence at or before this instant has been dealt with (or fell in a pause).
+    Column("checked_through", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_schedules_state", "state"),
+)
+
+schedule_occurrences = Table(
+    "schedule_occurrences",
+    metadata,
+    Column("schedule_id", String(64), ForeignKey("schedules.id"), primary_key=True),
+    Column("occurrence_at", UTCDateTime, primary_key=True),
+    Column("state", String(16), nullable=False),  # released, late, skipped, missed, failed
+    Column("broadcast_id", String(128)),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("released_at", UTCDateTime),  # its broadcast exists and was published
+    Column("note", Text),
+)
+
+broadcast_releases = Table(
+    "broadcast_releases",
+    metadata,
+    Column("broadcast_id", String(128), ForeignKey("broadcasts.id"), primary_key=True),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("state", String(16), nullable=False),  # released, late, missed
+    Column("released_at", UTCDateTime, nullable=False),
+    Column("published_at", UTCDateTime),  # None: queued in the ledger, not yet published
+    Index("ix_broadcast_releases_published", "published_at"),
+)
+
+# Delivery pages of the HTTP API (v5): keyset pagination on seq within a broadcast.
+Index("ix_deliveries_broadcast_seq", deliveries.c.broadcast_id, deliveries.c.seq)

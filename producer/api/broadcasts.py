@@ -1,0 +1,158 @@
+"""``/v1/broadcasts``: send, read, list deliveries, cancel, retry.
+
+Ids in paths match any text (``/``, CR and LF included) so that a malformed id still
+reaches its route and is refused by name (422) instead of falling through as an unknown URL
+or, worse, being cut at a newline. Routes run in the threadpool: the Producer and the ledger
+block.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Response
+from starlette.convertors import Convertor, register_url_convertor
+
+from producer import status
+from producer.api.auth import caller
+from producer.api.errors import COMMON_RESPONSES, NOT_FOUND, TooLarge
+from producer.api.limits import too_many_targets_message
+from producer.api.models import (
+    BroadcastAccepted,
+    BroadcastIn,
+    BroadcastStatus,
+    Cancelled,
+    DeliveryList,
+    DeliveryOut,
+    ErrorBody,
+    ErrorLineOut,
+    Requeued,
+    RetryIn,
+)
+from producer.api.services import Services, services
+from threadcast import ids
+from threadcast.ledger import DeliveryState
+from threadcast.metrics import record_api_broadcast
+
+log = logging.getLogger("threadcast.api")
+
+
+class AnyText(Convertor[str]):
+    regex = r"[\s\S]*"  # Starlette's "path" stops at a newline
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anytext", AnyText())
+
+router = APIRouter(prefix="/v1/broadcasts", tags=["broadcasts"], responses=COMMON_RESPONSES)
+Caller = Annotated[str, Depends(caller)]
+Store = Annotated[Services, Depends(services)]
+BroadcastId = Annotated[str, Path(description="the broadcast id")]
+
+
+def _checked(broadcast_id: str) -> str:
+    return ids.broadcast_id("broadcast_id", broadcast_id)
+
+
+@router.post(
+    "", status_code=201, response_model=BroadcastAccepted,
+    summary="Send a broadcast (idempotent with your own broadcast_id)",
+    responses={
+        200: {"model": BroadcastAccepted, "description": "already recorded: nothing new"},
+        413: {"model": ErrorBody, "description": "body or target count over the limit"},
+    },
+)  # fmt: skip
+def create(
+    body: BroadcastIn, response: Response, source: Caller, store: Store
+) -> BroadcastAccepted:
+    limit = store.settings.api_max_targets
+    if len(body.targets) > limit:
+        raise TooLarge(too_many_targets_message(len(body.targets), limit))
+    result = store.producer.send(
+        body.content, [t.model_dump() for t in body.targets], content_type=body.content_type,
+        broadcast_id=body.broadcast_id, send_at=body.send_at, source=source,
+    )  # fmt: skip
+    # Only a validated id gets here, so it is safe in a header.
+    response.headers["Location"] = f"{router.prefix}/{result.broadcast_id}"
+    if not result.created:
+        response.status_code = 200
+    record_api_broadcast(source, result.created)
+    log.info(
+        "broadcast accepted",
+        extra={"broadcast": result.broadcast_id, "source": source,
+               "deliveries": result.deliveries, "new": result.created},
+    )  # fmt: skip
+    return BroadcastAccepted(**asdict(result))
+
+
+@router.get(
+    "/{broadcast_id:anytext}/deliveries", response_model=DeliveryList, responses=NOT_FOUND,
+    summary="List a broadcast's deliveries, a page at a time",
+)  # fmt: skip
+def deliveries(
+    broadcast_id: BroadcastId, _source: Caller, store: Store,
+    state: Annotated[list[DeliveryState], Query(description="only these states")] = [],  # noqa: B006
+    tenant: Annotated[str | None, Query(max_length=64, description="only this tenant")] = None,
+    after: Annotated[int | None, Query(ge=0, description="`next_after` of the last page")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> DeliveryList:  # fmt: skip
+    broadcast_id = _checked(broadcast_id)
+    wanted_tenant = None if tenant is None else ids.guid("tenant", tenant)
+    store.ledger.broadcasts.info(broadcast_id)  # 404 for an unknown broadcast
+    page = store.queries.page(
+        broadcast_id, states=state, tenant=wanted_tenant, after=after, limit=limit
+    )
+    rows = [DeliveryOut(**asdict(row)) for row in page.rows]
+    return DeliveryList(deliveries=rows, next_after=page.next_after)
+
+
+@router.get(
+    "/{broadcast_id:anytext}", response_model=BroadcastStatus, responses=NOT_FOUND,
+    summary="A broadcast and its deliveries counted per state",
+)  # fmt: skip
+def read(broadcast_id: BroadcastId, _source: Caller, store: Store) -> BroadcastStatus:
+    data = status.report(store.ledger, _checked(broadcast_id))
+    return BroadcastStatus(
+        broadcast_id=data["broadcast"], source=data["source"],
+        content_type=data["content_type"], created_at=data["created_at"],
+        send_at=data["send_at"], total=data["total"],
+        counts={s.value: data[s.value] for s in DeliveryState}, done=data["done"],
+        errors=[ErrorLineOut(**e) for e in data["errors"]],
+    )  # fmt: skip
+
+
+@router.post(
+    "/{broadcast_id:anytext}/cancel", response_model=Cancelled, responses=NOT_FOUND,
+    summary="Cancel every delivery not yet sent",
+)  # fmt: skip
+def cancel(broadcast_id: BroadcastId, source: Caller, store: Store) -> Cancelled:
+    broadcast_id = _checked(broadcast_id)
+    count = store.producer.cancel(broadcast_id)
+    log.info("broadcast cancelled", extra={"broadcast": broadcast_id, "source": source,
+                                           "cancelled": count})  # fmt: skip
+    return Cancelled(broadcast_id=broadcast_id, cancelled=count)
+
+
+@router.post(
+    "/{broadcast_id:anytext}/retry", response_model=Requeued, responses=NOT_FOUND,
+    summary="Re-queue failed or unknown deliveries (never a sent one)",
+)  # fmt: skip
+def retry(
+    broadcast_id: BroadcastId, source: Caller, store: Store,
+    body: Annotated[RetryIn | None, Body()] = None,
+) -> Requeued:  # fmt: skip
+    broadcast_id = _checked(broadcast_id)
+    wanted = body or RetryIn()
+    count = store.producer.retry(
+        broadcast_id, wanted.states, error_code=wanted.error_code, tenant=wanted.tenant
+    )
+    log.info("broadcast re-queued", extra={"broadcast": broadcast_id, "source": source,
+                                           "requeued": count})  # fmt: skip
+    return Requeued(broadcast_id=broadcast_id, requeued=count)

@@ -1,0 +1,149 @@
+"""The HTTP API's request and response bodies (they are the OpenAPI schema too).
+
+Request models refuse unknown fields and wrong JSON types; what a value must look like (a
+GUID, a channel id, a broadcast id, content size, send time) is checked once, by the
+Producer, so the API and the CLI can never disagree about it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from threadcast.ledger import DeliveryState
+
+_EXAMPLE_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+_EXAMPLE_GROUP = "02bd9fd6-8f93-4758-87c3-1fb73740a315"
+_EXAMPLE_CHANNEL = "19:09fc54a3141a45d0bc769cf506d2e079@thread.tacv2"
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TargetIn(_Request):
+    tenant: str = Field(max_length=64, description="tenant id (GUID)", examples=[_EXAMPLE_TENANT])
+    group: str = Field(
+        max_length=64, description="the team's group id (GUID)", examples=[_EXAMPLE_GROUP]
+    )
+    channel: str = Field(
+        max_length=256, description="Teams channel id", examples=[_EXAMPLE_CHANNEL]
+    )
+
+
+class BroadcastIn(_Request):
+    content: str = Field(description="the message, at most 28 KB as UTF-8")
+    content_type: Literal["text", "html"] = "html"
+    targets: list[TargetIn] = Field(min_length=1, description="channels to post to")
+    send_at: datetime | None = Field(
+        default=None, description="send time, RFC 3339 with a UTC offset; omit to send now"
+    )
+    broadcast_id: str | None = Field(
+        default=None, max_length=128,
+        description="your own id: sending the same broadcast again with it creates nothing new",
+        examples=["maintenance-2026-11-30"],
+    )  # fmt: skip
+
+    @field_validator("send_at", mode="before")
+    @classmethod
+    def _send_at_text(cls, value: object) -> object:
+        # pydantic would read a bare number as a Unix time; the contract is RFC 3339 text.
+        if value is not None and not isinstance(value, str):
+            raise ValueError("must be an RFC 3339 date-time string")
+        return value
+
+
+class RetryIn(_Request):
+    states: list[DeliveryState] = Field(
+        default=[DeliveryState.FAILED, DeliveryState.UNKNOWN], min_length=1,
+        description="re-queue deliveries in these states (never a sent one)",
+    )  # fmt: skip
+    error_code: str | None = Field(
+        default=None, max_length=200, description="only those whose last error has this code"
+    )
+    tenant: str | None = Field(default=None, max_length=64, description="only this tenant's")
+
+
+class BroadcastAccepted(BaseModel):
+    broadcast_id: str
+    deliveries: int = Field(description="distinct targets")
+    created: bool = Field(description="false: this broadcast id was recorded before")
+    published: int = Field(description="deliveries handed to the workers now")
+    scheduled: bool = Field(description="waiting for its send time")
+
+
+class ErrorLineOut(BaseModel):
+    delivery_id: str
+    tenant: str
+    channel: str
+    http_status: int | None
+    error_code: str | None
+    error_message: str | None
+    request_id: str | None
+    at: datetime
+
+
+class BroadcastStatus(BaseModel):
+    broadcast_id: str
+    source: str = Field(description="the name of the API key (or the CLI) that sent it")
+    content_type: str
+    created_at: datetime
+    send_at: datetime | None
+    total: int
+    counts: dict[str, int] = Field(description="deliveries per state; every state is present")
+    done: bool = Field(description="nothing is moving any more")
+    errors: list[ErrorLineOut] = Field(description="the latest failed attempts, newest first")
+
+
+class DeliveryOut(BaseModel):
+    id: str
+    seq: int
+    tenant: str
+    group: str
+    channel: str
+    state: DeliveryState
+    attempts: int
+    last_status: int | None
+    last_error_code: str | None
+    last_error_message: str | None
+    last_request_id: str | None
+    updated_at: datetime
+    sent_at: datetime | None
+
+
+class DeliveryList(BaseModel):
+    deliveries: list[DeliveryOut]
+    next_after: int | None = Field(description="pass as `after` for the next page; null: last")
+
+
+class Cancelled(BaseModel):
+    broadcast_id: str
+    cancelled: int
+
+
+class Requeued(BaseModel):
+    broadcast_id: str
+    requeued: int
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    ledger: bool
+    redis: bool
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="e.g. targets[2].tenant")
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    status: int
+    message: str
+    fields: list[FieldError] = []
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail

@@ -1,0 +1,64 @@
+"""Jobs for one-off broadcasts with a send time (``threadcast send --at``).
+
+``ReleaseDue`` releases every broadcast due within the grace -- its ``scheduled`` deliveries
+become ``queued`` in one transaction -- then publishes every release not yet published,
+including those a dead leader left between the ledger and Redis. ``ExpireMissed`` deals with
+broadcasts due longer ago than the grace: cancelled and recorded as missed, not sent.
+Never a Celery ETA: the ledger holds the waiting broadcast, and Redis only ever sees what is due.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from producer.publisher import Publisher
+from producer.scheduler.plan import Timeliness, classify
+from threadcast.ledger import Ledger
+from threadcast.ledger.releases import ReleaseState
+
+log = logging.getLogger("threadcast.scheduler")
+
+_RELEASE_STATE = {Timeliness.ON_TIME: ReleaseState.RELEASED, Timeliness.LATE: ReleaseState.LATE}
+
+
+class ReleaseDue:
+    def __init__(self, ledger: Ledger, publisher: Publisher, grace_seconds: int) -> None:
+        self._ledger = ledger
+        self._publisher = publisher
+        self._grace = grace_seconds
+
+    def run(self, now: datetime) -> None:
+        since = now - timedelta(seconds=self._grace)
+        for due in self._ledger.releases.due(now, since=since):
+            timeliness = classify(due.send_at, now, self._grace)
+            state = _RELEASE_STATE.get(timeliness, ReleaseState.LATE)
+            moved = self._ledger.releases.release(due.id, due.send_at, state, now)
+            if moved:
+                log.info("released broadcast %s (%s, %d deliveries)", due.id, state, moved)
+        self.publish_pending(now)
+
+    def publish_pending(self, now: datetime) -> None:
+        """Publish every released broadcast not yet confirmed published."""
+        for broadcast_id in self._ledger.releases.unpublished():
+            count = self._publisher.publish(self._ledger.broadcasts.queued_messages(broadcast_id))
+            self._ledger.releases.mark_published(broadcast_id, now)
+            log.info("published %d deliveries of broadcast %s", count, broadcast_id)
+
+
+class ExpireMissed:
+    def __init__(self, ledger: Ledger, grace_seconds: int) -> None:
+        self._ledger = ledger
+        self._grace = grace_seconds
+
+    def run(self, now: datetime) -> None:
+        for due in self._ledger.releases.due(now - timedelta(seconds=self._grace)):
+            late = (now - due.send_at).total_seconds()
+            note = (
+                f"send time {due.send_at.isoformat()} missed by {late:.0f} s, beyond the grace "
+                f"of {self._grace} s (THREADCAST_SCHEDULE_GRACE): not sent"
+            )
+            cancelled = self._ledger.releases.expire(due.id, due.send_at, now, note)
+            if cancelled:
+                log.warning("broadcast %s missed: %s (%d deliveries cancelled)", due.id, note,
+                            cancelled)  # fmt: skip

@@ -1,0 +1,68 @@
+"""The scheduler's safety nets: nothing stays lost when a worker or Redis is.
+
+- Lease sweep: a delivery still ``sending`` after its lease ended lost its worker mid-POST;
+  it becomes ``unknown`` (the post may exist), or is re-queued with THREADCAST_AMBIGUOUS=retry.
+- Orphan sweep: the ledger says ``queued``/``retrying`` but Redis no longer knows the
+  delivery (flushed, restarted, failed over), or released it long ago and no worker took it:
+  it is put back in the gate. A duplicate is harmless, a worker claims a delivery once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from threadcast.contract import DeliveryMessage
+from threadcast.dispatch import Gate
+from threadcast.ledger import Ledger
+
+log = logging.getLogger("threadcast.sweeps")
+
+
+@dataclass
+class LeaseSweep:
+    ledger: Ledger
+    gate: Gate
+    retry_ambiguous: bool = False
+    settled: int = 0  # in all runs
+
+    def run(self, now: datetime) -> None:
+        settled, again = self.ledger.deliveries.settle_expired_leases(
+            now, retry=self.retry_ambiguous
+        )
+        if again:
+            self.gate.enqueue(again)
+        if settled:
+            log.warning("%d deliveries lost their worker mid-attempt: %s", settled,
+                        "re-queued" if self.retry_ambiguous else "marked unknown")  # fmt: skip
+        self.settled += settled
+
+
+@dataclass
+class OrphanSweep:
+    ledger: Ledger
+    gate: Gate
+    grace: float = 60.0  # a delivery younger than this may still be on its way into Redis
+    released_grace: float = 300.0  # released to Celery this long ago and still not taken
+    requeued: int = 0  # in all runs
+
+    def run(self, now: datetime) -> None:
+        cutoff = now - timedelta(seconds=self.grace)
+        after, requeued = "", 0
+        while batch := self.ledger.deliveries.stale_waiting(cutoff, after):
+            lost = self._lost(batch, now)
+            if lost:
+                requeued += self.gate.enqueue(lost)
+            after = batch[-1].delivery_id
+        if requeued:
+            log.warning("re-queued %d deliveries that Redis had lost", requeued)
+        self.requeued += requeued
+
+    def _lost(self, batch: list[DeliveryMessage], now: datetime) -> list[DeliveryMessage]:
+        horizon = now.timestamp() - self.released_grace
+        where = self.gate.whereabouts([m.delivery_id for m in batch])
+        return [
+            m for m, w in zip(batch, where, strict=True)
+            if w is None or (w.startswith("r") and float(w[1:]) < horizon)
+        ]  # fmt: skip

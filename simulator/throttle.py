@@ -1,0 +1,203 @@
+"""Throttling with the documented Microsoft Teams limits, as a policy on the message endpoints.
+
+Four kinds of scope, each enforced only while its limit is above 0 (see
+:class:`~simulator.knobs.ThrottleLimits`): the app (the token's ``appid``) across all tenants,
+each tenant, each team (the chatthreads ``{group-id}`` / v1.0 ``{team-id}``; it also bounds
+every channel of the team), each channel per UTC day. The rate limits count accepted requests
+in a sliding one-second window over their arrival times. A request over any limit gets
+``429 TooManyRequests`` with ``Retry-After`` and is not counted.
+
+The tenant, team and channel scopes are keyed without the app: a rehearsal posts as one app,
+and several apps in one tenant would share those limits (stricter than Graph).
+
+Besides enforcing, the throttle measures what a client did: per scope, the fullest window,
+the 429s, and the requests sent while a Retry-After announced for the scope was running.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from simulator.clock import Clock
+from simulator.errors import GraphError
+from simulator.knobs import ThrottleLimits
+from simulator.posts import PostAttempt
+from simulator.windows import DayCount, SlidingWindow
+
+
+class Scope:
+    """One throttled scope: its meter, and what the client did to it."""
+
+    __slots__ = ("meter", "retry_until", "throttled", "violations")
+
+    def __init__(self, meter: SlidingWindow | DayCount) -> None:
+        self.meter = meter
+        self.throttled = 0
+        self.violations = 0
+        self.retry_until = 0.0
+        """Until when the last Retry-After announced for this scope runs (epoch seconds)."""
+
+    def to_json(self, limit: int, now: float) -> dict[str, int]:
+        meter = self.meter
+        measured = (
+            {"max_window": meter.max_window}
+            if isinstance(meter, SlidingWindow)
+            else {"today": meter.today(now)}
+        )
+        return {
+            "limit": limit,
+            **measured,
+            "throttled": self.throttled,
+            "retry_after_violations": self.violations,
+        }
+
+    def over_limit(self, limit: int, now: float) -> bool:
+        meter = self.meter
+        seen = meter.max_window if isinstance(meter, SlidingWindow) else meter.today(now)
+        return 0 < limit < seen
+
+
+_Bound = tuple[Scope, int, str, str]
+"""A scope a request falls in: (scope, the limit in force, kind, key)."""
+_LIMIT_WORDS = {
+    "app": "requests per second across all tenants",
+    "tenant": "requests per second in tenant {key}",
+    "team": "requests per second on team {key}",
+    "channel": "messages per UTC day in channel {key}",
+}
+
+
+def _scope(scopes: dict[str, Scope], key: str, daily: bool = False) -> Scope:
+    scope = scopes.get(key)
+    if scope is None:
+        scope = scopes[key] = Scope(DayCount() if daily else SlidingWindow())
+    return scope
+
+
+class Throttle:
+    def __init__(self, limits: ThrottleLimits, clock: Clock) -> None:
+        self.limits = limits
+        self._clock = clock
+        self._last = 0.0
+        self.apps: dict[str, Scope] = {}
+        self.tenants: dict[str, Scope] = {}
+        self.teams: dict[str, Scope] = {}
+        self.channels: dict[str, Scope] = {}
+        """Keyed ``{group}/{channel}``, as the report shows them."""
+        self.throttled = 0
+        """429 answers (a request over two limits counts once here, once in each scope)."""
+        self.violations = 0
+        """Requests sent while a Retry-After of at least one of their scopes was running."""
+        self._cached: tuple[PostAttempt, list[_Bound]] | None = None
+
+    def configure(self, limits: ThrottleLimits) -> None:
+        # Scopes keep their history: a lowered limit is judged against the traffic already seen.
+        self.limits = limits
+        self._cached = None
+
+    def reset(self) -> None:
+        for scopes in (self.apps, self.tenants, self.teams, self.channels):
+            scopes.clear()
+        self.throttled = self.violations = 0
+        self._cached = None
+
+    def observe(self, attempt: PostAttempt) -> None:
+        """Count a Retry-After violation, whatever the request's answer will be."""
+        if not self.limits.enabled:
+            return
+        now = self._now(attempt)
+        violated = False
+        for scope, _, _, _ in self._bounds(attempt):
+            if now < scope.retry_until:
+                scope.violations += 1
+                violated = True
+        self.violations += violated
+
+    def admit(self, attempt: PostAttempt) -> None:
+        """Count the request in every scope, or refuse it (429) if any scope is full."""
+        if not self.limits.enabled:
+            return
+        now = self._now(attempt)
+        bounds = self._bounds(attempt)
+        over = [(bound, wait) for bound in bounds if (wait := bound[0].meter.wait(now, bound[1]))]
+        if over:
+            raise self._refuse(over, now)
+        for scope, _, _, _ in bounds:
+            scope.meter.add(now)
+
+    def hold(self, attempt: PostAttempt) -> float | None:
+        return None
+
+    def _now(self, attempt: PostAttempt) -> float:
+        # Windows need arrival times that never decrease, even if the wall clock steps back.
+        self._last = max(self._last, attempt.received_at)
+        return self._last
+
+    def _bounds(self, attempt: PostAttempt) -> list[_Bound]:
+        # observe() and admit() see each request back to back: look its scopes up once.
+        cached = self._cached
+        if cached is not None and cached[0] is attempt:
+            return cached[1]
+        bounds = self._find_bounds(attempt)
+        self._cached = (attempt, bounds)
+        return bounds
+
+    def _find_bounds(self, attempt: PostAttempt) -> list[_Bound]:
+        # The hot path: no strings are built here unless the request is throttled.
+        limits, tenant, team = self.limits, attempt.tenant_id, attempt.group_id
+        bounds: list[_Bound] = []
+        if limits.app_rps:
+            app = attempt.client_id
+            bounds.append((_scope(self.apps, app), limits.app_rps, "app", app))
+        if limits.tenant_rps:
+            bounds.append((_scope(self.tenants, tenant), limits.tenant_rps, "tenant", tenant))
+        if limits.team_rps:
+            bounds.append((_scope(self.teams, team), limits.team_rps, "team", team))
+        if limits.channel_daily:
+            channel = f"{team}/{attempt.channel_id}"
+            scope = _scope(self.channels, channel, daily=True)
+            bounds.append((scope, limits.channel_daily, "channel", channel))
+        return bounds
+
+    def _refuse(self, over: list[tuple[_Bound, float]], now: float) -> GraphError:
+        retry_after = max(1, math.ceil(max(wait for _, wait in over)))
+        for (scope, _, _, _), _ in over:
+            scope.throttled += 1
+            scope.retry_until = max(scope.retry_until, now + retry_after)
+        self.throttled += 1
+        _, limit, kind, key = over[0][0]
+        words = _LIMIT_WORDS[kind].format(key=key)
+        return GraphError(
+            429,
+            "TooManyRequests",
+            f"Too many requests: the application exceeded its limit of {limit} {words}. "
+            f"Retry after {retry_after} seconds.",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+    def report(self) -> dict[str, object]:
+        """``GET /_sim/throttle``."""
+        now = max(self._clock(), self._last)
+        limits = self.limits
+        groups = (
+            ("app", self.apps, limits.app_rps),
+            ("tenant", self.tenants, limits.tenant_rps),
+            ("team", self.teams, limits.team_rps),
+            ("channel", self.channels, limits.channel_daily),
+        )
+        scopes: dict[str, object] = {}
+        over_limit = 0
+        for kind, found, limit in groups:
+            for key, scope in found.items():
+                scopes[f"{kind}:{key}"] = scope.to_json(limit, now)
+                over_limit += scope.over_limit(limit, now)
+        return {
+            "limits": dataclasses.asdict(limits),
+            "scopes": scopes,
+            "totals": {
+                "throttled": self.throttled,
+                "retry_after_violations": self.violations,
+                "max_window_over_limit": over_limit,
+            },
+        }

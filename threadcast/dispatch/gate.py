@@ -1,0 +1,197 @@
+"""The gate every delivery passes: it waits in Redis until the rate limits let it go.
+
+Producers put deliveries in (``enqueue``); one dispatcher at a time lets them out as Celery
+messages carrying a permit (``release``); a worker confirms its permit right before the
+POST (``start``), and puts a delivery back to wait for a retry, a Retry-After or a quota
+(``park``). See docs/RATE_LIMITS.md for the design.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from itertools import islice
+from typing import Any, TypeVar
+
+import redis
+
+from threadcast.constants import QUEUE
+from threadcast.contract import DeliveryMessage
+from threadcast.dispatch import keys
+from threadcast.dispatch.limits import Limits
+from threadcast.dispatch.scripts import Scripts
+from threadcast.errors import BrokerError
+
+_CHUNK = 1000
+_PERMIT_MAX_AGE = 0.5  # seconds a released permit may wait in the Celery queue
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Release:
+    messages: list[DeliveryMessage]  # each with its permit
+    held: list[DeliveryMessage]  # over their channel's daily quota: parked until midnight UTC
+    next_wake: float | None  # when something may next be released (None: nothing waits)
+    parked: int  # deliveries waiting until a time (retries, Retry-After, quota holds)
+    at: float  # when the permits were issued
+
+
+class Gate:
+    def __init__(
+        self, client: redis.Redis, limits: Limits | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:  # fmt: skip
+        """``limits`` is needed by the dispatcher and for cooldowns, not to enqueue or park."""
+        self._redis = client
+        self._limits_or_none = limits
+        self._clock = clock
+        self._scripts = Scripts(client)
+
+    @property
+    def _limits(self) -> Limits:
+        if self._limits_or_none is None:
+            raise TypeError("this Gate was made without Limits")
+        return self._limits_or_none
+
+    # -- producers ---------------------------------------------------------------------
+    def enqueue(self, messages: Iterable[DeliveryMessage]) -> int:
+        """Put deliveries in to wait for their turn; returns how many."""
+        count, iterator = 0, iter(messages)
+        while chunk := list(islice(iterator, _CHUNK)):
+            now = self._clock()
+            pipe = self._redis.pipeline(transaction=True)
+            for m in chunk:
+                pipe.rpush(keys.queue(m.tenant, m.group), m.entry(now))
+                pipe.zadd(keys.teams(m.tenant), {m.group: now}, nx=True)
+                pipe.zadd(keys.TENANTS, {m.tenant: now}, nx=True)
+                pipe.hset(keys.KNOWN, m.delivery_id, "p")
+            _run(pipe.execute)
+            count += len(chunk)
+        if count:
+            self.wake()
+        return count
+
+    def wake(self) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.lpush(keys.WAKE, "1")
+        pipe.ltrim(keys.WAKE, 0, 0)
+        _run(pipe.execute)
+
+    # -- workers -----------------------------------------------------------------------
+    def start(self, message: DeliveryMessage) -> bool:
+        """Confirm the permit right before sending; False: too old, park and re-release."""
+        if message.permit is None:
+            return False
+        result = _run(
+            self._scripts.start,
+            keys=[keys.APP_LOG, keys.tenant_log(message.tenant),
+                  keys.team_log(message.tenant, message.group)],
+            args=[message.permit, self._clock(), _PERMIT_MAX_AGE],
+        )  # fmt: skip
+        return bool(result)
+
+    def park(self, message: DeliveryMessage, delay: float) -> None:
+        """Put a delivery back to wait ``delay`` seconds (0: at the front of its queue)."""
+        now = self._clock()
+        _run(
+            self._scripts.park,
+            keys=[keys.DELAYED, keys.TENANTS, keys.KNOWN,
+                  keys.queue(message.tenant, message.group), keys.teams(message.tenant),
+                  keys.WAKE],
+            args=[message.entry(now + max(0.0, delay)), now + max(0.0, delay), now,
+                  message.tenant, message.group, message.delivery_id],
+        )  # fmt: skip
+
+    def cool_down(self, message: DeliveryMessage, seconds: float, *, tenant_wide: bool) -> str:
+        """Nobody sends into the scope Graph throttled until ``seconds`` pass; returns the
+        scope charged (``app``, ``t:<tenant>`` or ``g:<tenant>:<team>``)."""
+        tenant_limit, team_limit, _ = self._limits.for_tenant(message.tenant)
+        now = self._clock()
+        scope = _run(
+            self._scripts.cooldown,
+            keys=[keys.COOLDOWNS, keys.APP_LOG, keys.tenant_log(message.tenant),
+                  keys.team_log(message.tenant, message.group)],
+            args=[now, self._limits.window, self._limits.app, tenant_limit, team_limit,
+                  now + seconds, "tenant" if tenant_wide else "auto",
+                  keys.tenant_scope(message.tenant),
+                  keys.team_scope(message.tenant, message.group)],
+        )  # fmt: skip
+        return scope.decode() if isinstance(scope, bytes) else str(scope)
+
+    def forget(self, delivery_id: str) -> None:
+        """The delivery was claimed: it no longer waits anywhere in Redis."""
+        _run(self._redis.hdel, keys.KNOWN, delivery_id)
+
+    # -- the dispatcher ----------------------------------------------------------------
+    def publish_limits(self) -> None:
+        """Write the per-tenant overrides where the release script reads them."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.delete(keys.LIMITS)
+        for tenant, values in self._limits.overrides_json().items():
+            pipe.hset(keys.LIMITS, tenant, values)
+        _run(pipe.execute)
+
+    def promote(self, limit: int = 1000) -> int:
+        """Move due retries and holds back into their queues."""
+        return int(_run(
+            self._scripts.promote,
+            keys=[keys.DELAYED, keys.TENANTS, keys.KNOWN],
+            args=[self._clock(), limit, keys.PREFIX],
+        ))  # fmt: skip
+
+    def release(self, budget: int) -> Release:
+        """Hand out up to ``budget`` permits, fairly across tenants and teams."""
+        now = self._clock()
+        today = datetime.fromtimestamp(now, UTC)
+        midnight = (today + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        released, held, wake, parked = _run(
+            self._scripts.release,
+            keys=[keys.TENANTS, keys.APP_LOG, keys.LIMITS, keys.COOLDOWNS, keys.KNOWN,
+                  keys.DELAYED, keys.channel_day(today)],
+            args=[now, self._limits.window, self._limits.app, self._limits.tenant,
+                  self._limits.team, self._limits.channel_daily, budget, keys.PREFIX,
+                  midnight.timestamp(), 2 * 86_400],
+        )  # fmt: skip
+        messages = [
+            DeliveryMessage.from_entry(released[i], _text(released[i + 1]))
+            for i in range(0, len(released), 2)
+        ]
+        held_messages = [DeliveryMessage.from_entry(e) for e in held]
+        return Release(
+            messages, held_messages, float(wake) if wake else None, int(parked), now
+        )
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until woken (new work) or ``timeout`` seconds pass."""
+        if timeout > 0:
+            _run(self._redis.blpop, [keys.WAKE], timeout=max(0.01, timeout))
+
+    def backlog(self) -> int:
+        """Messages released to Celery and not yet taken by a worker."""
+        return int(_run(self._redis.llen, QUEUE))
+
+    # -- the sweeper -------------------------------------------------------------------
+    def whereabouts(self, delivery_ids: Sequence[str]) -> list[str | None]:
+        """For each delivery: "p" (waiting), "r<time>" (released at), None (unknown here)."""
+        if not delivery_ids:
+            return []
+        found = _run(self._redis.hmget, keys.KNOWN, list(delivery_ids))
+        return [None if v is None else _text(v) for v in found]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _run(call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    try:
+        return call(*args, **kwargs)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise BrokerError(
+            f"Redis is unreachable ({type(exc).__name__}): check THREADCAST_REDIS_URL; "
+            "deliveries stay in the ledger and will be re-queued"
+        ) from exc
+    except redis.RedisError as exc:
+        raise BrokerError(f"Redis refused a dispatch command: {exc}") from exc

@@ -1,0 +1,49 @@
+"""Redis key names of the dispatch structures.
+
+Every key carries the hash tag ``{dispatch}`` so that, on a Redis Cluster, all of them live
+in one slot: the release script derives per-tenant keys from names it reads.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from threadcast.constants import KEY_PREFIX
+
+PREFIX = KEY_PREFIX + "{dispatch}:"
+TENANTS = PREFIX + "tenants"  # zset tenant -> when it may next send
+DELAYED = PREFIX + "delayed"  # zset entry -> due time (retries, Retry-After, quota holds)
+APP_LOG = PREFIX + "log:app"  # zset permit -> send time, the app-wide sliding log
+LIMITS = PREFIX + "limits"  # hash tenant -> JSON [tenant_rps, team_rps, channel_daily]
+COOLDOWNS = PREFIX + "cool"  # hash scope -> until (Retry-After)
+KNOWN = PREFIX + "known"  # hash delivery -> "p" (pending) | "r<time>" (released to Celery)
+WAKE = PREFIX + "wake"  # list: a push wakes the dispatcher
+LEADER = PREFIX + "leader"  # the dispatcher's lease
+
+
+def teams(tenant: str) -> str:
+    return f"{PREFIX}teams:{tenant}"
+
+
+def queue(tenant: str, team: str) -> str:
+    return f"{PREFIX}q:{tenant}:{team}"
+
+
+def tenant_log(tenant: str) -> str:
+    return f"{PREFIX}log:t:{tenant}"
+
+
+def team_log(tenant: str, team: str) -> str:
+    return f"{PREFIX}log:g:{tenant}:{team}"
+
+
+def channel_day(day: datetime) -> str:
+    return f"{PREFIX}day:{day:%Y%m%d}"
+
+
+def tenant_scope(tenant: str) -> str:
+    return f"t:{tenant}"
+
+
+def team_scope(tenant: str, team: str) -> str:
+    return f"g:{tenant}:{team}"

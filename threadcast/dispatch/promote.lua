@@ -1,0 +1,24 @@
+-- promote.lua: move delayed deliveries whose time has come to the front of their team's queue.
+--
+-- Retries, Retry-After waits and quota holds wait in the delayed zset (score = due time).
+-- Promoted entries go to the FRONT of their queue (they have waited longest) and make their
+-- team and tenant eligible now unless those already have a score (which may be a later one:
+-- a cooldown is never shortened).
+--
+-- KEYS[1] delayed zset   KEYS[2] tenants zset   KEYS[3] known hash
+-- ARGV[1] now   ARGV[2] max entries   ARGV[3] key prefix
+-- Returns the number of entries promoted.
+
+local delayed_key, tenants_key, known_key = KEYS[1], KEYS[2], KEYS[3]
+local now, most, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+
+local due = redis.call('ZRANGEBYSCORE', delayed_key, '-inf', now, 'LIMIT', 0, most)
+for _, entry in ipairs(due) do
+  local e = cjson.decode(entry)
+  redis.call('ZREM', delayed_key, entry)
+  redis.call('LPUSH', prefix .. 'q:' .. e.t .. ':' .. e.g, entry)
+  redis.call('ZADD', prefix .. 'teams:' .. e.t, 'NX', now, e.g)
+  redis.call('ZADD', tenants_key, 'NX', now, e.t)
+  redis.call('HSET', known_key, e.d, 'p')
+end
+return #due

@@ -1,0 +1,91 @@
+"""The dispatcher: lets waiting deliveries out of the gate as Celery messages, within limits.
+
+Every worker process runs one in a thread; a Redis lease makes exactly one of them act at a
+time, and another takes over within seconds of its death. It sleeps until the next permit
+can be issued or new work is announced (the gate's wake list), never polling the limits,
+and keeps the Celery queue short (THREADCAST_DISPATCH_BACKLOG) so that a permit is used
+within moments of being issued.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from threadcast import metrics
+from threadcast.contract import DeliveryMessage
+from threadcast.dispatch import Gate
+from threadcast.errors import ThreadcastError
+from threadcast.lease import LeaderLease
+
+log = logging.getLogger("threadcast.dispatcher")
+
+Publish = Callable[[list[DeliveryMessage]], None]
+NoteHeld = Callable[[list[DeliveryMessage], datetime], None]
+
+_MAX_SLEEP = 1.0  # also how often the lease is renewed while idle
+_FULL_BACKLOG_SLEEP = 0.005
+
+
+class Dispatcher:
+    def __init__(
+        self, gate: Gate, lease: LeaderLease, publish: Publish, note_held: NoteHeld, backlog: int
+    ) -> None:
+        self._gate = gate
+        self._lease = lease
+        self._publish = publish
+        self._note_held = note_held
+        self._backlog = backlog
+        self.released = 0
+
+    def run(self, stop: threading.Event) -> None:
+        try:
+            while not stop.is_set():
+                if not self._lease.hold():
+                    stop.wait(self._lease.ttl / 3)
+                    continue
+                try:
+                    pause = self.turn()
+                except ThreadcastError as exc:
+                    log.warning("dispatcher: %s", exc)
+                    pause = _MAX_SLEEP
+                if pause > 0:
+                    self._sleep(pause, stop)
+        finally:
+            self._lease.release()
+
+    def turn(self) -> float:
+        """Release what may go now; return how long to sleep before the next turn."""
+        self._gate.promote()
+        room = self._backlog - self._gate.backlog()
+        if room <= 0:
+            return _FULL_BACKLOG_SLEEP
+        release = self._gate.release(room)
+        metrics.set_parked(release.parked)
+        if release.messages:
+            self._publish(release.messages)
+            self.released += len(release.messages)
+            for m in release.messages:
+                if m.ready_at is not None:
+                    metrics.observe_limiter_wait(release.at - m.ready_at)
+        if release.held:
+            self._note_held(release.held, _next_midnight())
+        if len(release.messages) == room:
+            return 0.0
+        if release.next_wake is None:
+            return _MAX_SLEEP
+        return min(_MAX_SLEEP, max(0.0, release.next_wake - time.time()))
+
+    def _sleep(self, seconds: float, stop: threading.Event) -> None:
+        if seconds <= _FULL_BACKLOG_SLEEP:
+            stop.wait(seconds)
+        else:
+            self._gate.wait(seconds)  # a producer's wake ends it early
+
+
+def _next_midnight() -> datetime:
+    now = datetime.now(UTC)
+    return (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
