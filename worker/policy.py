@@ -64,4 +64,5 @@ def _outcome(
         state=state, http_status=reply.status, request_id=reply.request_id,
         error_code=reply.error_code, error_message=message, retry_after=reply.retry_after,
         latency_ms=reply.latency_ms, next_attempt_at=next_attempt_at,
+        message_id=reply.message_id,
     )  # fmt: skip

@@ -80,13 +80,16 @@ def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, redis_url: str,
     sim: RunningSimulator, sim_admin: SimAdmin, cache_key: str,
 ) -> Iterator[Stack]:  # fmt: skip
-    """A worker on a fresh ledger (each backend) with two signed-in tenants."""
+    """A worker on a fresh ledger (each backend) with two signed-in tenants; a module's
+    ``STACK_ENV`` dict adds or overrides THREADCAST_* settings."""
     url = redis_url.rsplit("/", 1)[0] + f"/{STACK_REDIS_DB}"
     client = redis.Redis.from_url(url)
     client.flushdb()
     workdir = tmp_path_factory.mktemp("stack")
     for database_url in _database_url(request.param, tmp_path_factory):
-        env = stack_env(sim, url, database_url, cache_key)
+        # A test module may set STACK_ENV to run its stack with other settings.
+        extra = getattr(request.module, "STACK_ENV", {})
+        env = stack_env(sim, url, database_url, cache_key) | extra
         settings = settings_from(env)
         tenants = [str(uuid.uuid4()) for _ in range(2)]
         for tenant in tenants:

@@ -61,6 +61,7 @@ class Outcome:
     retry_after: float | None = None
     latency_ms: float | None = None
     next_attempt_at: datetime | None = None
+    message_id: str | None = None  # the message Graph created (channel-messages endpoint)
 
 
 class DeliveryBook:
@@ -259,6 +260,7 @@ def _delivery_values(outcome: Outcome, now: datetime) -> dict[str, object]:
     }  # fmt: skip
     if outcome.state is DeliveryState.SENT:
         values["sent_at"] = now
+        values["message_id"] = outcome.message_id
     return values
 
 
@@ -270,7 +272,7 @@ def _close_attempt(conn: Connection, attempt_id: int, outcome: Outcome, now: dat
             finished_at=now, outcome=outcome.state.value, http_status=outcome.http_status,
             request_id=outcome.request_id, error_code=outcome.error_code,
             error_message=outcome.error_message, retry_after=outcome.retry_after,
-            latency_ms=outcome.latency_ms,
+            latency_ms=outcome.latency_ms, message_id=outcome.message_id,
         )
     )  # fmt: skip
 

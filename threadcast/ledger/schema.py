@@ -66,6 +66,7 @@ deliveries = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime),
     Column("attempt_base", Integer, nullable=False, server_default="0"),
+    Column("message_id", String(200)),
     Index("ix_deliveries_broadcast_state", "broadcast_id", "state"),
     Index("ix_deliveries_state_tenant", "state", "tenant_id"),
 )
@@ -87,6 +88,7 @@ attempts = Table(
     Column("error_message", Text),
     Column("retry_after", Float),
     Column("latency_ms", Float),
+    Column("message_id", String(200)),
     Index("ix_attempts_delivery", "delivery_id"),
 )
 
