@@ -3,7 +3,8 @@
 Order matters for the invariants: the claim (and its attempt row) is committed before the
 POST, so a crash mid-POST leaves a visible ``sending`` delivery with an open attempt, which
 an expired lease turns into ``unknown``; the outcome is written only by the claim holder.
-The permit is confirmed right before claiming, so the POST follows it within moments.
+The permit is confirmed after claiming, right before the POST, so the rate limits see the
+real send time.
 """
 
 from __future__ import annotations
@@ -58,15 +59,18 @@ class Deliverer:
         except (SignInRequiredError, TokenCacheError) as exc:
             # Both need a person (a sign-in, or the right key): wait without burning attempts.
             return self._wait_for_sign_in(message, exc)
-        if not self._gate.start(message):
-            self._gate.park(message, 0)  # no permit, or a stale one: get a fresh one
-            return Done(None)
         now = datetime.now(UTC)
         claim = self._ledger.deliveries.claim(
             message.delivery_id, self._worker, new_request_id(), self._lease, now
         )
         if isinstance(claim, Refusal):
             return self._refused(message, claim)
+        # The permit is confirmed last, right before the POST: the limits count the real send
+        # time, not the moment the message was taken (a claim can wait on the ledger).
+        if not self._gate.start(message):
+            self._ledger.deliveries.unclaim(claim, datetime.now(UTC))
+            self._gate.park(message, 0)  # no permit, or a stale one: get a fresh one
+            return Done(None)
         self._gate.forget(message.delivery_id)
         return self._attempt(message, claim)
 

@@ -176,3 +176,17 @@ def test_token_cache_rows_hold_ciphertext(ledger: Ledger) -> None:
     assert ledger.token_caches.tenants() == [T]
     ledger.token_caches.delete(T)
     assert ledger.token_caches.load(T) is None
+
+
+def test_unclaim_gives_back_a_claim_that_made_no_request(ledger: Ledger) -> None:
+    b = broadcast(n=1)
+    ledger.broadcasts.add(b, b.deliveries(), NOW)
+    did = b.deliveries()[0].id
+    claim = ledger.deliveries.claim(did, "w1", "c1", LEASE, NOW)
+    assert isinstance(claim, Claim)
+    assert ledger.deliveries.unclaim(claim, NOW) is True
+    assert ledger.deliveries.state(did) is DeliveryState.QUEUED
+    with ledger.engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM attempts")).scalar() == 0
+    again = ledger.deliveries.claim(did, "w2", "c2", LEASE, NOW)
+    assert isinstance(again, Claim) and again.number == 1

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from threadcast.contract import ContentType, DeliveryMessage
 from threadcast.ledger.broadcasts import MESSAGE_COLUMNS, message_of
@@ -120,6 +120,24 @@ class DeliveryBook:
             _settle_lost_lease(conn, delivery_id, row.attempts, now)
             return Refusal(DeliveryState.UNKNOWN)
         return Refusal(state, row.lease_until if state is DeliveryState.SENDING else None)
+
+    def unclaim(self, claim: Claim, now: datetime) -> bool:
+        """Give a claim back before any request was made (its permit had expired): the
+        delivery is ``queued`` again and the attempt that never happened is forgotten."""
+        with self._engine.begin() as conn:
+            changed = conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == claim.delivery_id)
+                .where(deliveries.c.state == DeliveryState.SENDING.value)
+                .where(deliveries.c.attempts == claim.number)
+                .values(
+                    state=DeliveryState.QUEUED.value, attempts=claim.number - 1,
+                    lease_owner=None, lease_until=None, updated_at=now,
+                )
+            ).rowcount == 1  # fmt: skip
+            if changed:
+                conn.execute(delete(attempts).where(attempts.c.id == claim.attempt_id))
+        return changed
 
     def finish(self, claim: Claim, outcome: Outcome, now: datetime) -> bool:
         """Record the attempt's outcome; False if the claim was lost meanwhile.
