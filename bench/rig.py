@@ -60,11 +60,15 @@ class Rig:
             self.tenants.append(tenant)
         return self.tenants
 
-    def start_workers(self, processes: int, instances: int = 1, **env: str) -> None:
+    def start_workers(
+        self, processes: int, instances: int = 1, extra: Sequence[str] = (), **env: str
+    ) -> None:
         child_env = os.environ | self.settings.as_env() | env
         for i in range(instances):
             log = self.workdir / f"worker-{len(self.workers)}-{i}.log"
-            self.workers.append(start_worker(log, env=child_env, concurrency=processes))
+            self.workers.append(
+                start_worker(log, env=child_env, concurrency=processes, extra=extra)
+            )
 
     def ledger(self) -> Ledger:
         return Ledger.open(self.settings.database_url)

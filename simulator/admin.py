@@ -95,8 +95,14 @@ class AdminRoutes:
         tenant = request.path_params["tenant"]
         if not is_guid(tenant):
             return _error(400, f"'{tenant}' is not a tenant GUID")
-        revoked = self._authority.revoke_tenant(tenant.lower())
-        return JSONResponse({"tenant": tenant.lower(), "refresh_tokens_revoked": revoked})
+        only = request.query_params.get("access_tokens_only", "false")
+        if only not in ("true", "false"):
+            return _error(400, f"'access_tokens_only' must be true or false, got '{only}'")
+        revoked = self._authority.revoke_tenant(tenant.lower(), access_tokens_only=only == "true")
+        answer: dict[str, object] = {"tenant": tenant.lower(), "refresh_tokens_revoked": revoked}
+        if only == "true":
+            answer["access_tokens_only"] = True
+        return JSONResponse(answer)
 
     async def _config(self, request: Request) -> Response:
         """GET: every knob; POST: change the knobs named in the JSON object, all or none."""

@@ -60,6 +60,10 @@ class Authority:
         grant_type = required(form, "grant_type")
         counters = self._state.counters
         counters.token_call(tenant.segment, _GRANT_NAMES.get(grant_type, grant_type))
+        if form.get("client_secret"):
+            # Accepted unchecked, but counted: a rehearsal can tell a confidential client's
+            # calls from a public one's.
+            counters.token_call(tenant.segment, "with_client_secret")
         try:
             return self._grant(grant_type, tenant, form, base_url)
         except IdentityError as exc:
@@ -67,9 +71,17 @@ class Authority:
                 counters.invalid_grant(tenant.segment)
             raise
 
-    def revoke_tenant(self, tenant_id: str) -> int:
-        """Revoke the tenant's refresh and access tokens; return how many refresh tokens."""
+    def revoke_tenant(self, tenant_id: str, *, access_tokens_only: bool = False) -> int:
+        """Revoke the tenant's refresh and access tokens; return how many refresh tokens.
+
+        ``access_tokens_only`` invalidates the access tokens issued so far and leaves the
+        sign-in alive: Graph answers 401 to them, but a refresh still succeeds (as after a
+        Graph-side token invalidation), which is how a client's 401 -> refresh -> retry path
+        is rehearsed.
+        """
         self._verifier.revoke_tenant(tenant_id, below_serial=self._minter.next_serial)
+        if access_tokens_only:
+            return 0
         return self._state.sessions.revoke_tenant(tenant_id)
 
     def _grant(

@@ -35,22 +35,25 @@ async def read_form(request: Request) -> dict[str, str]:
     if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         for name, value in parse_qsl((await request.body()).decode("utf-8", "replace"), True):
             form.setdefault(name, value)
-    client_id = _basic_auth_client_id(request.headers.get("authorization"))
+    client_id, secret = _basic_auth(request.headers.get("authorization"))
     if client_id and not form.get("client_id"):
         form["client_id"] = client_id
+    if secret and not form.get("client_secret"):
+        form["client_secret"] = secret
     return form
 
 
-def _basic_auth_client_id(header: str | None) -> str | None:
+def _basic_auth(header: str | None) -> tuple[str | None, str | None]:
     # A confidential client sends client_id:client_secret this way; any secret is accepted.
     scheme, _, credentials = (header or "").partition(" ")
     if scheme.lower() != "basic":
-        return None
+        return None, None
     try:
         decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
-        return None
-    return unquote_plus(decoded.partition(":")[0])
+        return None, None
+    client_id, _, secret = decoded.partition(":")
+    return unquote_plus(client_id), unquote_plus(secret) or None
 
 
 class IdentityRoutes:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from threadcast.apikeys import parse_api_keys
+from threadcast.constants import LEASE_MARGIN_SECONDS
 from threadcast.errors import ConfigError
 
 ENV_PREFIX = "THREADCAST_"
@@ -79,8 +80,13 @@ class Settings(BaseSettings):
     worker_ready_file: Path | None = None
     # Delivery guarantees (docs/RELIABILITY.md): what a post with no answer becomes.
     ambiguous: Literal["unknown", "retry"] = "unknown"
-    # The scheduler re-queues waiting deliveries Redis lost once they are this old (seconds).
+    # The scheduler re-queues waiting deliveries Redis lost once they are this old (seconds),
+    # and released ones no worker took (a worker killed with them prefetched) after the second.
     orphan_grace: float = Field(default=60.0, ge=0, le=86_400)
+    orphan_released_grace: float = Field(default=300.0, ge=1, le=86_400)
+    # A claim's lease is the HTTP timeout plus this: a delivery still ``sending`` after it lost
+    # its worker mid-attempt, and the lease sweep makes it ``unknown``.
+    lease_margin: float = Field(default=LEASE_MARGIN_SECONDS, ge=1, le=3600)
     # Which Graph endpoint posts: the beta chatthreads (default) or v1.0 channel messages.
     endpoint: Literal["chatthreads", "channel-messages"] = "chatthreads"
 

@@ -7,7 +7,12 @@ to the wrong key, or made for another app registration, is refused instead of us
 
 A tenant whose refresh was refused (``invalid_grant``…) is marked with the hash of the cache
 state that failed: every process then knows that state is dead without asking the identity
-platform again, and a new sign-in (a new state) clears the mark by itself.
+platform again, and a new sign-in (a new state) clears the mark by itself. Likewise an access
+token Graph refused (401) is marked by its hash, so no process uses it again.
+
+The ledger copy is written first, so when the two copies differ the ledger's is the newer one
+(a Redis write failed after it): a refresh reads it first, because refreshing with an older
+state would present a refresh token that has already rotated out.
 """
 
 from __future__ import annotations
@@ -21,10 +26,17 @@ from typing import Any
 import redis
 from cryptography.fernet import InvalidToken, MultiFernet
 
-from threadcast.constants import SIGN_IN_MARK_KEY, TOKEN_CACHE_KEY
+from threadcast.constants import KEY_PREFIX, SIGN_IN_MARK_KEY, TOKEN_CACHE_KEY
 from threadcast.errors import BrokerError, ConfigError, TokenCacheError
 from threadcast.ledger import TokenCacheRows
 from threadcast.settings import Settings
+
+# + tenant + ":" + sha256(access token) -> "1": Graph refused that token (401).
+# TODO(lead): belongs in threadcast.constants beside SIGN_IN_MARK_KEY.
+REFUSED_TOKEN_KEY = KEY_PREFIX + "refused-token:"
+# Longer than any access token lives (CAE tokens: up to 28 h); a refused token that has
+# expired is never picked again anyway.
+_REFUSED_TTL_SECONDS = 30 * 3600
 
 
 class TokenCacheStore:
@@ -45,12 +57,18 @@ class TokenCacheStore:
         assert settings.client_id is not None
         return cls(client, rows, settings.cache_cipher(), settings.client_id)
 
-    def load(self, tenant: str) -> str | None:
+    def load(self, tenant: str, *, ledger_first: bool = False) -> str | None:
         """The tenant's serialized MSAL cache, or None when it never signed in.
 
-        A damaged Redis copy is replaced by the ledger's when that one is good.
+        A damaged Redis copy is replaced by the ledger's when that one is good. With
+        ``ledger_first`` (before a refresh, under the tenant's lock) the ledger's copy wins
+        whenever it is good, and a Redis copy that differs from it is replaced.
         """
-        cached = _call(self._redis.get, TOKEN_CACHE_KEY + tenant)
+        if ledger_first:
+            found = self._load_ledger_first(tenant)
+            if found is not None:
+                return found
+        cached = _call(self._redis.get, TOKEN_CACHE_KEY + tenant, tenant=tenant)
         if cached is not None:
             try:
                 return self._open(tenant, cached.decode())
@@ -63,7 +81,21 @@ class TokenCacheStore:
             if durable is None:
                 return None
         opened = self._open(tenant, durable)
-        _call(self._redis.set, TOKEN_CACHE_KEY + tenant, durable)  # heal Redis from the ledger
+        # heal Redis from the ledger
+        _call(self._redis.set, TOKEN_CACHE_KEY + tenant, durable, tenant=tenant)
+        return opened
+
+    def _load_ledger_first(self, tenant: str) -> str | None:
+        durable = self._rows.load(tenant)
+        if durable is None:
+            return None
+        try:
+            opened = self._open(tenant, durable)
+        except TokenCacheError:
+            return None  # a damaged ledger copy: the Redis copy may still be good
+        cached = _call(self._redis.get, TOKEN_CACHE_KEY + tenant, tenant=tenant)
+        if cached is None or cached.decode() != durable:
+            _call(self._redis.set, TOKEN_CACHE_KEY + tenant, durable, tenant=tenant)
         return opened
 
     def save(self, tenant: str, cache_text: str) -> None:
@@ -72,27 +104,39 @@ class TokenCacheStore:
             raise TokenCacheError(tenant, "refusing to overwrite the cache with an empty one")
         envelope = json.dumps({"tenant": tenant, "client_id": self._client_id, "cache": cache_text})
         blob = self._cipher.encrypt(envelope.encode()).decode()
+        # The ledger first: if Redis then fails, the durable copy already holds the new
+        # (rotated) refresh token, and the next refresh reads it from there.
         self._rows.save(tenant, blob, datetime.now(UTC))
-        _call(self._redis.set, TOKEN_CACHE_KEY + tenant, blob)
+        _call(self._redis.set, TOKEN_CACHE_KEY + tenant, blob, tenant=tenant)
 
     def delete(self, tenant: str) -> None:
         self._rows.delete(tenant)
-        _call(self._redis.delete, TOKEN_CACHE_KEY + tenant, SIGN_IN_MARK_KEY + tenant)
+        _call(self._redis.delete, TOKEN_CACHE_KEY + tenant, SIGN_IN_MARK_KEY + tenant,
+              tenant=tenant)  # fmt: skip
 
     def tenants(self) -> list[str]:
         return sorted(self._rows.tenants())
 
     def mark_needs_sign_in(self, tenant: str, cache_text: str, reason: str) -> None:
         mark = json.dumps({"state": _digest(cache_text), "reason": reason})
-        _call(self._redis.set, SIGN_IN_MARK_KEY + tenant, mark)
+        _call(self._redis.set, SIGN_IN_MARK_KEY + tenant, mark, tenant=tenant)
 
     def needs_sign_in(self, tenant: str, cache_text: str) -> str | None:
         """The reason this very cache state can no longer refresh, if a process found one."""
-        raw = _call(self._redis.get, SIGN_IN_MARK_KEY + tenant)
+        raw = _call(self._redis.get, SIGN_IN_MARK_KEY + tenant, tenant=tenant)
         if raw is None:
             return None
         mark = json.loads(raw)
         return str(mark["reason"]) if mark.get("state") == _digest(cache_text) else None
+
+    def mark_refused(self, tenant: str, access_token: str) -> None:
+        """Graph refused this access token (401): no process may use it again."""
+        key = f"{REFUSED_TOKEN_KEY}{tenant}:{_digest(access_token)}"
+        _call(lambda: self._redis.set(key, "1", ex=_REFUSED_TTL_SECONDS), tenant=tenant)
+
+    def refused(self, tenant: str, access_token: str) -> bool:
+        key = f"{REFUSED_TOKEN_KEY}{tenant}:{_digest(access_token)}"
+        return bool(_call(self._redis.exists, key, tenant=tenant))
 
     def verify_key(self) -> None:
         """Fail at start-up, not per delivery, when the key opens none of the stored caches."""
@@ -139,7 +183,7 @@ class TokenCacheStore:
 
 def signed_in(client: redis.Redis, rows: TokenCacheRows, tenant: str) -> bool:
     """Whether a token cache exists for the tenant; needs neither the key nor the client id."""
-    if _call(client.exists, TOKEN_CACHE_KEY + tenant):
+    if _call(client.exists, TOKEN_CACHE_KEY + tenant, tenant=tenant):
         return True
     return rows.load(tenant) is not None
 
@@ -148,12 +192,13 @@ def _digest(cache_text: str) -> str:
     return hashlib.sha256(cache_text.encode()).hexdigest()
 
 
-def _call(method: Callable[..., Any], *args: Any) -> Any:
+def _call(method: Callable[..., Any], *args: Any, tenant: str) -> Any:
     """Run one Redis command, translating its failure into an operator-readable BrokerError."""
     try:
         return method(*args)
     except redis.RedisError as exc:
         raise BrokerError(
-            f"Redis is unreachable ({type(exc).__name__}): check THREADCAST_REDIS_URL; "
-            "deliveries stay in the ledger and will be retried"
+            f"tenant {tenant}: Redis is unreachable while using its token cache "
+            f"({type(exc).__name__}): check THREADCAST_REDIS_URL; its deliveries stay in the "
+            "ledger and will be retried, and its token cache is left as it was"
         ) from exc

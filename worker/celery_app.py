@@ -103,16 +103,21 @@ def _run_dispatcher(app: Celery, settings: Settings) -> None:
 
     def start(**_: Any) -> None:
         client = redis.Redis.from_url(settings.redis_url)
-        ledger = Ledger.open(settings.database_url)
         gate = Gate(client, Limits.from_settings(settings))
         gate.publish_limits()
 
         def note_held(held: list[DeliveryMessage], until: datetime) -> None:
-            ledger.deliveries.note(
-                [m.delivery_id for m in held], "channel_daily_quota",
-                "the channel's daily message quota is used up; it goes on after midnight UTC",
-                until, datetime.now(UTC),
-            )  # fmt: skip
+            # Opened per call (quota holds are rare): this process forks pool children, and
+            # a SQLite connection must never be inherited across a fork.
+            ledger = Ledger.open(settings.database_url, migrate=False)
+            try:
+                ledger.deliveries.note(
+                    [m.delivery_id for m in held], "channel_daily_quota",
+                    "the channel's daily message quota is used up; it goes on after midnight UTC",
+                    until, datetime.now(UTC),
+                )  # fmt: skip
+            finally:
+                ledger.close()
 
         lease = LeaderLease(client, keys.LEADER, ttl=5.0)
         dispatcher = Dispatcher(gate, lease, _publisher(app), note_held, settings.dispatch_backlog)

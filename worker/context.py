@@ -14,7 +14,6 @@ from datetime import timedelta
 import redis
 
 from threadcast import identity
-from threadcast.constants import LEASE_MARGIN_SECONDS
 from threadcast.dispatch import Gate, Limits
 from threadcast.ledger import Ledger
 from threadcast.settings import Settings
@@ -44,7 +43,7 @@ class WorkerContext:
         )
         endpoint = ENDPOINTS[settings.endpoint]
         graph = GraphClient(settings.graph_url, identity.http_client(settings), endpoint)
-        lease = timedelta(seconds=settings.http_timeout + LEASE_MARGIN_SECONDS)
+        lease = timedelta(seconds=settings.http_timeout + settings.lease_margin)
         policy = RetryPolicy(
             max_attempts=settings.max_attempts, retry_after_cap=settings.retry_after_cap,
             retry_ambiguous=settings.ambiguous == "retry",

@@ -71,7 +71,6 @@ class Deliverer:
             self._ledger.deliveries.unclaim(claim, datetime.now(UTC))
             self._gate.park(message, 0)  # no permit, or a stale one: get a fresh one
             return Done(None)
-        self._gate.forget(message.delivery_id)
         return self._attempt(message, claim)
 
     def _attempt(self, message: DeliveryMessage, claim: Claim) -> Done:

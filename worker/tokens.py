@@ -2,9 +2,14 @@
 
 Rotation-safe refresh: a refresh token may be used once, so a refresh happens only under
 the tenant's Redis lock, and only after re-reading the cache under that lock (another
-process may just have refreshed). Access tokens are kept in-process until a margin before
-expiry; MSAL's own rule (anything under 5 minutes left is expired) would otherwise refresh
+process may just have refreshed), the ledger's copy first (it is written first, so it is
+never older than Redis's). Access tokens are kept in-process until a margin before expiry;
+MSAL's own rule (anything under 5 minutes left is expired) would otherwise refresh
 short-lived tokens on every call.
+
+An access token Graph refused (401) is marked refused in Redis for every process: the retry
+of that delivery may run in another process, which must neither keep using its own copy of
+the token nor pick it from the cache, or it would earn a second 401 and fail the delivery.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ log = logging.getLogger("threadcast.tokens")
 
 # Answers from the identity platform that no retry can fix: someone must sign in again.
 _SIGN_IN_ERRORS = frozenset({"invalid_grant", "interaction_required", "consent_required"})
-_LOCK_TIMEOUT = 30.0  # a crashed holder frees the tenant after this long
+_MIN_LOCK_SECONDS = 30.0  # a crashed holder frees the tenant after this long (or longer)
+_REFUSED_MEMORY = 1000  # refused tokens remembered in-process before starting afresh
 
 
 @dataclass(frozen=True)
@@ -55,36 +61,70 @@ class TokenProvider:
         self._http = http
         self._margin = margin
         self._tokens: dict[str, AccessToken] = {}
-        self._rejected: dict[str, str] = {}  # tenant -> the access token Graph refused
+        self._refused: set[str] = set()  # access tokens Graph refused, known to this process
         self._apps: dict[str, tuple[msal.ClientApplication, msal.SerializableTokenCache]] = {}
         self._guard = threading.Lock()
+        # Held through discovery and the token call, each up to the HTTP timeout: a lock that
+        # expired mid-refresh would let a second process spend the same refresh token.
+        self._lock_seconds = max(_MIN_LOCK_SECONDS, 2 * settings.http_timeout + 10)
         self.refreshes = 0  # token-endpoint refreshes done by this process
 
     def token(self, tenant: str) -> str:
         """A usable access token for ``tenant``; raises SignInRequiredError if none can be had."""
         now = time.time()
         held = self._tokens.get(tenant)
-        if held is not None and held.usable(self._margin, now):
+        if held is not None and self._good(tenant, held, now):
             return held.value
+        self._tokens.pop(tenant, None)
         found = self._from_cache(tenant, now) or self._refresh(tenant)
         self._tokens[tenant] = found
         return found.value
 
     def reject(self, tenant: str, token: str) -> None:
-        """Graph refused ``token`` (401): never use it again, so the next call refreshes."""
-        self._rejected[tenant] = token
+        """Graph refused ``token`` (401): no process uses it again, so the next call refreshes.
+
+        Never raises: the 401 must still be recorded when Redis is down (other processes
+        then learn of the refusal from their own 401).
+        """
+        if len(self._refused) >= _REFUSED_MEMORY:
+            self._refused.clear()
+        self._refused.add(token)
         if (held := self._tokens.get(tenant)) is not None and held.value == token:
             del self._tokens[tenant]
+        try:
+            self._store.mark_refused(tenant, token)
+        except BrokerError as exc:
+            log.warning("%s (the refused access token is dropped in this process only)", exc)
+
+    def _good(self, tenant: str, token: AccessToken, now: float) -> bool:
+        return token.usable(self._margin, now) and not self._is_refused(tenant, token.value)
+
+    def _is_refused(self, tenant: str, token: str) -> bool:
+        if token in self._refused:
+            return True
+        try:
+            refused = self._store.refused(tenant, token)
+        except BrokerError:
+            # Unknown is taken as "not refused": at worst one more 401, never a delivery
+            # stranded between its claim and its POST.
+            return False
+        if refused:
+            self._refused.add(token)
+        return refused
 
     def _from_cache(self, tenant: str, now: float) -> AccessToken | None:
         _, cache, _ = self._load(tenant)
         return self._cached_token(cache, tenant, now)
 
     def _refresh(self, tenant: str) -> AccessToken:
-        lock = self._redis.lock(TOKEN_LOCK_KEY + tenant, timeout=_LOCK_TIMEOUT, blocking_timeout=60)
+        lock = self._redis.lock(
+            TOKEN_LOCK_KEY + tenant, timeout=self._lock_seconds,
+            blocking_timeout=self._lock_seconds + 30,
+        )  # fmt: skip
         try:
             with lock:
-                app, cache, text = self._load(tenant)
+                # The ledger first: Redis may hold an older state whose refresh token rotated.
+                app, cache, text = self._load(tenant, ledger_first=True)
                 found = self._cached_token(cache, tenant, time.time())
                 if found is not None:
                     return found  # another process refreshed while we waited
@@ -125,9 +165,9 @@ class TokenProvider:
         return token
 
     def _load(
-        self, tenant: str
+        self, tenant: str, *, ledger_first: bool = False
     ) -> tuple[msal.ClientApplication, msal.SerializableTokenCache, str]:
-        text = self._store.load(tenant)
+        text = self._store.load(tenant, ledger_first=ledger_first)
         if text is None:
             raise SignInRequiredError(tenant, "it has never signed in")
         with self._guard:
@@ -147,17 +187,14 @@ class TokenProvider:
             target=[GRAPH_SCOPE],
             query={"realm": tenant, "client_id": self._settings.client_id},
         )
-        best: AccessToken | None = None
-        rejected = self._rejected.get(tenant)
+        candidates: list[AccessToken] = []
         for entry in entries:
-            if entry["secret"] == rejected:
-                continue
             expires_on = float(entry["expires_on"])
             lifetime = expires_on - float(entry.get("cached_at", expires_on - 3600))
-            if best is None or expires_on > best.expires_on:
-                best = AccessToken(entry["secret"], expires_on, lifetime)
-        if best is not None and best.usable(self._margin, now):
-            return best
+            candidates.append(AccessToken(entry["secret"], expires_on, lifetime))
+        for found in sorted(candidates, key=lambda t: t.expires_on, reverse=True):
+            if self._good(tenant, found, now):
+                return found
         return None
 
 

@@ -81,7 +81,10 @@ def default_jobs(ctx: SchedulerContext) -> list[Job]:
     expire = ExpireMissed(ctx.ledger, grace)
     gate = Gate(ctx.redis)
     leases = LeaseSweep(ctx.ledger, gate, retry_ambiguous=ctx.settings.ambiguous == "retry")
-    orphans = OrphanSweep(ctx.ledger, gate, grace=ctx.settings.orphan_grace)
+    orphans = OrphanSweep(
+        ctx.ledger, gate, grace=ctx.settings.orphan_grace,
+        released_grace=ctx.settings.orphan_released_grace,
+    )  # fmt: skip
     return [
         Job("release-due-broadcasts", TICK_SECONDS, release.run),
         Job("release-occurrences", TICK_SECONDS, occurrences.run),

@@ -14,12 +14,10 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from sqlalchemy import text
 
 from tests.integration.apiserver import RunningApi, start_api
 from tests.integration.conftest import Stack, settings_from
-from tests.integration.stack import wait_for
-from threadcast.constants import QUEUE
+from tests.integration.stack import footprint, wait_for
 
 KEY = "bad-input-" + "k" * 22
 MAX_TARGETS = 20
@@ -49,13 +47,7 @@ def http(server: RunningApi) -> Iterator[httpx.Client]:
 
 
 def snapshot(stack: Stack) -> tuple[object, ...]:
-    with stack.ledger.engine.connect() as conn:
-        rows = tuple(
-            conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar()
-            for table in ("broadcasts", "deliveries", "attempts")
-        )
-    keys = tuple(sorted(stack.redis.keys("threadcast:*")))
-    return rows, keys, stack.redis.llen(QUEUE)
+    return footprint(stack.ledger, stack.redis)
 
 
 @pytest.fixture

@@ -7,11 +7,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from producer.cli import main
 from tests.integration.conftest import Stack
-from tests.integration.stack import wait_for
+from tests.integration.stack import footprint, wait_for
 
 BAD_GUID = "72f988bf-86f1-41af-91ab-2d7cd011db4"  # one digit short
 
@@ -26,13 +25,7 @@ def cli_env(stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> St
 
 
 def snapshot(stack: Stack) -> tuple[object, ...]:
-    with stack.ledger.engine.connect() as conn:
-        rows = tuple(
-            conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar()
-            for table in ("broadcasts", "deliveries", "attempts", "token_caches")
-        )
-    keys = tuple(sorted(stack.redis.keys("*")))
-    return rows, keys, stack.redis.llen("threadcast.deliveries")
+    return footprint(stack.ledger, stack.redis)
 
 
 def run(argv: list[str]) -> int:

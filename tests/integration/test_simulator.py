@@ -315,6 +315,8 @@ def test_a_confidential_client_may_send_a_secret(
         "client_secret": "s3cret",
     }
     assert http.post(token_endpoint(sim_proc, tenant), data=form).status_code == 200
+    calls = stats(sim_proc, http)["token_calls"][tenant]
+    assert calls["refresh_token"] == 2 and calls["with_client_secret"] == 2  # Basic, then form
 
 
 def test_other_grants_and_missing_parameters(
@@ -350,6 +352,26 @@ def test_revoking_a_tenant(sim_proc: RunningSimulator, http: httpx.Client) -> No
 
     _, again = sign_in(sim_proc, http, tenant)  # signing in again heals the tenant
     assert post_thread(sim_proc, http, again["access_token"]).status_code == 204
+
+
+def test_revoking_only_the_access_tokens_leaves_the_sign_in_alive(
+    sim_proc: RunningSimulator, http: httpx.Client
+) -> None:
+    tenant = new_tenant()
+    _, result = sign_in(sim_proc, http, tenant)
+    token = result["access_token"]
+    url = f"{sim_proc.admin_url}/tenants/{tenant}/revoke"
+    assert http.post(url, params={"access_tokens_only": "maybe"}).status_code == 400
+    assert post_thread(sim_proc, http, token).status_code == 204
+
+    answer = http.post(url, params={"access_tokens_only": "true"})
+    assert answer.json() == {"tenant": tenant, "refresh_tokens_revoked": 0,
+                             "access_tokens_only": True}  # fmt: skip
+    assert_graph_error(post_thread(sim_proc, http, token), 401, "InvalidAuthenticationToken")
+    renewed = refresh(sim_proc, http, tenant, result["refresh_token"])
+    assert renewed.status_code == 200, renewed.text
+    assert post_thread(sim_proc, http, renewed.json()["access_token"]).status_code == 204
+    assert stats(sim_proc, http)["token_calls"][tenant]["invalid_grant"] == 0
 
 
 # --- Graph ------------------------------------------------------------------------------------

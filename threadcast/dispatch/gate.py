@@ -81,14 +81,15 @@ class Gate:
 
     # -- workers -----------------------------------------------------------------------
     def start(self, message: DeliveryMessage) -> bool:
-        """Confirm the permit right before sending; False: too old, park and re-release."""
+        """Confirm the permit right before sending (the delivery then leaves the gate);
+        False: no permit or too old — park it for a fresh one."""
         if message.permit is None:
             return False
         result = _run(
             self._scripts.start,
             keys=[keys.APP_LOG, keys.tenant_log(message.tenant),
-                  keys.team_log(message.tenant, message.group)],
-            args=[message.permit, self._clock(), _PERMIT_MAX_AGE],
+                  keys.team_log(message.tenant, message.group), keys.KNOWN],
+            args=[message.permit, self._clock(), _PERMIT_MAX_AGE, message.delivery_id],
         )  # fmt: skip
         return bool(result)
 
@@ -121,7 +122,7 @@ class Gate:
         return scope.decode() if isinstance(scope, bytes) else str(scope)
 
     def forget(self, delivery_id: str) -> None:
-        """The delivery was claimed: it no longer waits anywhere in Redis."""
+        """The delivery left the gate another way (e.g. it waits for a sign-in)."""
         _run(self._redis.hdel, keys.KNOWN, delivery_id)
 
     # -- the dispatcher ----------------------------------------------------------------

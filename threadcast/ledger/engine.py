@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
 
 #: Execution option that marks a transaction as read-only (SQLite: no write lock up front).
 READ_ONLY = "threadcast_read_only"
@@ -22,9 +22,12 @@ def make_engine(url: str) -> Engine:
 
 
 def _sqlite_engine(url: str) -> Engine:
-    # One connection per checkout: SQLite connections are cheap, and pooling them across
-    # Celery's forked children would share file handles between processes.
-    engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 60})
+    # Pooled: opening a connection and setting its pragmas costs more than most statements.
+    # Every process makes its own engine after any fork (the worker builds its context in
+    # each pool child), so no pooled connection is ever shared between processes.
+    engine = create_engine(
+        url, poolclass=QueuePool, pool_size=4, max_overflow=8, connect_args={"timeout": 60}
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -1,0 +1,263 @@
+"""Performance benchmark: one 2-core machine against Graph's app-wide limit.
+
+Starts a private Redis, the simulator (throttling off) and workers, and measures:
+
+- throughput: a 20,000-delivery broadcast over 20 tenants, end to end (deliveries/s, from
+  the first post the simulator accepted to the last), with threadcast's own limits lifted so
+  the figure is threadcast's capacity (with the defaults it is capped at Graph's 500/s);
+- CPU per delivery: user+sys milliseconds of every worker process (from /proc) and,
+  separately, of the simulator, over that run;
+- Redis commands and SQL transactions per delivery over that run (Redis INFO; PostgreSQL's
+  pg_stat_database when --postgres);
+- enqueue: the time to accept a 100,000-target broadcast (validated, written to the ledger,
+  put in the gate), on SQLite and on PostgreSQL, and the producer's peak memory;
+- latency: enqueue-to-sent p50/p95/p99 at half the measured maximum rate;
+- peak memory (VmHWM) of each worker process.
+
+Every figure is the median of --runs runs, with min and max.
+
+    .venv/bin/python bench/performance.py --runs 3
+    .venv/bin/python bench/performance.py --only enqueue --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.rig import Rig, rig, summary, wait_until
+from producer import Producer
+
+UNLIMITED = {"app_rps": 100_000, "tenant_rps": 100_000, "team_rps": 100_000}
+PG_ADMIN = os.environ.get("THREADCAST_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def targets(tenants: list[str], total: int, teams_per_tenant: int = 50) -> list[dict[str, str]]:
+    teams = {t: [str(uuid.uuid4()) for _ in range(teams_per_tenant)] for t in tenants}
+    return [
+        {"tenant": tenants[i % len(tenants)],
+         "group": teams[tenants[i % len(tenants)]][(i // len(tenants)) % teams_per_tenant],
+         "channel": f"19:{uuid.uuid4().hex}@thread.tacv2"}
+        for i in range(total)
+    ]  # fmt: skip
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """user+sys of these processes and all their descendants, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in _with_children(pids):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
+def _with_children(pids: list[int]) -> list[int]:
+    found = list(pids)
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").glob("*/children"):
+            kids = [int(k) for k in task.read_text().split()]
+            found += _with_children(kids)
+    return found
+
+
+def peak_memory_mb(pids: list[int]) -> list[float]:
+    peaks = []
+    for pid in _with_children(pids):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peaks.append(round(int(line.split()[1]) / 1024, 1))
+    return peaks
+
+
+def sent_times(bench: Rig) -> list[float]:
+    from datetime import datetime
+
+    times: list[float] = []
+    while True:
+        page = bench.admin(f"/posts?offset={len(times)}&limit=10000")["posts"]
+        if not page:
+            return sorted(times)
+        times += [datetime.fromisoformat(p["received_at"].replace("Z", "+00:00")).timestamp()
+                  for p in page]  # fmt: skip
+
+
+def throughput_run(bench: Rig, total: int) -> dict[str, Any]:
+    bench.http.post(f"{bench.sim.admin_url}/reset").raise_for_status()
+    client = redis.Redis.from_url(bench.settings.redis_url)
+    workers = [w.process.pid for w in bench.workers]
+    cpu_before, sim_before = cpu_seconds(workers), cpu_seconds([bench.sim.pid])
+    commands_before = int(client.info("stats")["total_commands_processed"])
+    with Producer(bench.settings) as producer:
+        sent = producer.send("<p>throughput</p>", targets(bench.tenants, total),
+                             content_type="html")  # fmt: skip
+        ok = wait_until(lambda: producer.ledger.broadcasts.counts(sent.broadcast_id)["sent"]
+                        == total, timeout=600, every=0.25)  # fmt: skip
+    times = sent_times(bench)
+    commands = int(client.info("stats")["total_commands_processed"]) - commands_before
+    client.close()
+    return {
+        "complete": ok, "deliveries": total,
+        "per_second": round((len(times) - 1) / (times[-1] - times[0]), 1),
+        "worker_cpu_ms_per_delivery": round((cpu_seconds(workers) - cpu_before) * 1000 / total, 3),
+        "simulator_cpu_ms_per_delivery":
+            round((cpu_seconds([bench.sim.pid]) - sim_before) * 1000 / total, 3),
+        "redis_commands_per_delivery": round(commands / total, 1),
+    }  # fmt: skip
+
+
+def throughput(runs: int, total: int, processes: int, pool: str) -> dict[str, Any]:
+    results = []
+    with rig(**UNLIMITED) as bench:
+        bench.sign_in(20)
+        extra = ("--pool", pool) if pool != "prefork" else ()
+        bench.start_workers(processes, extra=extra)
+        throughput_run(bench, 2000)  # warm-up: connections, caches, first tokens
+        for _ in range(runs):
+            results.append(throughput_run(bench, total))
+        memory = peak_memory_mb([w.process.pid for w in bench.workers])
+    keys = ["per_second", "worker_cpu_ms_per_delivery", "simulator_cpu_ms_per_delivery",
+            "redis_commands_per_delivery"]  # fmt: skip
+    return {"pool": pool, "processes": processes, "runs": results,
+            **{k: summary([r[k] for r in results]) for k in keys},
+            "worker_peak_memory_mb": memory}  # fmt: skip
+
+
+ENQUEUE_SCRIPT = """
+import json, sys, time, resource, uuid
+sys.path.insert(0, {root!r})
+from threadcast.settings import load_settings
+from producer import Producer
+from producer.signin import sign_in
+from bench.performance import targets
+settings = load_settings(**json.loads(sys.argv[1]))
+tenants = json.loads(sys.argv[2])
+work = targets(tenants, {total})
+with Producer(settings) as producer:
+    started = time.perf_counter()
+    producer.send("<p>enqueue</p>", work, content_type="html")
+    seconds = time.perf_counter() - started
+print(json.dumps({{"seconds": seconds,
+                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def enqueue(runs: int, total: int, backend: str) -> dict[str, Any]:
+    seconds, memory = [], []
+    for _ in range(runs):
+        database, drop = _database(backend)
+        try:
+            with rig(database_url=database) as bench:
+                bench.sign_in(20)
+                config = {k: str(v) for k, v in bench.settings.as_env().items()}
+                settings = {k.removeprefix("THREADCAST_").lower(): v for k, v in config.items()}
+                script = ENQUEUE_SCRIPT.format(root=str(Path(__file__).resolve().parent.parent),
+                                               total=total)  # fmt: skip
+                out = subprocess.run([sys.executable, "-c", script, json.dumps(settings),
+                                      json.dumps(bench.tenants)], capture_output=True, text=True,
+                                     check=True)  # fmt: skip
+                figures = json.loads(out.stdout.strip().splitlines()[-1])
+                seconds.append(figures["seconds"])
+                memory.append(figures["peak_mb"])
+        finally:
+            drop()
+    return {"backend": backend, "targets": total, "seconds": summary(seconds),
+            "producer_peak_mb": summary(memory)}  # fmt: skip
+
+
+def _database(backend: str) -> tuple[str | None, Any]:
+    if backend == "sqlite":
+        return None, lambda: None
+    name = f"threadcast_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name, drop
+
+
+def latency(runs: int, rate: float, seconds: float, processes: int) -> dict[str, Any]:
+    """Offer deliveries at ``rate``/s (one small broadcast every 100 ms) and read each
+    delivery's enqueue-to-sent time from the ledger."""
+    p50, p95, p99 = [], [], []
+    with rig(**UNLIMITED) as bench:
+        bench.sign_in(20)
+        bench.start_workers(processes)
+        per_tick = max(1, round(rate / 10))
+        for _ in range(runs):
+            ids = []
+            with Producer(bench.settings) as producer:
+                deadline = time.monotonic() + seconds
+                while time.monotonic() < deadline:
+                    tick = time.monotonic()
+                    ids.append(producer.send("<p>latency</p>", targets(bench.tenants, per_tick, 5),
+                                             content_type="html").broadcast_id)  # fmt: skip
+                    time.sleep(max(0.0, 0.1 - (time.monotonic() - tick)))
+                for broadcast_id in ids:
+                    wait_until(lambda b=broadcast_id: producer.ledger.broadcasts.counts(b)["sent"]
+                               == per_tick, timeout=60)  # fmt: skip
+                waits = _latencies(producer, ids)
+            cut = statistics.quantiles(waits, n=100)
+            p50.append(cut[49] * 1000)
+            p95.append(cut[94] * 1000)
+            p99.append(cut[98] * 1000)
+    return {"offered_per_second": rate, "p50_ms": summary(p50), "p95_ms": summary(p95),
+            "p99_ms": summary(p99)}  # fmt: skip
+
+
+def _latencies(producer: Producer, ids: list[str]) -> list[float]:
+    from sqlalchemy import select
+
+    from threadcast.ledger.schema import deliveries
+
+    query = select(deliveries.c.created_at, deliveries.c.sent_at).where(
+        deliveries.c.broadcast_id.in_(ids)
+    )
+    with producer.ledger.engine.connect() as conn:
+        return [(sent - created).total_seconds() for created, sent in conn.execute(query)]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--deliveries", type=int, default=20_000)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--pool", default="prefork", choices=["prefork", "threads"])
+    parser.add_argument("--enqueue-targets", type=int, default=100_000)
+    parser.add_argument("--latency-rate", type=float, default=0, help="0: half the throughput")
+    parser.add_argument("--only", choices=["throughput", "enqueue", "latency"])
+    args = parser.parse_args()
+    report: dict[str, Any] = {}
+    if args.only in (None, "throughput"):
+        report["throughput"] = throughput(args.runs, args.deliveries, args.processes, args.pool)
+    if args.only in (None, "enqueue"):
+        report["enqueue"] = [enqueue(args.runs, args.enqueue_targets, b)
+                             for b in ("sqlite", "postgresql")]  # fmt: skip
+    if args.only in (None, "latency"):
+        rate = args.latency_rate or report["throughput"]["per_second"]["median"] / 2
+        report["latency"] = latency(args.runs, rate, 20, args.processes)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

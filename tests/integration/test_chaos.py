@@ -1,0 +1,248 @@
+"""Delivery guarantees under chaos, on the real stack: workers SIGKILLed every two seconds
+while Graph fails, drops and answers too late; Redis flushed mid-broadcast under the real
+``threadcast scheduler``; a worker's warm shutdown with messages prefetched.
+
+The simulator is this module's own, so its faults never reach another module. Every figure
+is read from the ledger (what threadcast recorded) and from the simulator (what Graph
+accepted), matched post by post through the ``client-request-id`` each attempt sends. Waits
+only bound how long we look; the assertions are on counts and states. ``bench/chaos.py``
+runs the same chaos at the issue's full size (5,000 deliveries) and prints the figures.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from producer import Producer
+from producer.processes import WorkerProcess, start_worker
+from producer.signin import sign_in
+from simulator.process import RunningSimulator
+from tests.integration.chaostools import (
+    MOVING,
+    WAITING,
+    Killer,
+    SchedulerProcess,
+    admin_of,
+    configure,
+    count_in,
+    fault_delta,
+    faults_off_after,
+    figures,
+    guarantees,
+    posts_of,
+    private_sim,
+    spread,
+)
+from tests.integration.conftest import Stack
+from tests.integration.stack import SimAdmin, wait_for
+from threadcast.constants import QUEUE
+from threadcast.dispatch import Gate
+
+#: The issue's figure is 5,000 deliveries; bench/chaos.py runs that (docs/RELIABILITY.md).
+#: The suite runs a fifth of it on each ledger backend to stay within its time budget.
+CHAOS_DELIVERIES = 1000
+FLUSH_DELIVERIES = 2000
+ACCEPT_DELAY_SECONDS = 8.0  # longer than THREADCAST_HTTP_TIMEOUT: the answer never comes
+
+STACK_ENV = {
+    "THREADCAST_HTTP_TIMEOUT": "4",
+    # A claim's lease is 4 + 3 s: a delivery whose worker died mid-POST is settled soon.
+    "THREADCAST_LEASE_MARGIN": "3",
+    "THREADCAST_ORPHAN_GRACE": "2",
+    # Released to a worker that was then SIGKILLed: re-queued after this (default 300 s).
+    "THREADCAST_ORPHAN_RELEASED_GRACE": "10",
+    "THREADCAST_LOG_LEVEL": "WARNING",
+    # TODO(lead): drop once the gate no longer livelocks (docs/RELIABILITY.md, "Known issue"):
+    # with the default 64, released permits outlive their 0.5 s in the Celery queue whenever
+    # the workers drain it slower than 128/s, and the stale ones churn without end.
+    "THREADCAST_DISPATCH_BACKLOG": "8",
+}
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSimulator]:
+    yield from private_sim(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def sim_admin(sim: RunningSimulator) -> Iterator[SimAdmin]:
+    yield from admin_of(sim)
+
+
+@pytest.fixture
+def faults(sim: RunningSimulator) -> Iterator[None]:
+    yield from faults_off_after(sim)
+
+
+@pytest.fixture(scope="module")
+def tenants(stack: Stack) -> list[str]:
+    """Five signed-in tenants: the stack's two and three more."""
+    more = [str(uuid.uuid4()) for _ in range(3)]
+    for tenant in more:
+        sign_in(stack.settings, tenant, lambda _text: None)
+    return [*stack.tenants, *more]
+
+
+def test_workers_sigkilled_every_two_seconds_while_graph_misbehaves(
+    stack: Stack, tenants: list[str], sim: RunningSimulator, sim_admin: SimAdmin, faults: None,
+) -> None:  # fmt: skip
+    configure(
+        sim, fault_503=0.10, fault_retry_after=1, fault_accept_delay=0.02,
+        fault_accept_delay_seconds=ACCEPT_DELAY_SECONDS, fault_drop=0.02, fault_seed=7,
+    )  # fmt: skip
+    before = sim_admin.stats()["faults"]
+    content = f"<p>chaos {uuid.uuid4()}</p>"
+    ledger = stack.ledger
+
+    def victim(n: int) -> WorkerProcess:
+        return start_worker(stack.workdir / f"victim-{n}.log", env=stack.env, concurrency=3)
+
+    with (
+        SchedulerProcess(stack.env, stack.workdir / "scheduler-chaos.log"),
+        Killer(victim, every=2.0, seed=11) as killer,
+        Producer(stack.settings) as producer,
+    ):
+        bid = producer.send(content, spread(tenants, CHAOS_DELIVERIES, 20)).broadcast_id
+        # The stack's own worker is never killed: the killing lasts while work waits.
+        killer.run(busy=lambda: count_in(ledger, bid, WAITING) > 0, whole_at=3)
+        wait_for(lambda: count_in(ledger, bid, MOVING) == 0, timeout=240,
+                 what="every delivery to settle")  # fmt: skip
+    got = figures(ledger, bid, posts_of(sim_admin, content),
+                  fault_delta(before, sim_admin.stats()["faults"]))  # fmt: skip
+    print(f"\nchaos figures: {json.dumps(got.as_json())}")
+
+    # The issue's figures, each a named check (chaostools.guarantees): every delivery ends
+    # sent, failed (permanent only) or unknown; the simulator's unique posts are the ledger's
+    # sent plus the posts behind unknown; zero duplicates; unknown <= answers held back plus
+    # kills mid-POST for the posts that exist, plus dropped connections for those that do not
+    # (the client cannot tell a cut connection from a post that went through).
+    broken = [name for name, ok in guarantees(got, killer.most_lost).items() if not ok]
+    assert broken == [], broken
+    # The chaos did happen.
+    assert min(got.faults[f] for f in ("503", "accepted_then_delayed", "dropped")) > 0
+    assert killer.children_killed >= 2 and killer.workers_killed == 1
+
+
+def test_redis_flushall_mid_broadcast_through_the_scheduler_process(
+    stack: Stack, tenants: list[str], sim_admin: SimAdmin, redis_url: str,
+) -> None:  # fmt: skip
+    content = f"<p>flushall {uuid.uuid4()}</p>"
+    ledger = stack.ledger
+    helper = start_worker(stack.workdir / "flush-helper.log", env=stack.env, concurrency=2)
+    try:
+        with (
+            SchedulerProcess(stack.env, stack.workdir / "scheduler-flush.log") as scheduler,
+            Producer(stack.settings) as producer,
+        ):
+            bid = producer.send(content, spread(tenants, FLUSH_DELIVERIES, 20)).broadcast_id
+            sent = producer.ledger.broadcasts.counts
+            wait_for(lambda: sent(bid)["sent"] >= FLUSH_DELIVERIES // 8, timeout=120,
+                     what="an eighth of the broadcast sent")  # fmt: skip
+            flush_everything(stack, redis_url)  # queue, gate, leases, token caches: all gone
+            assert sent(bid)["sent"] < FLUSH_DELIVERIES  # the flush did land mid-broadcast
+            wait_for(lambda: sent(bid)["sent"] == FLUSH_DELIVERIES, timeout=240,
+                     what="every delivery sent after the flush")  # fmt: skip
+            log = scheduler.log_text()
+    finally:
+        helper.stop()
+    assert "deliveries that Redis had lost" in log  # the scheduler's orphan sweep did it
+    counts = ledger.broadcasts.counts(bid)
+    assert counts["sent"] == FLUSH_DELIVERIES
+    posts = posts_of(sim_admin, content)
+    assert len(posts) == FLUSH_DELIVERIES
+    assert len({(p["tenant"], p["group"], p["channel"]) for p in posts}) == FLUSH_DELIVERIES
+
+
+def flush_everything(stack: Stack, redis_url: str) -> None:
+    """FLUSHALL on the suite's private Redis; on a server the suite was lent
+    (THREADCAST_TEST_REDIS_URL) only the databases it owns."""
+    if "THREADCAST_TEST_REDIS_URL" not in os.environ:
+        stack.redis.flushall()
+        return
+    for url in (redis_url, stack.settings.redis_url):
+        client = redis.Redis.from_url(url)
+        client.flushdb()
+        client.close()
+
+
+def test_sigterm_finishes_in_flight_posts_and_returns_prefetched_messages(
+    stack: Stack, sim: RunningSimulator, sim_admin: SimAdmin, faults: None
+) -> None:
+    # Only this test's worker consumes: what is in the queue afterwards, someone put back.
+    stack.worker.stop()
+    # Slow answers and a deep prefetch: at the signal, a few posts are in flight and more
+    # messages wait in the worker, taken from the queue but not started.
+    configure(sim, latency_ms=400)
+    worker = start_worker(stack.workdir / "prefetching.log", env=stack.env, concurrency=2,
+                          extra=["--prefetch-multiplier", "8"])  # fmt: skip
+    content = f"<p>term {uuid.uuid4()}</p>"
+    ledger = stack.ledger
+    with Producer(stack.settings) as producer:
+        bid = producer.send(content, spread(stack.tenants, 120, 30)).broadcast_id
+    try:
+        wait_for(lambda: ledger.broadcasts.counts(bid)["sent"] >= 2 and len(reserved(stack)) > 6,
+                 what="posts in flight and messages prefetched")  # fmt: skip
+        prefetched = reserved(stack)
+        worker.process.send_signal(signal.SIGTERM)
+        assert worker.process.wait(60) == 0
+    finally:
+        worker.stop()
+    assert "Warm shutdown" in worker.log_text()
+    # In-flight posts finished and were recorded: nothing is left sending, every post is sent.
+    counts = ledger.broadcasts.counts(bid)
+    assert counts["sending"] == 0
+    assert len(posts_of(sim_admin, content)) == counts["sent"]
+    # No message is stranded with the stopped worker; the prefetched ones not started are back
+    # in the queue as they were (same task id) -- or ran before the worker stopped taking more.
+    assert stack.redis.hlen("unacked") == 0
+    queued = queued_tasks(stack)
+    back = {task for task in prefetched if task in queued}
+    assert back, "no prefetched message was returned to the queue"
+    gate = Gate(stack.redis)
+    for task, delivery in prefetched.items():
+        if task not in back:
+            ran = ledger.deliveries.state(delivery)
+            assert ran is not None and ran.value in ("sent", "queued"), (delivery, ran)
+            if ran.value == "queued":  # its permit had expired: back in the gate, or
+                # already released again (a new message, another task id)
+                [where] = gate.whereabouts([delivery])
+                assert where == "p" or delivery in queued.values(), (delivery, where)
+    # A fresh worker sends the rest, once each.
+    configure(sim, latency_ms=0)
+    again = start_worker(stack.workdir / "after-term.log", env=stack.env, concurrency=2)
+    try:
+        wait_for(lambda: ledger.broadcasts.counts(bid)["sent"] == 120, timeout=120,
+                 what="the rest sent by a fresh worker")  # fmt: skip
+    finally:
+        again.stop()
+    posts = posts_of(sim_admin, content)
+    assert len(posts) == 120
+    assert len({(p["tenant"], p["group"], p["channel"]) for p in posts}) == 120
+
+
+def reserved(stack: Stack) -> dict[str, str]:
+    """Messages workers took and have not acknowledged: Celery task id -> delivery id."""
+    raw = stack.redis.hgetall("unacked")
+    return dict(_task_and_delivery(json.loads(v)[0]) for v in raw.values())
+
+
+def queued_tasks(stack: Stack) -> dict[str, str]:
+    """Messages in the Celery queue: task id -> delivery id."""
+    return dict(_task_and_delivery(json.loads(m)) for m in stack.redis.lrange(QUEUE, 0, -1))
+
+
+def _task_and_delivery(message: dict[str, Any]) -> tuple[str, str]:
+    body = message["body"]
+    if message["properties"].get("body_encoding") == "base64":
+        body = base64.b64decode(body)
+    args = json.loads(body)[0]
+    return str(message["headers"]["id"]), str(args[0]["delivery"])
