@@ -155,7 +155,15 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> loggi
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(settings.log_level)
+    # One line per attempt is ours (log_attempt); the libraries' own per-request and per-task
+    # lines say the same thing again, at a real cost per delivery. DEBUG brings them back.
+    quiet = logging.DEBUG if settings.log_level == "DEBUG" else logging.WARNING
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(quiet)
     return handler
+
+
+_CHATTY = ("httpx", "httpcore", "celery.app.trace", "celery.worker.strategy")
 
 
 def log_attempt(

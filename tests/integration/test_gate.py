@@ -167,15 +167,20 @@ def test_a_tenant_with_zero_quota_holds_and_never_spins(make_gate: MakeGate) -> 
     assert release.next_wake > clock.now + 86_400  # it sleeps, it does not poll
 
 
-def test_stale_or_unknown_permits_are_refused(make_gate: MakeGate) -> None:
-    gate, clock = make_gate()
-    gate.enqueue(messages(guid(), [guid()], 2))
+def test_a_stale_permit_takes_a_fresh_slot_only_if_there_is_room(make_gate: MakeGate) -> None:
+    gate, clock = make_gate(team=2)
+    tenant, team = guid(), guid()
+    gate.enqueue(messages(tenant, [team], 4))
     fresh, stale = gate.release(100).messages
     assert gate.start(fresh) is True
-    clock.now += 0.9
-    assert gate.start(stale) is False  # waited too long in the queue
-    no_permit = DeliveryMessage(guid(), "b", fresh.tenant, fresh.group, fresh.channel)
-    assert gate.start(no_permit) is False
+    clock.now += 0.9  # the second permit waited too long in the queue
+    assert gate.start(stale) is True  # its slot was given back and taken again now
+    # The team's window is now full (two sends in the last second): no fresh slot for a
+    # message that comes without a permit (or with an expired one).
+    late = DeliveryMessage(guid(), "b", tenant, team, "19:late@thread.tacv2")
+    assert gate.start(late) is False
+    clock.now += 1.1
+    assert gate.start(late) is True
 
 
 def test_parked_retries_come_back_first_when_due(make_gate: MakeGate) -> None:

@@ -81,15 +81,18 @@ class Gate:
 
     # -- workers -----------------------------------------------------------------------
     def start(self, message: DeliveryMessage) -> bool:
-        """Confirm the permit right before sending (the delivery then leaves the gate);
-        False: no permit or too old — park it for a fresh one."""
-        if message.permit is None:
-            return False
+        """Confirm the permit right before sending (the delivery then leaves the gate). A
+        missing or stale permit is replaced by a fresh one if every scope has room now;
+        False: no room — park the delivery."""
+        tenant_limit, team_limit, _ = self._limits.for_tenant(message.tenant)
         result = _run(
             self._scripts.start,
             keys=[keys.APP_LOG, keys.tenant_log(message.tenant),
-                  keys.team_log(message.tenant, message.group), keys.KNOWN],
-            args=[message.permit, self._clock(), _PERMIT_MAX_AGE, message.delivery_id],
+                  keys.team_log(message.tenant, message.group), keys.KNOWN, keys.COOLDOWNS],
+            args=[message.permit or f"{message.delivery_id}@late", self._clock(),
+                  _PERMIT_MAX_AGE, message.delivery_id, self._limits.window, self._limits.app,
+                  tenant_limit, team_limit, keys.tenant_scope(message.tenant),
+                  keys.team_scope(message.tenant, message.group)],
         )  # fmt: skip
         return bool(result)
 
