@@ -10,7 +10,7 @@ orphan sweeps. At the end every figure of the issue is checked (tests/integratio
 
     .venv/bin/python bench/chaos.py                       # 5,000 deliveries, SQLite ledger
     .venv/bin/python bench/chaos.py --database-url postgresql://postgres@127.0.0.1/chaos
-    .venv/bin/python bench/chaos.py --deliveries 1000 --backlog 64
+    .venv/bin/python bench/chaos.py --deliveries 1000 --every 1
 
 Prints one JSON object and a table; exits 1 if any guarantee failed.
 """
@@ -58,7 +58,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--victim", type=int, default=3, help="pool processes of the killed worker")
     parser.add_argument("--steady", type=int, default=2, help="pool processes of the other")
     parser.add_argument("--every", type=float, default=2.0, help="seconds between kills")
-    parser.add_argument("--backlog", type=int, default=8, help="THREADCAST_DISPATCH_BACKLOG")
+    parser.add_argument("--backlog", type=int, default=64, help="THREADCAST_DISPATCH_BACKLOG")
     parser.add_argument("--database-url", help="the ledger (default: SQLite in a temp dir)")
     return parser.parse_args()
 

@@ -9,6 +9,7 @@ KEY_PREFIX: Final = "threadcast:"
 TOKEN_CACHE_KEY: Final = KEY_PREFIX + "tokencache:"  # + tenant -> encrypted MSAL cache
 TOKEN_LOCK_KEY: Final = KEY_PREFIX + "tokenlock:"  # + tenant -> refresh lock
 SIGN_IN_MARK_KEY: Final = KEY_PREFIX + "needs-signin:"  # + tenant -> the cache state that died
+REFUSED_TOKEN_KEY: Final = KEY_PREFIX + "refused-token:"  # + tenant:sha256 -> Graph said 401
 
 #: Celery names: the queue and the task are part of the producer/worker contract.
 QUEUE: Final = "threadcast.deliveries"

@@ -26,14 +26,12 @@ from typing import Any
 import redis
 from cryptography.fernet import InvalidToken, MultiFernet
 
-from threadcast.constants import KEY_PREFIX, SIGN_IN_MARK_KEY, TOKEN_CACHE_KEY
+from threadcast.constants import REFUSED_TOKEN_KEY, SIGN_IN_MARK_KEY, TOKEN_CACHE_KEY
 from threadcast.errors import BrokerError, ConfigError, TokenCacheError
 from threadcast.ledger import TokenCacheRows
 from threadcast.settings import Settings
 
 # + tenant + ":" + sha256(access token) -> "1": Graph refused that token (401).
-# TODO(lead): belongs in threadcast.constants beside SIGN_IN_MARK_KEY.
-REFUSED_TOKEN_KEY = KEY_PREFIX + "refused-token:"
 # Longer than any access token lives (CAE tokens: up to 28 h); a refused token that has
 # expired is never picked again anyway.
 _REFUSED_TTL_SECONDS = 30 * 3600

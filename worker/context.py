@@ -50,7 +50,10 @@ class WorkerContext:
         )
         name = f"{socket.gethostname()}/{os.getpid()}"
         gate = Gate(client, Limits.from_settings(settings))
-        deliverer = Deliverer(ledger, gate, tokens, graph, policy, name, lease)
+        deliverer = Deliverer(
+            ledger, gate, tokens, graph, policy, name, lease,
+            timedelta(seconds=settings.http_timeout),
+        )  # fmt: skip
         return cls(ledger, client, store, tokens, graph, deliverer)
 
     def close(self) -> None:

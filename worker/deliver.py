@@ -41,7 +41,7 @@ class Done:
 class Deliverer:
     def __init__(
         self, ledger: Ledger, gate: Gate, tokens: TokenProvider, graph: GraphClient,
-        policy: RetryPolicy, worker: str, lease: timedelta,
+        policy: RetryPolicy, worker: str, lease: timedelta, post_timeout: timedelta,
     ) -> None:  # fmt: skip
         self._ledger = ledger
         self._gate = gate
@@ -50,6 +50,7 @@ class Deliverer:
         self._policy = policy
         self._worker = worker
         self._lease = lease
+        self._post_timeout = post_timeout  # the longest a POST may take (THREADCAST_HTTP_TIMEOUT)
         self._rng = random.Random()  # noqa: S311 - jitter, not secrecy
         self._bodies: dict[str, tuple[bytes, datetime | None]] = {}
 
@@ -65,20 +66,51 @@ class Deliverer:
         )
         if isinstance(claim, Refusal):
             return self._refused(message, claim)
-        # The permit is confirmed last, right before the POST: the limits count the real send
-        # time, not the moment the message was taken (a claim can wait on the ledger).
-        if not self._gate.start(message):
-            self._ledger.deliveries.unclaim(claim, datetime.now(UTC))
-            self._gate.park(message, 0)  # no permit, or a stale one: get a fresh one
-            return Done(None)
-        return self._attempt(message, claim)
+        ready = self._ready(message, claim)
+        if isinstance(ready, Done):
+            return ready
+        return self._attempt(message, claim, *ready)
 
-    def _attempt(self, message: DeliveryMessage, claim: Claim) -> Done:
+    def _ready(
+        self, message: DeliveryMessage, claim: Claim
+    ) -> tuple[str, bytes, datetime | None] | Done:
+        """Everything between the claim and the POST: the permit, a token, the body.
+
+        No request has been made yet, so whatever fails here gives the claim back: a passing
+        fault (Redis, the identity platform) is retried, never left ``sending`` for the lease
+        sweep to call ``unknown``.
+        """
         try:
+            # The permit is confirmed last, right before the POST: the limits count the real
+            # send time, not the moment the message was taken (a claim can wait on the ledger).
+            if not self._gate.start(message):
+                return self._give_back(message, claim)  # no room now: a fresh permit later
             token = self._tokens.token(claim.tenant)
+            body, send_at = self._body(claim.broadcast_id)
         except (SignInRequiredError, TokenCacheError) as exc:
             return self._no_token(claim, exc)
-        body, send_at = self._body(claim.broadcast_id)
+        except Exception:
+            self._ledger.deliveries.unclaim(claim, datetime.now(UTC))
+            raise
+        if datetime.now(UTC) + self._post_timeout > claim.lease_until:
+            # The claim waited (a ledger lock, a token refresh) so long that a POST begun now
+            # could outlive its lease: the lease sweep would call it unknown -- or, with
+            # THREADCAST_AMBIGUOUS=retry, send it again -- while it is still in flight.
+            log.warning("delivery %s: too little lease left to post; queued again",
+                        claim.delivery_id)  # fmt: skip
+            return self._give_back(message, claim)
+        return token, body, send_at
+
+    def _give_back(self, message: DeliveryMessage, claim: Claim) -> Done:
+        """No POST was made: the attempt is forgotten and the delivery queues again."""
+        self._ledger.deliveries.unclaim(claim, datetime.now(UTC))
+        self._gate.park(message, 0)
+        return Done(None)
+
+    def _attempt(
+        self, message: DeliveryMessage, claim: Claim, token: str, body: bytes,
+        send_at: datetime | None,
+    ) -> Done:  # fmt: skip
         reply = self._graph.post(
             token, claim.group, claim.channel, body, claim.client_request_id, claim.number
         )

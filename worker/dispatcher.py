@@ -27,7 +27,9 @@ Publish = Callable[[list[DeliveryMessage]], None]
 NoteHeld = Callable[[list[DeliveryMessage], datetime], None]
 
 _MAX_SLEEP = 1.0  # also how often the lease is renewed while idle
-_FULL_BACKLOG_SLEEP = 0.005
+# The workers have enough queued; look again soon, but not so often that the looking costs
+# more than it saves (each turn is a few Redis round trips in the worker's main process).
+_FULL_BACKLOG_SLEEP = 0.02
 
 
 class Dispatcher:

@@ -10,6 +10,12 @@ short-lived tokens on every call.
 An access token Graph refused (401) is marked refused in Redis for every process: the retry
 of that delivery may run in another process, which must neither keep using its own copy of
 the token nor pick it from the cache, or it would earn a second 401 and fail the delivery.
+
+What :meth:`TokenProvider.token` raises: SignInRequiredError (a person must sign in),
+TokenCacheError (the stored cache is unreadable: wrong key, corrupt, foreign; or the app
+registration was refused), and for what passes by itself BrokerError (Redis) or
+IdentityError (the identity platform unreachable or failing): those leave the delivery to be
+retried.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import redis
 
 from threadcast import identity, metrics
 from threadcast.constants import GRAPH_SCOPE, TOKEN_LOCK_KEY
-from threadcast.errors import BrokerError, SignInRequiredError, TokenCacheError
+from threadcast.errors import BrokerError, IdentityError, SignInRequiredError, TokenCacheError
 from threadcast.settings import Settings
 from threadcast.tokencache import TokenCacheStore
 
@@ -34,6 +40,8 @@ log = logging.getLogger("threadcast.tokens")
 
 # Answers from the identity platform that no retry can fix: someone must sign in again.
 _SIGN_IN_ERRORS = frozenset({"invalid_grant", "interaction_required", "consent_required"})
+# Answers that pass by themselves: the delivery is retried, nobody needs to act.
+_PASSING_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
 _MIN_LOCK_SECONDS = 30.0  # a crashed holder frees the tenant after this long (or longer)
 _REFUSED_MEMORY = 1000  # refused tokens remembered in-process before starting afresh
 
@@ -145,9 +153,13 @@ class TokenProvider:
         accounts = app.get_accounts()
         if not accounts:
             raise SignInRequiredError(tenant, "no signed-in account in its token cache")
-        result = app.acquire_token_silent_with_error(
-            [GRAPH_SCOPE], account=accounts[0], force_refresh=True
-        )
+        try:
+            result = app.acquire_token_silent_with_error(
+                [GRAPH_SCOPE], account=accounts[0], force_refresh=True
+            )
+        except (httpx.HTTPError, ValueError) as exc:  # ValueError: an answer that is not JSON
+            metrics.record_token_refresh(tenant, ok=False)
+            raise _unreachable(self._settings, tenant, exc) from exc
         self.refreshes += 1
         try:
             token = _token_from_result(tenant, result)
@@ -155,7 +167,7 @@ class TokenProvider:
             metrics.record_token_refresh(tenant, ok=False)
             self._store.mark_needs_sign_in(tenant, text, exc.reason)
             raise
-        except TokenCacheError:
+        except (IdentityError, TokenCacheError):
             metrics.record_token_refresh(tenant, ok=False)
             raise
         metrics.record_token_refresh(tenant, ok=True)
@@ -173,11 +185,16 @@ class TokenProvider:
         with self._guard:
             if tenant not in self._apps:
                 cache = msal.SerializableTokenCache()
-                app = identity.msal_app(self._settings, tenant, cache, self._http)
-                self._apps[tenant] = (app, cache)
+                self._apps[tenant] = (self._new_app(tenant, cache), cache)
             app, cache = self._apps[tenant]
         cache.deserialize(text)
         return app, cache, text
+
+    def _new_app(self, tenant: str, cache: msal.SerializableTokenCache) -> msal.ClientApplication:
+        try:  # MSAL fetches the tenant's OpenID configuration here
+            return identity.msal_app(self._settings, tenant, cache, self._http)
+        except (httpx.HTTPError, ValueError) as exc:  # ValueError: MSAL's discovery failures
+            raise _unreachable(self._settings, tenant, exc) from exc
 
     def _cached_token(
         self, cache: msal.SerializableTokenCache, tenant: str, now: float
@@ -205,7 +222,26 @@ def _token_from_result(tenant: str, result: dict[str, Any] | None) -> AccessToke
     if error in _SIGN_IN_ERRORS:
         codes = result.get("error_codes") or []
         raise SignInRequiredError(tenant, f"{error} {codes}".strip())
-    if error:
-        raise TokenCacheError(tenant, f"token refresh failed: {error} (will be retried)")
+    codes = result.get("error_codes") or []
+    if error in _PASSING_ERRORS:
+        raise IdentityError(
+            f"tenant {tenant}: the identity platform could not refresh its token just now "
+            f"({error} {codes}); its deliveries will be retried"
+        )
+    if error:  # invalid_client, unauthorized_client…: the app registration's settings
+        raise TokenCacheError(
+            tenant,
+            f"the identity platform refused its refresh ({error} {codes}): check "
+            f"THREADCAST_CLIENT_ID and THREADCAST_CLIENT_SECRET, then threadcast login "
+            f"--tenant {tenant}",
+        )
     lifetime = float(result.get("expires_in", 3600))
     return AccessToken(result["access_token"], time.time() + lifetime, lifetime)
+
+
+def _unreachable(settings: Settings, tenant: str, exc: Exception) -> IdentityError:
+    where = identity.authority(settings, tenant)
+    return IdentityError(
+        f"tenant {tenant}: the identity platform at {where} could not be reached or refused "
+        f"discovery ({type(exc).__name__}); its deliveries will be retried"
+    )

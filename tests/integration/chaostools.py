@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ import pytest
 from sqlalchemy import select
 
 import simulator.process
+from producer import devredis
 from producer.processes import WorkerProcess
 from simulator.process import RunningSimulator
 from tests.integration.stack import SimAdmin
@@ -171,6 +173,46 @@ class Killer:
         victim.process.wait()
         self.workers_killed += 1
         self.victims.append(self.start(len(self.victims)))
+
+
+class RestartableRedis:
+    """A private ``redis-server`` that can crash (SIGKILL) and come back empty on its port."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = devredis.free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server") or "redis-server"
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 15
+        while not devredis.reachable(self.url):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start on port {self.port}")
+            time.sleep(0.05)
+
+    def crash(self) -> None:
+        """SIGKILL: every connection is cut, every key gone."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
 
 
 class SchedulerProcess:

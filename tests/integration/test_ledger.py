@@ -135,15 +135,31 @@ def test_expired_lease_becomes_unknown_not_resent(ledger: Ledger) -> None:
     assert ledger.deliveries.state(did) is DeliveryState.SENT
 
 
-def test_a_lost_claim_cannot_overwrite_with_a_failure(ledger: Ledger) -> None:
+def test_a_late_answer_replaces_the_lease_sweeps_guess(ledger: Ledger) -> None:
     b = broadcast(n=1)
     ledger.broadcasts.add(b, b.deliveries(), NOW)
     did = b.deliveries()[0].id
     claim = ledger.deliveries.claim(did, "w1", "c1", LEASE, NOW)
     assert isinstance(claim, Claim)
     ledger.deliveries.claim(did, "w2", "c2", LEASE, NOW + 2 * LEASE)  # settles it unknown
-    assert ledger.deliveries.finish(claim, Outcome(DeliveryState.FAILED, 400), NOW) is False
     assert ledger.deliveries.state(did) is DeliveryState.UNKNOWN
+    # Its worker was only frozen: the answer to that very attempt (here: not posted) wins.
+    assert ledger.deliveries.finish(claim, Outcome(DeliveryState.RETRYING, 503), NOW) is True
+    assert ledger.deliveries.state(did) is DeliveryState.RETRYING
+
+
+def test_a_lost_claim_cannot_overwrite_a_later_attempt(ledger: Ledger) -> None:
+    b = broadcast(n=1)
+    ledger.broadcasts.add(b, b.deliveries(), NOW)
+    did = b.deliveries()[0].id
+    claim = ledger.deliveries.claim(did, "w1", "c1", LEASE, NOW)
+    assert isinstance(claim, Claim)
+    ledger.deliveries.claim(did, "w2", "c2", LEASE, NOW + 2 * LEASE)  # settles it unknown
+    assert ledger.broadcasts.requeue("b1", [DeliveryState.UNKNOWN], NOW + 2 * LEASE) != []
+    again = ledger.deliveries.claim(did, "w3", "c3", LEASE, NOW + 2 * LEASE)
+    assert isinstance(again, Claim) and again.number == 2
+    assert ledger.deliveries.finish(claim, Outcome(DeliveryState.FAILED, 400), NOW) is False
+    assert ledger.deliveries.state(did) is DeliveryState.SENDING  # the new claim's, untouched
 
 
 def test_retrying_is_claimable_and_counts_attempts(ledger: Ledger) -> None:

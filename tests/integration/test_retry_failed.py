@@ -37,8 +37,6 @@ STACK_ENV = {
     "THREADCAST_MAX_ATTEMPTS": "1",
     "THREADCAST_HTTP_TIMEOUT": "2",
     "THREADCAST_LOG_LEVEL": "WARNING",
-    # TODO(lead): drop with the gate's livelock fix (see test_chaos.py).
-    "THREADCAST_DISPATCH_BACKLOG": "8",
 }
 TARGETS = 150
 

@@ -50,6 +50,8 @@ def test_revoked_tenant_waits_then_resumes_after_login(stack: Stack) -> None:
     _, resumed = sign_in(stack.settings, revoked, lambda _t: None)
     assert resumed == counts["waiting_auth"]
     wait_for(lambda: sent_for(revoked) == 300, what="the revoked tenant to finish")
+    final = stack.ledger.broadcasts.counts(result.broadcast_id)
+    assert final["sent"] == 600 and sum(final.values()) - final["sent"] == 0, final
     posts = [p for p in stack.sim.posts() if p["content"] == content]
     assert len(posts) == 600
     assert len({(p["tenant"], p["group"], p["channel"]) for p in posts}) == 600

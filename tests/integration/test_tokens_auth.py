@@ -41,7 +41,7 @@ from tests.integration.tokentools import (
 from threadcast import identity
 from threadcast.constants import TOKEN_CACHE_KEY
 from threadcast.contract import ContentType
-from threadcast.errors import BrokerError
+from threadcast.errors import BrokerError, IdentityError
 from threadcast.ledger import Ledger
 from threadcast.settings import Settings
 from threadcast.tokencache import TokenCacheStore
@@ -195,36 +195,39 @@ def damage_cache(stack: Stack, bad: str, good: str, damage: str) -> str:
     return stored
 
 
-@pytest.mark.parametrize("damage", sorted(DAMAGES))
-def test_a_cache_that_is_not_ours_waits_for_login_and_spares_the_others(
-    stack: Stack, damage: str
-) -> None:
-    bad, good = new_tenant(stack.settings), new_tenant(stack.settings)
-    blob = damage_cache(stack, bad, good, damage)
-    before = stack.sim.token_calls(bad)
+def test_caches_that_are_not_ours_wait_for_login_and_spare_the_others(stack: Stack) -> None:
+    """One tenant per kind of damage, in both copies (nothing to heal from), and a healthy
+    tenant in the same broadcast."""
+    good = stack.tenants[0]
+    bad = {damage: new_tenant(stack.settings) for damage in DAMAGES}
+    blobs = {damage: damage_cache(stack, tenant, good, damage) for damage, tenant in bad.items()}
+    before = {tenant: stack.sim.token_calls(tenant) for tenant in bad.values()}
 
-    sent = send(stack.settings, [bad, good], 4, damage.replace("_", ""))
+    sent = send(stack.settings, [good, *bad.values()], 3, "damaged")
     found = wait_settled(stack.ledger, sent)
 
-    assert states([r for r in found if r.tenant == good]) == {"sent": 4}
-    waiting: list[Row] = [r for r in found if r.tenant == bad]
-    assert states(waiting) == {"waiting_auth": 4}
-    for row in waiting:
-        assert row.attempts == 0  # no request went out with a cache we cannot trust
-        message = row.error_message or ""
-        assert f"tenant {bad}" in message and login_hint(bad) in message, message
-        assert DAMAGES[damage] in message, message
-    # Left exactly as found: never replaced, never emptied, no token call for it.
-    assert stack.redis.get(TOKEN_CACHE_KEY + bad) == blob.encode()
-    assert stack.ledger.token_caches.load(bad) == blob
-    assert stack.sim.token_calls(bad) == before
-    account = {a.tenant: a for a in list_accounts(stack.settings)}[bad]
-    assert account.state == "unreadable" and account.waiting == 4
-    assert login_hint(bad) in (account.reason or "")
+    assert states([r for r in found if r.tenant == good]) == {"sent": 3}
+    accounts = {a.tenant: a for a in list_accounts(stack.settings)}
+    for damage, tenant in bad.items():
+        waiting: list[Row] = [r for r in found if r.tenant == tenant]
+        assert states(waiting) == {"waiting_auth": 3}, damage
+        for row in waiting:
+            assert row.attempts == 0, damage  # no request went out with a cache we distrust
+            message = row.error_message or ""
+            assert f"tenant {tenant}" in message and login_hint(tenant) in message, message
+            assert DAMAGES[damage] in message, message
+        # Left exactly as found: never replaced, never emptied, no token call for it.
+        assert stack.redis.get(TOKEN_CACHE_KEY + tenant) == blobs[damage].encode(), damage
+        assert stack.ledger.token_caches.load(tenant) == blobs[damage], damage
+        assert stack.sim.token_calls(tenant) == before[tenant], damage
+        account = accounts[tenant]
+        assert (account.state, account.waiting) == ("unreadable", 3), damage
+        assert login_hint(tenant) in (account.reason or ""), damage
 
-    _, resumed = sign_in(stack.settings, bad, lambda _t: None)
-    assert resumed == 4
-    assert states(wait_settled(stack.ledger, sent)) == {"sent": 8}
+    for tenant in bad.values():
+        _, resumed = sign_in(stack.settings, tenant, lambda _t: None)
+        assert resumed == 3
+    assert states(wait_settled(stack.ledger, sent)) == {"sent": 3 * (1 + len(bad))}
     assert_posted_once(stack.sim, sent)
 
 
@@ -346,6 +349,28 @@ def test_redis_gone_during_a_refresh_names_the_tenant_and_keeps_the_cache(
     after = sim_admin.token_calls(tenant)
     assert after["refresh_token"] == before["refresh_token"] + 1
     assert after["invalid_grant"] == 0
+    ledger.close()
+
+
+def test_an_unreachable_identity_platform_is_retried_not_a_sign_in(
+    sim: RunningSimulator, redis_url: str, clean_redis: redis.Redis, cache_key: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    settings = settings_from(
+        stack_env(sim, redis_url, f"sqlite:///{tmp_path / 'ledger.db'}", cache_key)
+    )
+    tenant = new_tenant(settings)
+    ledger = Ledger.open(settings.database_url)
+    stored = ledger.token_caches.load(tenant)
+    nowhere = f"https://127.0.0.1:{devredis.free_port()}"  # nothing listens there
+    away = settings.model_copy(update={"authority_host": nowhere})
+    tokens = provider(away, ledger, redis.Redis.from_url(redis_url))
+    with pytest.raises(IdentityError) as caught:
+        tokens.token(tenant)
+    message = str(caught.value)
+    assert f"tenant {tenant}" in message and nowhere in message and "retried" in message
+    assert ledger.token_caches.load(tenant) == stored
+    assert {a.tenant: a.state for a in list_accounts(settings)}[tenant] == "ok"  # not dead
     ledger.close()
 
 

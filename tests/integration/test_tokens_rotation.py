@@ -59,9 +59,7 @@ def test_eight_processes_share_rotating_tokens_for_three_lifetimes(
     cache_key: str, tmp_path: Path,
 ) -> None:  # fmt: skip
     env = stack_env(short_lived, redis_url, ledger_url, cache_key)
-    # A released permit must be used within 0.5 s; with 8 processes sharing this machine's
-    # CPUs, the default backlog of 64 released messages outlives that and churns (reported).
-    env |= {"THREADCAST_TOKEN_REFRESH_MARGIN": "2", "THREADCAST_DISPATCH_BACKLOG": "8"}
+    env |= {"THREADCAST_TOKEN_REFRESH_MARGIN": "2"}
     settings = settings_from(env)
     sim = SimAdmin(short_lived)
     workers = [

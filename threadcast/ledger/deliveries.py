@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
 
 from threadcast.contract import ContentType, DeliveryMessage
 from threadcast.ledger.broadcasts import MESSAGE_COLUMNS, message_of
@@ -143,7 +143,10 @@ class DeliveryBook:
         """Record the attempt's outcome; False if the claim was lost meanwhile.
 
         A ``sent`` outcome is the truth whatever happened to the lease (Graph accepted the
-        post), so it is recorded even over an ``unknown`` set by a lease sweep.
+        post), so it is recorded even over an ``unknown`` set by a lease sweep. So is any
+        other answer to this very attempt: the sweep only guessed that its worker had died
+        (it was frozen, or slow), and an answer beats a guess -- a 503 that comes late means
+        the post does not exist, and the delivery is retried instead of left ``unknown``.
         """
         with self._engine.begin() as conn:
             _close_attempt(conn, claim.attempt_id, outcome, now)
@@ -152,8 +155,12 @@ class DeliveryBook:
             if outcome.state is DeliveryState.SENT:
                 query = query.where(deliveries.c.state != DeliveryState.SENT.value)
             else:
-                query = query.where(deliveries.c.state == DeliveryState.SENDING.value).where(
-                    deliveries.c.attempts == claim.number
+                swept = and_(
+                    deliveries.c.state == DeliveryState.UNKNOWN.value,
+                    deliveries.c.last_error_code == LOST_LEASE,
+                )
+                query = query.where(deliveries.c.attempts == claim.number).where(
+                    or_(deliveries.c.state == DeliveryState.SENDING.value, swept)
                 )
             return conn.execute(query.values(**values)).rowcount == 1
 
