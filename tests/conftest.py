@@ -86,3 +86,20 @@ def database_url(
 ) -> Iterator[str]:
     """A fresh, empty ledger database on each backend (SQLite, and PostgreSQL when reachable)."""
     yield from _database_url(request.param, tmp_path_factory)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``@pytest.mark.backends("sqlite")`` runs a stack test on those ledgers only: the other
+    parametrisations are deselected (not run, not reported as skipped)."""
+    keep, drop = [], []
+    for item in items:
+        marker = item.get_closest_marker("backends")
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("stack") if callspec is not None else None
+        if marker is not None and backend is not None and backend not in marker.args:
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

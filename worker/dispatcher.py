@@ -51,11 +51,13 @@ class Dispatcher:
                     continue
                 try:
                     pause = self.turn()
+                    if pause > 0:
+                        self._sleep(pause, stop)
                 except ThreadcastError as exc:
+                    # Redis away (or refusing): keep the thread alive and try again, or this
+                    # worker would never release a delivery after an outage.
                     log.warning("dispatcher: %s", exc)
-                    pause = _MAX_SLEEP
-                if pause > 0:
-                    self._sleep(pause, stop)
+                    stop.wait(_MAX_SLEEP)
         finally:
             self._lease.release()
 
