@@ -16,7 +16,7 @@ from threadcast.contract import Broadcast, ContentType, Target
 from threadcast.errors import ValidationError
 from threadcast.ledger import DeliveryState, Ledger
 from threadcast.settings import Settings, load_settings
-from threadcast.tokencache import signed_in
+from threadcast.tokencache import require_signed_in
 
 DEFAULT_RETRY_STATES = (DeliveryState.FAILED, DeliveryState.UNKNOWN)
 
@@ -99,16 +99,7 @@ class Producer:
         return len(messages)
 
     def _check_signed_in(self, targets: tuple[Target, ...]) -> None:
-        checked: set[str] = set()
-        for index, target in enumerate(targets):
-            if target.tenant in checked:
-                continue
-            if not signed_in(self._redis, self.ledger.token_caches, target.tenant):
-                raise ValidationError(
-                    f"targets[{index}].tenant", target.tenant,
-                    "has never signed in: run threadcast login --tenant " + target.tenant,
-                )  # fmt: skip
-            checked.add(target.tenant)
+        require_signed_in(self._redis, self.ledger.token_caches, targets)
 
     def close(self) -> None:
         self._publisher.close()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +27,8 @@ import redis
 from cryptography.fernet import InvalidToken, MultiFernet
 
 from threadcast.constants import REFUSED_TOKEN_KEY, SIGN_IN_MARK_KEY, TOKEN_CACHE_KEY
-from threadcast.errors import BrokerError, ConfigError, TokenCacheError
+from threadcast.contract import Target
+from threadcast.errors import BrokerError, ConfigError, TokenCacheError, ValidationError
 from threadcast.ledger import TokenCacheRows
 from threadcast.settings import Settings
 
@@ -184,6 +185,20 @@ def signed_in(client: redis.Redis, rows: TokenCacheRows, tenant: str) -> bool:
     if _call(client.exists, TOKEN_CACHE_KEY + tenant, tenant=tenant):
         return True
     return rows.load(tenant) is not None
+
+
+def require_signed_in(
+    client: redis.Redis, rows: TokenCacheRows, targets: Iterable[Target]
+) -> None:
+    """Refuse targets whose tenant never signed in, naming the first such target."""
+    checked: set[str] = set()
+    for index, target in enumerate(targets):
+        if target.tenant not in checked and not signed_in(client, rows, target.tenant):
+            raise ValidationError(
+                f"targets[{index}].tenant", target.tenant,
+                "has never signed in: run threadcast login --tenant " + target.tenant,
+            )  # fmt: skip
+        checked.add(target.tenant)
 
 
 def _digest(cache_text: str) -> str:

@@ -39,7 +39,7 @@ from threadcast.ledger.schedules import (
     ScheduleState,
 )
 from threadcast.settings import Settings, load_settings
-from threadcast.tokencache import signed_in
+from threadcast.tokencache import require_signed_in
 
 _SCHEDULE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 MAX_GRACE_SECONDS = 7 * 86400
@@ -178,16 +178,7 @@ class Schedules:
         return found is not None and found.state is OccurrenceState.SKIPPED
 
     def _check_signed_in(self, targets: tuple[Target, ...]) -> None:
-        checked: set[str] = set()
-        for index, target in enumerate(targets):
-            if target.tenant not in checked and not signed_in(
-                self._redis, self.ledger.token_caches, target.tenant
-            ):
-                raise ValidationError(
-                    f"targets[{index}].tenant", target.tenant,
-                    "has never signed in: run threadcast login --tenant " + target.tenant,
-                )  # fmt: skip
-            checked.add(target.tenant)
+        require_signed_in(self._redis, self.ledger.token_caches, targets)
 
     def close(self) -> None:
         self._redis.close()
