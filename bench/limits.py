@@ -14,6 +14,7 @@ Scenarios, each against the simulator enforcing Graph's limits with sliding 1-se
 
     .venv/bin/python bench/limits.py --runs 3            # everything
     .venv/bin/python bench/limits.py --only fairness     # one scenario
+    .venv/bin/python bench/limits.py --only accuracy --only celery --runs 1  # side by side
 
 Prints one JSON object and a table. Timings are medians of --runs runs with min and max.
 """
@@ -222,7 +223,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--per-tenant", type=int, default=1000)
     parser.add_argument("--celery-seconds", type=float, default=60)
-    parser.add_argument("--only", choices=["accuracy", "celery", "fairness", "parking"])
+    parser.add_argument("--only", action="append",
+                        choices=["accuracy", "celery", "fairness", "parking"],
+                        help="run only this scenario (repeat for several)")  # fmt: skip
     args = parser.parse_args()
     scenarios = {
         "accuracy": lambda: accuracy(args.runs, args.per_tenant),
@@ -230,7 +233,7 @@ def main() -> int:
         "fairness": lambda: fairness(args.runs),
         "parking": lambda: parking(args.runs),
     }
-    report = {name: run() for name, run in scenarios.items() if args.only in (None, name)}
+    report = {name: run() for name, run in scenarios.items() if not args.only or name in args.only}
     print(json.dumps(report, indent=2))
     return 0
 

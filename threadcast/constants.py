@@ -15,6 +15,8 @@ REFUSED_TOKEN_KEY: Final = KEY_PREFIX + "refused-token:"  # + tenant:sha256 -> G
 QUEUE: Final = "threadcast.deliveries"
 SEND_TASK: Final = "threadcast.send_delivery"
 MESSAGE_VERSION: Final = 1
+# The most deliveries one Celery message may carry (a list of version-1 messages).
+MAX_BATCH: Final = 100
 
 #: Microsoft Graph's scope for the chatthreads endpoint (delegated only).
 GRAPH_SCOPE: Final = "Group.ReadWrite.All"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
+from collections.abc import Callable
 
 from threadcast.errors import ValidationError
 
@@ -58,6 +60,41 @@ def new_broadcast_id() -> str:
 def delivery_id(broadcast: str, tenant: str, group: str, channel: str) -> str:
     """The delivery id: the same inputs give the same id, so re-sending creates nothing new."""
     return str(uuid.uuid5(_DELIVERY_NAMESPACE, "\x1f".join((broadcast, tenant, group, channel))))
+
+
+def delivery_ids(broadcast: str) -> Callable[[str, str, str], str]:
+    """``delivery_id`` for many targets of one broadcast: (tenant, group, channel) -> id.
+
+    The same UUIDv5 (SHA-1 of namespace and name, version and variant bits set) computed
+    without a UUID object per id, and with the namespace and broadcast hashed once.
+    """
+    name = _DELIVERY_NAMESPACE.bytes + broadcast.encode() + b"\x1f"
+    prefix = hashlib.sha1(name, usedforsecurity=False)  # UUIDv5 is SHA-1 by definition
+
+    def make(tenant: str, group: str, channel: str) -> str:
+        digest = prefix.copy()
+        digest.update(f"{tenant}\x1f{group}\x1f{channel}".encode())
+        raw = bytearray(digest.digest()[:16])
+        raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
+        raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+        h = raw.hex()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+    return make
+
+
+def valid_target(tenant: object, group: object, channel: object) -> tuple[str, str, str] | None:
+    """(tenant, group, channel) as ``guid`` and ``channel_id`` return them when all three
+    are valid, else None (then those functions name the problem). No error text is built
+    for the valid ones, which is what a 100,000-target broadcast is made of."""
+    if (
+        isinstance(tenant, str) and _GUID.fullmatch(tenant)
+        and isinstance(group, str) and _GUID.fullmatch(group)
+        and isinstance(channel, str) and len(channel) <= MAX_CHANNEL_LENGTH
+        and _CHANNEL.fullmatch(channel)
+    ):  # fmt: skip
+        return tenant.lower(), group.lower(), channel
+    return None
 
 
 def new_request_id() -> str:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from threadcast.apikeys import parse_api_keys
-from threadcast.constants import LEASE_MARGIN_SECONDS
+from threadcast.constants import LEASE_MARGIN_SECONDS, MAX_BATCH
 from threadcast.errors import ConfigError
 
 ENV_PREFIX = "THREADCAST_"
@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     limit_guard_ms: float = Field(default=20.0, ge=0, le=1000)
     retry_after_cap: float = Field(default=300.0, gt=0, le=86_400)
     dispatch_backlog: int = Field(default=64, ge=1, le=100_000)
+    # Deliveries per Celery message: a worker process takes them in turn, one claim at a
+    # time, so a batch amortises Celery's per-message cost without widening what a killed
+    # worker leaves unknown (docs/PERFORMANCE.md).
+    batch_size: int = Field(default=8, ge=1, le=MAX_BATCH)
     # Written by a worker once it consumes (for supervisors, the demo and tests).
     worker_ready_file: Path | None = None
     # Delivery guarantees (docs/RELIABILITY.md): what a post with no answer becomes.

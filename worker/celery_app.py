@@ -13,7 +13,7 @@ from celery import Celery, Task, signals
 
 from threadcast import metrics
 from threadcast.constants import QUEUE, SEND_TASK, VISIBILITY_TIMEOUT_SECONDS
-from threadcast.contract import ContractError, DeliveryMessage
+from threadcast.contract import DeliveryMessage, batch_from_wire, batch_to_wire
 from threadcast.dispatch import Gate, Limits, keys
 from threadcast.lease import LeaderLease
 from threadcast.ledger import Ledger
@@ -88,13 +88,14 @@ def _register(app: Celery, settings: Settings) -> None:
         autoretry_for=(Exception,), retry_backoff=2, retry_backoff_max=60, max_retries=10,
     )  # fmt: skip
     def send_delivery(self: Task, message: Any) -> None:
-        try:
-            parsed = DeliveryMessage.from_wire(message)
-        except ContractError as exc:
+        """``message``: one delivery (a version-1 object) or a batch (a list of them)."""
+        deliverer = context().deliverer
+        parsed, bad = batch_from_wire(message)
+        for raw, reason in bad:
             # Recorded, acknowledged and dropped: a malformed message must never crash-loop.
-            context().deliverer.reject(message, str(exc))
-            return
-        context().deliverer.deliver(parsed)
+            deliverer.reject(raw, reason)
+        if parsed:
+            deliverer.deliver_batch(parsed)
 
 
 def _run_dispatcher(app: Celery, settings: Settings) -> None:
@@ -120,7 +121,10 @@ def _run_dispatcher(app: Celery, settings: Settings) -> None:
                 ledger.close()
 
         lease = LeaderLease(client, keys.LEADER, ttl=5.0)
-        dispatcher = Dispatcher(gate, lease, _publisher(app), note_held, settings.dispatch_backlog)
+        dispatcher = Dispatcher(
+            gate, lease, _publisher(app), note_held, settings.dispatch_backlog,
+            settings.batch_size, settings.worker_concurrency,
+        )  # fmt: skip
         thread = threading.Thread(target=dispatcher.run, args=(stop,), name="dispatcher")
         thread.daemon = True
         thread.start()
@@ -135,13 +139,13 @@ def _run_dispatcher(app: Celery, settings: Settings) -> None:
 
 
 def _publisher(app: Celery) -> Any:
-    def publish(messages: list[DeliveryMessage]) -> None:
-        with app.producer_or_acquire() as producer, producer.batch(max_size=len(messages)):
-            for m in messages:
+    def publish(batches: list[list[DeliveryMessage]]) -> None:
+        with app.producer_or_acquire() as producer, producer.batch(max_size=len(batches)):
+            for batch in batches:
                 app.send_task(
-                    SEND_TASK, args=[m.to_wire()], queue=QUEUE, producer=producer,
+                    SEND_TASK, args=[batch_to_wire(batch)], queue=QUEUE, producer=producer,
                     # Shown by Flower and `celery inspect`; skips Celery's costly saferepr.
-                    argsrepr=m.delivery_id, kwargsrepr="",
+                    argsrepr=",".join(m.delivery_id for m in batch), kwargsrepr="",
                 )  # fmt: skip
 
     return publish

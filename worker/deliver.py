@@ -1,16 +1,18 @@
-"""One delivery, start to finish: token, permit, claim, POST, judge, record, park if needed.
+"""Deliveries, start to finish: token, claim, permit, POST, judge, record, park if needed.
 
 Order matters for the invariants: the claim (and its attempt row) is committed before the
 POST, so a crash mid-POST leaves a visible ``sending`` delivery with an open attempt, which
 an expired lease turns into ``unknown``; the outcome is written only by the claim holder.
 The permit is confirmed after claiming, right before the POST, so the rate limits see the
-real send time.
+real send time. A Celery message carries a batch of deliveries, taken one after another;
+each claim shares its transaction with the previous delivery's outcome.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -19,7 +21,7 @@ from threadcast.contract import DeliveryMessage
 from threadcast.dispatch import Gate
 from threadcast.errors import SignInRequiredError, TokenCacheError
 from threadcast.ids import new_request_id
-from threadcast.ledger import Claim, DeliveryState, Ledger, Outcome, Refusal
+from threadcast.ledger import Claim, DeliveryState, Finished, Ledger, Outcome, Refusal
 from threadcast.logs import log_attempt
 from worker.graph import GraphClient, GraphReply
 from worker.policy import RetryPolicy, judge
@@ -29,6 +31,23 @@ log = logging.getLogger("threadcast.worker")
 
 # Cooldown fields (gate) -> the scope names of the throttled metric.
 _SCOPE_KINDS = {"app": "app", "t": "tenant", "g": "team"}
+
+
+@dataclass(frozen=True)
+class _Posted:
+    """A POST that was answered (or not), its outcome judged but not yet recorded."""
+
+    message: DeliveryMessage
+    claim: Claim
+    reply: GraphReply
+    outcome: Outcome
+    delay: float | None  # retry after this many seconds (None: no retry)
+    send_at: datetime | None
+    at: datetime
+
+    @property
+    def finished(self) -> Finished:
+        return self.claim, self.outcome, self.at
 
 
 @dataclass(frozen=True)
@@ -55,40 +74,64 @@ class Deliverer:
         self._bodies: dict[str, tuple[bytes, datetime | None]] = {}
 
     def deliver(self, message: DeliveryMessage) -> Done:
+        return self.deliver_batch([message])[0]
+
+    def deliver_batch(self, messages: Sequence[DeliveryMessage]) -> list[Done]:
+        """Deliver each message in turn; what became of each, in order.
+
+        Each delivery's claim is committed in the same transaction that records the
+        previous delivery's outcome: one commit per delivery, and never more than one posted
+        delivery whose outcome is unrecorded (what a kill can leave ``unknown``). If anything
+        raises, the outcome in hand is still recorded, and the deliveries not reached stay
+        unclaimed for Celery's retry of the message.
+        """
+        done: list[Done] = []
+        posted: _Posted | None = None
         try:
-            self._tokens.token(message.tenant)
-        except (SignInRequiredError, TokenCacheError) as exc:
-            # Both need a person (a sign-in, or the right key): wait without burning attempts.
-            return self._wait_for_sign_in(message, exc)
-        now = datetime.now(UTC)
-        claim = self._ledger.deliveries.claim(
-            message.delivery_id, self._worker, new_request_id(), self._lease, now
-        )
-        if isinstance(claim, Refusal):
-            return self._refused(message, claim)
-        ready = self._ready(message, claim)
-        if isinstance(ready, Done):
-            return ready
-        return self._attempt(message, claim, *ready)
+            for message in messages:
+                try:
+                    token = self._tokens.token(message.tenant)
+                except (SignInRequiredError, TokenCacheError) as exc:
+                    # Both need a person (a sign-in, or the right key): wait, no attempt used.
+                    done.append(self._wait_for_sign_in(message, exc))
+                    continue
+                now = datetime.now(UTC)
+                recorded, claim = self._ledger.deliveries.finish_and_claim(
+                    posted.finished if posted else None, message.delivery_id, self._worker,
+                    new_request_id(), self._lease, now,
+                )  # fmt: skip
+                if posted is not None:
+                    self._settled(posted, bool(recorded))
+                    posted = None
+                if isinstance(claim, Refusal):
+                    done.append(self._refused(message, claim))
+                    continue
+                ready = self._ready(message, claim)
+                if isinstance(ready, Done):
+                    done.append(ready)
+                    continue
+                posted = self._attempt(message, claim, token, *ready)
+                done.append(Done(posted.outcome.state))
+        finally:
+            if posted is not None:
+                self._settled(posted, self._ledger.deliveries.finish(*posted.finished))
+        return done
 
     def _ready(
         self, message: DeliveryMessage, claim: Claim
-    ) -> tuple[str, bytes, datetime | None] | Done:
-        """Everything between the claim and the POST: the permit, a token, the body.
+    ) -> tuple[bytes, datetime | None] | Done:
+        """Everything between the claim and the POST: the permit and the body.
 
         No request has been made yet, so whatever fails here gives the claim back: a passing
-        fault (Redis, the identity platform) is retried, never left ``sending`` for the lease
-        sweep to call ``unknown``.
+        fault (Redis, the ledger) is retried, never left ``sending`` for the lease sweep to
+        call ``unknown``.
         """
         try:
             # The permit is confirmed last, right before the POST: the limits count the real
             # send time, not the moment the message was taken (a claim can wait on the ledger).
             if not self._gate.start(message):
                 return self._give_back(message, claim)  # no room now: a fresh permit later
-            token = self._tokens.token(claim.tenant)
             body, send_at = self._body(claim.broadcast_id)
-        except (SignInRequiredError, TokenCacheError) as exc:
-            return self._no_token(claim, exc)
         except Exception:
             self._ledger.deliveries.unclaim(claim, datetime.now(UTC))
             raise
@@ -99,7 +142,7 @@ class Deliverer:
             log.warning("delivery %s: too little lease left to post; queued again",
                         claim.delivery_id)  # fmt: skip
             return self._give_back(message, claim)
-        return token, body, send_at
+        return body, send_at
 
     def _give_back(self, message: DeliveryMessage, claim: Claim) -> Done:
         """No POST was made: the attempt is forgotten and the delivery queues again."""
@@ -110,7 +153,7 @@ class Deliverer:
     def _attempt(
         self, message: DeliveryMessage, claim: Claim, token: str, body: bytes,
         send_at: datetime | None,
-    ) -> Done:  # fmt: skip
+    ) -> _Posted:  # fmt: skip
         reply = self._graph.post(
             token, claim.group, claim.channel, body, claim.client_request_id, claim.number
         )
@@ -123,11 +166,13 @@ class Deliverer:
         else:
             budget_used = claim.number - claim.attempt_base
             outcome, delay = judge(reply, budget_used, self._policy, now, self._rng)
-        recorded = self._ledger.deliveries.finish(claim, outcome, now)
-        _observe(claim, reply, outcome, recorded, send_at, now)
-        if recorded and delay is not None:
-            self._retry_later(message, reply, delay)
-        return Done(outcome.state)
+        return _Posted(message, claim, reply, outcome, delay, send_at, now)
+
+    def _settled(self, posted: _Posted, recorded: bool) -> None:
+        """The outcome is in the ledger (or the claim was lost): log, count, park a retry."""
+        _observe(posted.claim, posted.reply, posted.outcome, recorded, posted.send_at, posted.at)
+        if recorded and posted.delay is not None:
+            self._retry_later(posted.message, posted.reply, posted.delay)
 
     def _retry_later(self, message: DeliveryMessage, reply: GraphReply, delay: float) -> None:
         if reply.status in (429, 503) and (reply.retry_after is not None or reply.status == 429):
@@ -137,14 +182,6 @@ class Deliverer:
             if reply.status == 429:
                 metrics.record_throttled(_SCOPE_KINDS.get(scope.split(":")[0], scope))
         self._gate.park(message, delay)
-
-    def _no_token(self, claim: Claim, exc: Exception) -> Done:
-        # Rare: the sign-in died between the check before claiming and now. No POST was made.
-        outcome = Outcome(
-            DeliveryState.WAITING_AUTH, error_code="sign_in_required", error_message=str(exc)
-        )
-        self._ledger.deliveries.finish(claim, outcome, datetime.now(UTC))
-        return Done(DeliveryState.WAITING_AUTH)
 
     def _body(self, broadcast_id: str) -> tuple[bytes, datetime | None]:
         """The request body (the same for every delivery of a broadcast) and its send time."""

@@ -23,7 +23,7 @@ from threadcast.lease import LeaderLease
 
 log = logging.getLogger("threadcast.dispatcher")
 
-Publish = Callable[[list[DeliveryMessage]], None]
+Publish = Callable[[list[list[DeliveryMessage]]], None]  # Celery messages, each a batch
 NoteHeld = Callable[[list[DeliveryMessage], datetime], None]
 
 _MAX_SLEEP = 1.0  # also how often the lease is renewed while idle
@@ -34,13 +34,16 @@ _FULL_BACKLOG_SLEEP = 0.02
 
 class Dispatcher:
     def __init__(
-        self, gate: Gate, lease: LeaderLease, publish: Publish, note_held: NoteHeld, backlog: int
-    ) -> None:
+        self, gate: Gate, lease: LeaderLease, publish: Publish, note_held: NoteHeld, backlog: int,
+        batch_size: int = 1, spread: int = 1,
+    ) -> None:  # fmt: skip
         self._gate = gate
         self._lease = lease
         self._publish = publish
         self._note_held = note_held
-        self._backlog = backlog
+        self._backlog = backlog  # deliveries released and not yet taken, at most
+        self._batch_size = batch_size
+        self._spread = spread  # worker processes to share a small release between
         self.released = 0
 
     def run(self, stop: threading.Event) -> None:
@@ -64,13 +67,14 @@ class Dispatcher:
     def turn(self) -> float:
         """Release what may go now; return how long to sleep before the next turn."""
         self._gate.promote()
-        room = self._backlog - self._gate.backlog()
+        # The queue holds batches; count each as full (the last of a release may not be).
+        room = self._backlog - self._gate.backlog() * self._batch_size
         if room <= 0:
             return _FULL_BACKLOG_SLEEP
         release = self._gate.release(room)
         metrics.set_parked(release.parked)
         if release.messages:
-            self._publish(release.messages)
+            self._publish(batches(release.messages, self._batch_size, self._spread))
             self.released += len(release.messages)
             for m in release.messages:
                 if m.ready_at is not None:
@@ -88,6 +92,16 @@ class Dispatcher:
             stop.wait(seconds)
         else:
             self._gate.wait(seconds)  # a producer's wake ends it early
+
+
+def batches(
+    messages: list[DeliveryMessage], size: int, spread: int = 1
+) -> list[list[DeliveryMessage]]:
+    """Split into Celery messages of at most ``size`` deliveries, as evenly as that allows
+    and into at least ``spread`` messages when there are enough deliveries: a small release
+    (a quiet moment) goes to several worker processes at once, a big one in full batches."""
+    count = max(-(-len(messages) // size), min(len(messages), spread))
+    return [messages[i::count] for i in range(count)]
 
 
 def _next_midnight() -> datetime:

@@ -206,3 +206,35 @@ def test_unclaim_gives_back_a_claim_that_made_no_request(ledger: Ledger) -> None
         assert conn.execute(text("SELECT COUNT(*) FROM attempts")).scalar() == 0
     again = ledger.deliveries.claim(did, "w2", "c2", LEASE, NOW)
     assert isinstance(again, Claim) and again.number == 1
+
+
+def test_finish_and_claim_records_one_outcome_and_takes_the_next_claim_together(
+    ledger: Ledger,
+) -> None:
+    b = broadcast(n=3)
+    ledger.broadcasts.add(b, b.deliveries(), NOW)
+    first, second, third = (d.id for d in b.deliveries())
+    recorded, claim = ledger.deliveries.finish_and_claim(None, first, "w", "c1", LEASE, NOW)
+    assert recorded is None and isinstance(claim, Claim) and claim.delivery_id == first
+    sent = Outcome(DeliveryState.SENT, http_status=204, request_id="r1")
+    recorded, claim2 = ledger.deliveries.finish_and_claim(
+        (claim, sent, NOW), second, "w", "c2", LEASE, NOW
+    )
+    assert recorded is True and isinstance(claim2, Claim) and claim2.delivery_id == second
+    assert ledger.deliveries.state(first) is DeliveryState.SENT
+    assert ledger.deliveries.state(second) is DeliveryState.SENDING
+    # A refused next claim (already sent) does not stop the outcome being recorded.
+    retry = Outcome(DeliveryState.RETRYING, http_status=503)
+    recorded, refusal = ledger.deliveries.finish_and_claim(
+        (claim2, retry, NOW), first, "w", "c3", LEASE, NOW
+    )
+    assert recorded is True and refusal == Refusal(DeliveryState.SENT)
+    assert ledger.deliveries.state(second) is DeliveryState.RETRYING
+    # An outcome its claim may no longer write is reported as not recorded, and the next
+    # claim is still taken.
+    recorded, claim3 = ledger.deliveries.finish_and_claim(
+        (claim2, Outcome(DeliveryState.FAILED, http_status=400), NOW), third, "w", "c4", LEASE,
+        NOW,
+    )  # fmt: skip
+    assert recorded is False and isinstance(claim3, Claim)
+    assert ledger.deliveries.state(second) is DeliveryState.RETRYING

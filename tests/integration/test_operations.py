@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,9 @@ from producer import Producer
 from producer.cli import main
 from tests.integration.conftest import Stack
 from tests.integration.stack import wait_for
+from threadcast import ids
 from threadcast.constants import QUEUE, SEND_TASK
+from threadcast.contract import Broadcast, ContentType, Target, batch_to_wire
 
 
 def one_team(stack: Stack, n: int) -> list[dict[str, str]]:
@@ -125,3 +128,36 @@ def test_poison_messages_are_recorded_and_never_crash_the_worker(stack: Stack) -
     with Producer(stack.settings) as producer:
         after = producer.send("<p>after poison</p>", one_team(stack, 1), content_type="html")
     wait_for(lambda: stack.ledger.broadcasts.counts(after.broadcast_id)["sent"] == 1)
+
+
+def test_a_batch_message_delivers_its_good_deliveries_and_rejects_the_bad_one(
+    stack: Stack,
+) -> None:
+    # Deliveries the ledger holds but no gate released (as after an operator's re-publish):
+    # one Celery message carrying them, with a broken element in the middle.
+    targets = tuple(Target(**t) for t in one_team(stack, 3))
+    broadcast = Broadcast(ids.new_broadcast_id(), f"<p>batch {uuid.uuid4()}</p>",
+                          ContentType.HTML, targets)  # fmt: skip
+    wanted = broadcast.deliveries()
+    stack.ledger.broadcasts.add(broadcast, wanted, datetime.now(UTC))
+    body = batch_to_wire([d.message() for d in wanted])
+    marker = f"not-a-guid-{uuid.uuid4().hex}"
+    poison = {"v": 1, "delivery": marker}
+    app = Celery(broker=stack.settings.redis_url, set_as_current=False)
+    app.conf.update(task_serializer="json", accept_content=["json"])
+    app.send_task(SEND_TASK, args=[[body[0], poison, *body[1:]]], queue=QUEUE)
+    app.close()
+
+    wait_for(lambda: stack.ledger.broadcasts.counts(broadcast.id)["sent"] == 3)
+    with stack.ledger.engine.connect() as conn:
+        found = conn.execute(
+            text("SELECT reason, message FROM rejected_messages WHERE message LIKE :m"),
+            {"m": f"%{marker}%"},
+        ).all()
+    assert len(found) == 1 and "delivery" in found[0].reason
+    with stack.ledger.engine.connect() as conn:
+        attempts = conn.execute(
+            text("SELECT COUNT(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id "
+                 "WHERE d.broadcast_id = :b"), {"b": broadcast.id},
+        ).scalar()  # fmt: skip
+    assert attempts == 3  # each sent once, by one attempt

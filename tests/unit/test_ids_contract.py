@@ -5,8 +5,16 @@ import uuid
 import pytest
 
 from threadcast import ids
-from threadcast.constants import MAX_CONTENT_BYTES
-from threadcast.contract import Broadcast, ContentType, ContractError, DeliveryMessage, Target
+from threadcast.constants import MAX_BATCH, MAX_CONTENT_BYTES
+from threadcast.contract import (
+    Broadcast,
+    ContentType,
+    ContractError,
+    DeliveryMessage,
+    Target,
+    batch_from_wire,
+    batch_to_wire,
+)
 from threadcast.errors import ValidationError
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -115,3 +123,24 @@ def test_message_round_trip_and_rejections() -> None:
     ]:
         with pytest.raises(ContractError, match=why):
             DeliveryMessage.from_wire(bad)
+
+
+def test_a_batch_keeps_its_good_deliveries_and_names_each_bad_one() -> None:
+    msgs = [
+        DeliveryMessage(ids.delivery_id("b", TENANT, GROUP, f"19:c{i}@thread.tacv2"), "b",
+                        TENANT, GROUP, f"19:c{i}@thread.tacv2")
+        for i in range(3)
+    ]  # fmt: skip
+    assert batch_from_wire(batch_to_wire(msgs)) == (msgs, [])
+    assert batch_from_wire(msgs[0].to_wire()) == ([msgs[0]], [])  # one delivery, unbatched
+    good, bad = batch_from_wire([msgs[0].to_wire(), "garbage", msgs[2].to_wire() | {"v": 7}])
+    assert good == [msgs[0]]
+    assert [(raw, why.split(",")[0]) for raw, why in bad] == [
+        ("garbage", "message must be a JSON object"),
+        (msgs[2].to_wire() | {"v": 7}, "unknown message version 7"),
+    ]
+    for empty_or_huge in ([], [msgs[0].to_wire()] * (MAX_BATCH + 1)):
+        good, bad = batch_from_wire(empty_or_huge)
+        assert good == [] and len(bad) == 1
+        assert f"a batch must hold 1 to {MAX_BATCH} messages" in bad[0][1]
+    assert batch_from_wire("garbage")[0] == []

@@ -57,16 +57,32 @@ class Gate:
 
     # -- producers ---------------------------------------------------------------------
     def enqueue(self, messages: Iterable[DeliveryMessage]) -> int:
-        """Put deliveries in to wait for their turn; returns how many."""
+        """Put deliveries in to wait for their turn; returns how many.
+
+        Each chunk is one MULTI/EXEC of a few multi-value commands, not four per delivery:
+        one RPUSH per team queue (its entries in the order given), one ZADD NX per tenant
+        for its teams, one ZADD NX for the tenants and one HSET of the known deliveries."""
         count, iterator = 0, iter(messages)
         while chunk := list(islice(iterator, _CHUNK)):
             now = self._clock()
-            pipe = self._redis.pipeline(transaction=True)
+            queues: dict[tuple[str, str], list[str]] = {}
+            known: dict[str, str] = {}
             for m in chunk:
-                pipe.rpush(keys.queue(m.tenant, m.group), m.entry(now))
-                pipe.zadd(keys.teams(m.tenant), {m.group: now}, nx=True)
-                pipe.zadd(keys.TENANTS, {m.tenant: now}, nx=True)
-                pipe.hset(keys.KNOWN, m.delivery_id, "p")
+                entries = queues.get((m.tenant, m.group))
+                if entries is None:
+                    entries = queues[(m.tenant, m.group)] = []
+                entries.append(m.entry(now))
+                known[m.delivery_id] = "p"
+            teams: dict[str, dict[str, float]] = {}
+            for tenant, group in queues:
+                teams.setdefault(tenant, {})[group] = now
+            pipe = self._redis.pipeline(transaction=True)
+            for (tenant, group), entries in queues.items():
+                pipe.rpush(keys.queue(tenant, group), *entries)
+            for tenant, groups in teams.items():
+                pipe.zadd(keys.teams(tenant), groups, nx=True)
+            pipe.zadd(keys.TENANTS, dict.fromkeys(teams, now), nx=True)
+            pipe.hset(keys.KNOWN, mapping=known)  # type: ignore[arg-type]  # dict is invariant
             _run(pipe.execute)
             count += len(chunk)
         if count:

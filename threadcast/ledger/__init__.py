@@ -14,7 +14,7 @@ from threadcast.errors import LedgerError
 from threadcast.ledger import migrations
 from threadcast.ledger.audit import AuditRecord, AuditTrail
 from threadcast.ledger.broadcasts import BroadcastBook, BroadcastInfo, ErrorLine
-from threadcast.ledger.deliveries import Claim, DeliveryBook, Outcome, Refusal
+from threadcast.ledger.deliveries import Claim, DeliveryBook, Finished, Outcome, Refusal
 from threadcast.ledger.engine import make_engine
 from threadcast.ledger.queries import DeliveryPage, DeliveryQueries, DeliveryRow, StateCount
 from threadcast.ledger.releases import ReleaseBook
@@ -36,6 +36,7 @@ __all__ = [
     "DeliveryRow",
     "DeliveryState",
     "ErrorLine",
+    "Finished",
     "Ledger",
     "Outcome",
     "Refusal",

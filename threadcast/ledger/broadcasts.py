@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from threadcast.contract import Broadcast, ContentType, Delivery, DeliveryMessage
 from threadcast.errors import NotFoundError, ValidationError
@@ -17,13 +18,46 @@ from threadcast.ledger.engine import READ_ONLY
 from threadcast.ledger.schema import attempts, broadcasts, deliveries
 from threadcast.ledger.states import CANCELLABLE, DeliveryState
 
-_INSERT_CHUNK = 5000
+_INSERT_CHUNK = 10_000  # SQLite rows per executemany
 
 #: The columns a DeliveryMessage is made of, in message_of's order.
 MESSAGE_COLUMNS = (
     deliveries.c.id, deliveries.c.broadcast_id, deliveries.c.tenant_id, deliveries.c.group_id,
     deliveries.c.channel_id,
 )  # fmt: skip
+
+
+#: The columns _insert writes (the others are NULL or their server default), in row order.
+_INSERTED = (
+    "id", "broadcast_id", "seq", "tenant_id", "group_id", "channel_id", "state", "attempts",
+    "created_at", "updated_at",
+)  # fmt: skip
+
+
+def _insert_deliveries(conn: Connection, rows: Iterable[tuple[Any, ...]]) -> None:
+    """Write many delivery rows inside ``conn``'s transaction, below SQLAlchemy's per-row
+    parameter handling (values come bound already): PostgreSQL by COPY, SQLite by the
+    driver's executemany in chunks."""
+    names = ", ".join(_INSERTED)
+    if conn.dialect.name == "postgresql":
+        statement = f"COPY {deliveries.name} ({names}) FROM STDIN"
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        try:
+            with driver.cursor() as cursor, cursor.copy(statement) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            # As SQLAlchemy reports any other statement's failure (IntegrityError, …).
+            raise DBAPIError.instance(
+                statement, None, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
+            ) from exc
+        return
+    marks = ", ".join("?" * len(_INSERTED))
+    statement = f"INSERT INTO {deliveries.name} ({names}) VALUES ({marks})"  # noqa: S608
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, _INSERT_CHUNK)):
+        conn.exec_driver_sql(statement, chunk)
 
 
 def message_of(row: Sequence[Any]) -> DeliveryMessage:
@@ -118,17 +152,15 @@ class BroadcastBook:
                 send_at=broadcast.send_at, target_count=len(batch), created_at=now,
             )
         )  # fmt: skip
-        rows = [
-            {
-                "id": d.id, "broadcast_id": d.broadcast_id, "seq": seq,
-                "tenant_id": d.target.tenant, "group_id": d.target.group,
-                "channel_id": d.target.channel, "state": state.value, "attempts": 0,
-                "created_at": now, "updated_at": now,
-            }
+        # The timestamp as the column type binds it (once, not once per row and column).
+        process = deliveries.c.created_at.type.bind_processor(conn.dialect)
+        stamp = process(now) if process else now
+        rows = (
+            (d.id, d.broadcast_id, seq, d.target.tenant, d.target.group, d.target.channel,
+             state.value, 0, stamp, stamp)
             for seq, d in enumerate(batch)
-        ]  # fmt: skip
-        for start in range(0, len(rows), _INSERT_CHUNK):
-            conn.execute(insert(deliveries), rows[start : start + _INSERT_CHUNK])
+        )  # fmt: skip
+        _insert_deliveries(conn, rows)
 
     def queued_messages(self, broadcast_id: str) -> Iterator[DeliveryMessage]:
         """The messages of every delivery of the broadcast still waiting in ``queued``."""

@@ -64,6 +64,10 @@ class Outcome:
     message_id: str | None = None  # the message Graph created (channel-messages endpoint)
 
 
+#: An attempt whose answer is in: the claim it was made under, what became of it, when.
+Finished = tuple[Claim, Outcome, datetime]
+
+
 class DeliveryBook:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -74,52 +78,19 @@ class DeliveryBook:
     ) -> Claim | Refusal:  # fmt: skip
         """Take the delivery for one attempt, or say why not (and settle an expired lease)."""
         with self._engine.begin() as conn:
-            row = conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id == delivery_id)
-                .where(deliveries.c.state.in_([s.value for s in CLAIMABLE]))
-                .values(
-                    state=DeliveryState.SENDING.value, lease_owner=worker,
-                    lease_until=now + lease, attempts=deliveries.c.attempts + 1, updated_at=now,
-                )
-                .returning(
-                    deliveries.c.broadcast_id, deliveries.c.tenant_id, deliveries.c.group_id,
-                    deliveries.c.channel_id, deliveries.c.attempts, deliveries.c.last_status,
-                    deliveries.c.attempt_base, deliveries.c.created_at,
-                )
-            ).first()  # fmt: skip
-            if row is None:
-                return self._refuse(conn, delivery_id, now)
-            attempt_id = conn.execute(
-                insert(attempts)
-                .values(
-                    delivery_id=delivery_id, number=row.attempts, worker=worker, started_at=now,
-                    client_request_id=client_request_id,
-                )
-                .returning(attempts.c.id)
-            ).scalar_one()  # fmt: skip
-        return Claim(
-            delivery_id, row.broadcast_id, row.tenant_id, row.group_id, row.channel_id,
-            row.attempts, row.last_status, row.attempt_base, row.created_at, attempt_id,
-            client_request_id, now + lease,
-        )  # fmt: skip
+            return _claim(conn, delivery_id, worker, client_request_id, lease, now)
 
-    @staticmethod
-    def _refuse(conn: Connection, delivery_id: str, now: datetime) -> Refusal:
-        row = conn.execute(
-            select(deliveries.c.state, deliveries.c.lease_until, deliveries.c.attempts).where(
-                deliveries.c.id == delivery_id
-            )
-        ).first()
-        if row is None:
-            return Refusal(None)
-        state = DeliveryState(row.state)
-        if state is DeliveryState.SENDING and row.lease_until is not None and row.lease_until < now:
-            # Its holder died mid-attempt: the POST may have reached Graph, so it must not be
-            # silently sent again.
-            _settle_lost_lease(conn, delivery_id, row.attempts, now)
-            return Refusal(DeliveryState.UNKNOWN)
-        return Refusal(state, row.lease_until if state is DeliveryState.SENDING else None)
+    def finish_and_claim(
+        self, finished: Finished | None, delivery_id: str, worker: str, client_request_id: str,
+        lease: timedelta, now: datetime,
+    ) -> tuple[bool | None, Claim | Refusal]:  # fmt: skip
+        """Record the previous attempt's outcome and claim the next delivery, in one
+        transaction: a worker working through several deliveries commits once per delivery,
+        and still never holds more than one claim whose outcome is unrecorded. Returns
+        (whether ``finished`` was recorded, None if there was none; the claim or refusal)."""
+        with self._engine.begin() as conn:
+            recorded = None if finished is None else _finish(conn, *finished)
+            return recorded, _claim(conn, delivery_id, worker, client_request_id, lease, now)
 
     def unclaim(self, claim: Claim, now: datetime) -> bool:
         """Give a claim back before any request was made (its permit had expired): the
@@ -149,20 +120,7 @@ class DeliveryBook:
         the post does not exist, and the delivery is retried instead of left ``unknown``.
         """
         with self._engine.begin() as conn:
-            _close_attempt(conn, claim.attempt_id, outcome, now)
-            values = _delivery_values(outcome, now)
-            query = update(deliveries).where(deliveries.c.id == claim.delivery_id)
-            if outcome.state is DeliveryState.SENT:
-                query = query.where(deliveries.c.state != DeliveryState.SENT.value)
-            else:
-                swept = and_(
-                    deliveries.c.state == DeliveryState.UNKNOWN.value,
-                    deliveries.c.last_error_code == LOST_LEASE,
-                )
-                query = query.where(deliveries.c.attempts == claim.number).where(
-                    or_(deliveries.c.state == DeliveryState.SENDING.value, swept)
-                )
-            return conn.execute(query.values(**values)).rowcount == 1
+            return _finish(conn, claim, outcome, now)
 
     def reject_message(self, worker: str, reason: str, message: str, now: datetime) -> None:
         """Keep a poison message (truncated) and why it was refused, for the audit."""
@@ -326,3 +284,73 @@ def _settle_lost_lease(
     if changed and open_attempt is not None:
         _close_attempt(conn, open_attempt, outcome, now)
     return changed
+
+
+
+def _claim(
+    conn: Connection, delivery_id: str, worker: str, client_request_id: str, lease: timedelta,
+    now: datetime,
+) -> Claim | Refusal:  # fmt: skip
+    row = conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id)
+        .where(deliveries.c.state.in_([s.value for s in CLAIMABLE]))
+        .values(
+            state=DeliveryState.SENDING.value, lease_owner=worker,
+            lease_until=now + lease, attempts=deliveries.c.attempts + 1, updated_at=now,
+        )
+        .returning(
+            deliveries.c.broadcast_id, deliveries.c.tenant_id, deliveries.c.group_id,
+            deliveries.c.channel_id, deliveries.c.attempts, deliveries.c.last_status,
+            deliveries.c.attempt_base, deliveries.c.created_at,
+        )
+    ).first()  # fmt: skip
+    if row is None:
+        return _refuse(conn, delivery_id, now)
+    attempt_id = conn.execute(
+        insert(attempts)
+        .values(
+            delivery_id=delivery_id, number=row.attempts, worker=worker, started_at=now,
+            client_request_id=client_request_id,
+        )
+        .returning(attempts.c.id)
+    ).scalar_one()  # fmt: skip
+    return Claim(
+        delivery_id, row.broadcast_id, row.tenant_id, row.group_id, row.channel_id,
+        row.attempts, row.last_status, row.attempt_base, row.created_at, attempt_id,
+        client_request_id, now + lease,
+    )  # fmt: skip
+
+
+def _refuse(conn: Connection, delivery_id: str, now: datetime) -> Refusal:
+    row = conn.execute(
+        select(deliveries.c.state, deliveries.c.lease_until, deliveries.c.attempts).where(
+            deliveries.c.id == delivery_id
+        )
+    ).first()
+    if row is None:
+        return Refusal(None)
+    state = DeliveryState(row.state)
+    if state is DeliveryState.SENDING and row.lease_until is not None and row.lease_until < now:
+        # Its holder died mid-attempt: the POST may have reached Graph, so it must not be
+        # silently sent again.
+        _settle_lost_lease(conn, delivery_id, row.attempts, now)
+        return Refusal(DeliveryState.UNKNOWN)
+    return Refusal(state, row.lease_until if state is DeliveryState.SENDING else None)
+
+
+def _finish(conn: Connection, claim: Claim, outcome: Outcome, now: datetime) -> bool:
+    _close_attempt(conn, claim.attempt_id, outcome, now)
+    values = _delivery_values(outcome, now)
+    query = update(deliveries).where(deliveries.c.id == claim.delivery_id)
+    if outcome.state is DeliveryState.SENT:
+        query = query.where(deliveries.c.state != DeliveryState.SENT.value)
+    else:
+        swept = and_(
+            deliveries.c.state == DeliveryState.UNKNOWN.value,
+            deliveries.c.last_error_code == LOST_LEASE,
+        )
+        query = query.where(deliveries.c.attempts == claim.number).where(
+            or_(deliveries.c.state == DeliveryState.SENDING.value, swept)
+        )
+    return bool(conn.execute(query.values(**values)).rowcount == 1)
