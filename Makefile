@@ -5,7 +5,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do $$p -c '
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint unit install clean
+.PHONY: demo test lint unit install clean bench
 
 $(VENV)/.installed: pyproject.toml
 	@[ -n "$(PYTHON)" ] && $(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
@@ -33,6 +33,14 @@ test: lint
 	@command -v redis-server >/dev/null || [ -n "$$THREADCAST_TEST_REDIS_URL" ] || \
 	  { echo "make test needs redis-server (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or THREADCAST_TEST_REDIS_URL"; exit 1; }
 	$(PY) -m pytest -q
+
+# Benchmarks (docs/PERFORMANCE.md): each starts its own Redis, simulator and workers, and
+# prints JSON figures (medians of 3 runs with min and max) and a table. Takes about an hour.
+bench: install
+	@command -v redis-server >/dev/null || \
+	  { echo "make bench needs redis-server (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis)"; exit 1; }
+	$(PY) bench/performance.py --runs 3
+	$(PY) bench/limits.py --runs 3
 
 clean:
 	rm -rf $(VENV) .demo .mypy_cache .ruff_cache .pytest_cache

@@ -25,7 +25,7 @@ from threadcast.ledger import Claim, DeliveryState, Finished, Ledger, Outcome, R
 from threadcast.logs import log_attempt
 from worker.graph import GraphClient, GraphReply
 from worker.policy import RetryPolicy, judge
-from worker.tokens import TokenProvider
+from worker.tokens import REFUSAL_NOTICE_SECONDS, TokenProvider
 
 log = logging.getLogger("threadcast.worker")
 
@@ -160,9 +160,10 @@ class Deliverer:
         now = datetime.now(UTC)
         delay: float | None
         if reply.status == 401 and claim.previous_status != 401:
-            # A token Graph refused is never used again; one retry with a fresh one.
+            # A token Graph refused is never used again; one retry with a fresh one, once every
+            # process has had time to hear of the refusal.
             self._tokens.reject(claim.tenant, token)
-            outcome, delay = _auth_retry(reply), 0.0
+            outcome, delay = _auth_retry(reply), REFUSAL_NOTICE_SECONDS
         else:
             budget_used = claim.number - claim.attempt_base
             outcome, delay = judge(reply, budget_used, self._policy, now, self._rng)

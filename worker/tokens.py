@@ -10,6 +10,9 @@ short-lived tokens on every call.
 An access token Graph refused (401) is marked refused in Redis for every process: the retry
 of that delivery may run in another process, which must neither keep using its own copy of
 the token nor pick it from the cache, or it would earn a second 401 and fail the delivery.
+A process asks Redis about the token it holds at most once per REFUSAL_NOTICE_SECONDS (not
+once per delivery), so the retry after a 401 waits that long: by then every process has
+either asked again or never held the token.
 
 What :meth:`TokenProvider.token` raises: SignInRequiredError (a person must sign in),
 TokenCacheError (the stored cache is unreadable: wrong key, corrupt, foreign; or the app
@@ -44,6 +47,9 @@ _SIGN_IN_ERRORS = frozenset({"invalid_grant", "interaction_required", "consent_r
 _PASSING_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
 _MIN_LOCK_SECONDS = 30.0  # a crashed holder frees the tenant after this long (or longer)
 _REFUSED_MEMORY = 1000  # refused tokens remembered in-process before starting afresh
+# The longest a process keeps using a held token without asking Redis whether another
+# process saw Graph refuse it; a delivery refused with 401 is retried no sooner than this.
+REFUSAL_NOTICE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,7 @@ class TokenProvider:
         self._margin = margin
         self._tokens: dict[str, AccessToken] = {}
         self._refused: set[str] = set()  # access tokens Graph refused, known to this process
+        self._asked: dict[str, float] = {}  # held token -> when Redis last said "not refused"
         self._apps: dict[str, tuple[msal.ClientApplication, msal.SerializableTokenCache]] = {}
         self._guard = threading.Lock()
         # Held through discovery and the token call, each up to the HTTP timeout: a lock that
@@ -81,11 +88,18 @@ class TokenProvider:
         """A usable access token for ``tenant``; raises SignInRequiredError if none can be had."""
         now = time.time()
         held = self._tokens.get(tenant)
-        if held is not None and self._good(tenant, held, now):
-            return held.value
+        if held is not None and held.usable(self._margin, now):
+            if now - self._asked.get(held.value, 0.0) < REFUSAL_NOTICE_SECONDS:
+                return held.value  # asked Redis less than a notice period ago
+            if not self._is_refused(tenant, held.value):
+                if len(self._asked) >= _REFUSED_MEMORY:
+                    self._asked.clear()
+                self._asked[held.value] = now
+                return held.value
         self._tokens.pop(tenant, None)
         found = self._from_cache(tenant, now) or self._refresh(tenant)
         self._tokens[tenant] = found
+        self._asked[found.value] = time.time()  # just checked (cache) or just issued
         return found.value
 
     def reject(self, tenant: str, token: str) -> None:
@@ -97,6 +111,7 @@ class TokenProvider:
         if len(self._refused) >= _REFUSED_MEMORY:
             self._refused.clear()
         self._refused.add(token)
+        self._asked.pop(token, None)
         if (held := self._tokens.get(tenant)) is not None and held.value == token:
             del self._tokens[tenant]
         try:

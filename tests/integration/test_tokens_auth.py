@@ -8,6 +8,7 @@ refresh token stays good) or from a revoked sign-in (``revoke``: the refresh tok
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ import httpx
 import pytest
 import redis
 from cryptography.fernet import Fernet, MultiFernet
+from sqlalchemy import text
 
 from producer import devredis
 from producer.accounts import list_accounts
@@ -46,7 +48,7 @@ from threadcast.ledger import Ledger
 from threadcast.settings import Settings
 from threadcast.tokencache import TokenCacheStore
 from worker.graph import chatthread_body, chatthreads_url
-from worker.tokens import TokenProvider
+from worker.tokens import REFUSAL_NOTICE_SECONDS, TokenProvider
 
 CLIENT_SECRET = "tc-secret-" + "q7Zr2mXw9vLp4sKd"
 
@@ -56,6 +58,20 @@ def login_hint(tenant: str) -> str:
 
 
 # --- 401 from Graph ------------------------------------------------------------------------
+
+
+def retry_wait(ledger: Ledger, delivery_id: str) -> float:
+    """Seconds between the first attempt's answer and the second attempt's start."""
+    query = text("SELECT started_at, finished_at FROM attempts WHERE delivery_id = :d "
+                 "ORDER BY number")  # fmt: skip
+    with ledger.engine.connect() as conn:
+        (_, first_answered), (second_started, _) = conn.execute(query, {"d": delivery_id}).all()
+    return float((_utc(second_started) - _utc(first_answered)).total_seconds())
+
+
+def _utc(value: datetime | str) -> datetime:
+    when = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def test_a_401_drops_the_token_refreshes_once_and_retries_once(stack: Stack) -> None:
@@ -69,6 +85,8 @@ def test_a_401_drops_the_token_refreshes_once_and_retries_once(stack: Stack) -> 
         one = send(stack.settings, [tenant], 1, "one401")
         (row,) = wait_settled(stack.ledger, one)
         assert (row.state, row.attempts, history(stack.ledger, row.id)) == ("sent", 2, [401, 204])
+        # The retry waited until every process had heard of the refusal.
+        assert retry_wait(stack.ledger, row.id) >= REFUSAL_NOTICE_SECONDS
         after = stack.sim.token_calls(tenant)
         assert after["refresh_token"] == before["refresh_token"] + 1
         assert after["invalid_grant"] == 0
@@ -109,6 +127,9 @@ def test_a_refused_token_is_used_by_no_process_and_refreshed_by_one(
     before = sim_admin.token_calls(tenant)
 
     first.reject(tenant, token)  # first met the 401
+    # A refused delivery is retried REFUSAL_NOTICE_SECONDS later (worker/deliver.py): by then
+    # every process has asked Redis about the token it holds again.
+    time.sleep(REFUSAL_NOTICE_SECONDS)
     fresh = second.token(tenant)  # second still holds the refused token: it must not use it
     assert fresh != token and post(sim, fresh) == 204
     assert third.token(tenant) == fresh  # from the cache, not refused, not refreshed again

@@ -12,7 +12,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from threadcast.contract import ContentType, DeliveryMessage
 from threadcast.ledger.broadcasts import MESSAGE_COLUMNS, message_of
@@ -249,14 +260,12 @@ def _delivery_values(outcome: Outcome, now: datetime) -> dict[str, object]:
 
 def _close_attempt(conn: Connection, attempt_id: int, outcome: Outcome, now: datetime) -> None:
     conn.execute(
-        update(attempts)
-        .where(attempts.c.id == attempt_id)
-        .values(
-            finished_at=now, outcome=outcome.state.value, http_status=outcome.http_status,
-            request_id=outcome.request_id, error_code=outcome.error_code,
-            error_message=outcome.error_message, retry_after=outcome.retry_after,
-            latency_ms=outcome.latency_ms, message_id=outcome.message_id,
-        )
+        _CLOSE_ATTEMPT,
+        {"p_attempt": attempt_id, "p_now": now, "p_outcome": outcome.state.value,
+         "p_status": outcome.http_status, "p_request": outcome.request_id,
+         "p_code": outcome.error_code, "p_message": outcome.error_message,
+         "p_retry_after": outcome.retry_after, "p_latency": outcome.latency_ms,
+         "p_message_id": outcome.message_id},
     )  # fmt: skip
 
 
@@ -291,30 +300,13 @@ def _claim(
     conn: Connection, delivery_id: str, worker: str, client_request_id: str, lease: timedelta,
     now: datetime,
 ) -> Claim | Refusal:  # fmt: skip
-    row = conn.execute(
-        update(deliveries)
-        .where(deliveries.c.id == delivery_id)
-        .where(deliveries.c.state.in_([s.value for s in CLAIMABLE]))
-        .values(
-            state=DeliveryState.SENDING.value, lease_owner=worker,
-            lease_until=now + lease, attempts=deliveries.c.attempts + 1, updated_at=now,
-        )
-        .returning(
-            deliveries.c.broadcast_id, deliveries.c.tenant_id, deliveries.c.group_id,
-            deliveries.c.channel_id, deliveries.c.attempts, deliveries.c.last_status,
-            deliveries.c.attempt_base, deliveries.c.created_at,
-        )
-    ).first()  # fmt: skip
+    params = {"p_id": delivery_id, "p_owner": worker, "p_until": now + lease, "p_now": now}
+    row = conn.execute(_CLAIM, params).first()
     if row is None:
         return _refuse(conn, delivery_id, now)
     attempt_id = conn.execute(
-        insert(attempts)
-        .values(
-            delivery_id=delivery_id, number=row.attempts, worker=worker, started_at=now,
-            client_request_id=client_request_id,
-        )
-        .returning(attempts.c.id)
-    ).scalar_one()  # fmt: skip
+        _OPEN_ATTEMPT, params | {"p_number": row.attempts, "p_crid": client_request_id}
+    ).scalar_one()
     return Claim(
         delivery_id, row.broadcast_id, row.tenant_id, row.group_id, row.channel_id,
         row.attempts, row.last_status, row.attempt_base, row.created_at, attempt_id,
@@ -341,16 +333,82 @@ def _refuse(conn: Connection, delivery_id: str, now: datetime) -> Refusal:
 
 def _finish(conn: Connection, claim: Claim, outcome: Outcome, now: datetime) -> bool:
     _close_attempt(conn, claim.attempt_id, outcome, now)
-    values = _delivery_values(outcome, now)
-    query = update(deliveries).where(deliveries.c.id == claim.delivery_id)
+    params = {
+        "p_id": claim.delivery_id, "p_state": outcome.state.value, "p_now": now,
+        "p_next": outcome.next_attempt_at, "p_status": outcome.http_status,
+        "p_code": outcome.error_code, "p_message": outcome.error_message,
+        "p_request": outcome.request_id,
+    }  # fmt: skip
     if outcome.state is DeliveryState.SENT:
-        query = query.where(deliveries.c.state != DeliveryState.SENT.value)
+        query, params["p_message_id"] = _FINISH_SENT, outcome.message_id
     else:
-        swept = and_(
-            deliveries.c.state == DeliveryState.UNKNOWN.value,
-            deliveries.c.last_error_code == LOST_LEASE,
+        query, params["p_number"] = _FINISH_OTHER, claim.number
+    return bool(conn.execute(query, params).rowcount == 1)
+
+
+# The statements of the hot path, built once: building a statement costs more than SQLite
+# takes to run it (about 0.1 ms each), and each delivery runs four.
+_CLAIM = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("p_id"))
+    .where(deliveries.c.state.in_([s.value for s in CLAIMABLE]))
+    .values(
+        state=DeliveryState.SENDING.value, lease_owner=bindparam("p_owner"),
+        lease_until=bindparam("p_until"), attempts=deliveries.c.attempts + 1,
+        updated_at=bindparam("p_now"),
+    )
+    .returning(
+        deliveries.c.broadcast_id, deliveries.c.tenant_id, deliveries.c.group_id,
+        deliveries.c.channel_id, deliveries.c.attempts, deliveries.c.last_status,
+        deliveries.c.attempt_base, deliveries.c.created_at,
+    )
+)  # fmt: skip
+_OPEN_ATTEMPT = (
+    insert(attempts)
+    .values(
+        delivery_id=bindparam("p_id"), number=bindparam("p_number"),
+        worker=bindparam("p_owner"), started_at=bindparam("p_now"),
+        client_request_id=bindparam("p_crid"),
+    )
+    .returning(attempts.c.id)
+)  # fmt: skip
+_CLOSE_ATTEMPT = (
+    update(attempts)
+    .where(attempts.c.id == bindparam("p_attempt"))
+    .values(
+        finished_at=bindparam("p_now"), outcome=bindparam("p_outcome"),
+        http_status=bindparam("p_status"), request_id=bindparam("p_request"),
+        error_code=bindparam("p_code"), error_message=bindparam("p_message"),
+        retry_after=bindparam("p_retry_after"), latency_ms=bindparam("p_latency"),
+        message_id=bindparam("p_message_id"),
+    )
+)  # fmt: skip
+_OUTCOME_VALUES: dict[str, object] = {
+    "state": bindparam("p_state"), "lease_owner": None, "lease_until": None,
+    "updated_at": bindparam("p_now"), "next_attempt_at": bindparam("p_next"),
+    "last_status": bindparam("p_status"), "last_error_code": bindparam("p_code"),
+    "last_error_message": bindparam("p_message"), "last_request_id": bindparam("p_request"),
+}  # fmt: skip
+# ``sent`` is the truth whatever happened to the lease (see DeliveryBook.finish).
+_FINISH_SENT = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("p_id"))
+    .where(deliveries.c.state != DeliveryState.SENT.value)
+    .values(**_OUTCOME_VALUES, sent_at=bindparam("p_now"), message_id=bindparam("p_message_id"))
+)
+# Any other answer only by this claim, over its own ``sending`` or the lease sweep's guess.
+_FINISH_OTHER = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("p_id"))
+    .where(deliveries.c.attempts == bindparam("p_number"))
+    .where(
+        or_(
+            deliveries.c.state == DeliveryState.SENDING.value,
+            and_(
+                deliveries.c.state == DeliveryState.UNKNOWN.value,
+                deliveries.c.last_error_code == LOST_LEASE,
+            ),
         )
-        query = query.where(deliveries.c.attempts == claim.number).where(
-            or_(deliveries.c.state == DeliveryState.SENDING.value, swept)
-        )
-    return bool(conn.execute(query.values(**values)).rowcount == 1)
+    )
+    .values(**_OUTCOME_VALUES)
+)
