@@ -23,6 +23,7 @@ Every figure is the median of --runs runs, with min and max.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import statistics
@@ -139,46 +140,63 @@ def throughput(runs: int, total: int, processes: int, pool: str) -> dict[str, An
             "worker_peak_memory_mb": memory}  # fmt: skip
 
 
+# The producer's own process: settings come from THREADCAST_* variables (as a worker's do;
+# as_env() values are strings, which load_settings' keyword arguments would refuse), and it
+# imports only the producer (not this module, the rig or the simulator), so its peak memory
+# is a producer's. ``targets`` is this module's own function, copied in by its source.
 ENQUEUE_SCRIPT = """
 import json, sys, time, resource, uuid
 sys.path.insert(0, {root!r})
 from threadcast.settings import load_settings
 from producer import Producer
-from producer.signin import sign_in
-from bench.performance import targets
-settings = load_settings(**json.loads(sys.argv[1]))
-tenants = json.loads(sys.argv[2])
+
+{targets_source}
+
+def rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+settings = load_settings()
+tenants = json.loads(sys.argv[1])
 work = targets(tenants, {total})
 with Producer(settings) as producer:
+    before = rss_mb()
     started = time.perf_counter()
-    producer.send("<p>enqueue</p>", work, content_type="html")
+    result = producer.send("<p>enqueue</p>", work, content_type="html")
     seconds = time.perf_counter() - started
-print(json.dumps({{"seconds": seconds,
-                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+assert result.deliveries == {total} and result.published == {total}, result
+print(json.dumps({{"seconds": seconds, "peak_mb": rss_mb(), "before_send_mb": before}}))
 """
 
 
 def enqueue(runs: int, total: int, backend: str) -> dict[str, Any]:
-    seconds, memory = [], []
+    seconds, memory, before = [], [], []
     for _ in range(runs):
         database, drop = _database(backend)
         try:
             with rig(database_url=database) as bench:
                 bench.sign_in(20)
-                config = {k: str(v) for k, v in bench.settings.as_env().items()}
-                settings = {k.removeprefix("THREADCAST_").lower(): v for k, v in config.items()}
-                script = ENQUEUE_SCRIPT.format(root=str(Path(__file__).resolve().parent.parent),
-                                               total=total)  # fmt: skip
-                out = subprocess.run([sys.executable, "-c", script, json.dumps(settings),
-                                      json.dumps(bench.tenants)], capture_output=True, text=True,
-                                     check=True)  # fmt: skip
+                env = {k: v for k, v in os.environ.items() if not k.startswith("THREADCAST_")}
+                env |= bench.settings.as_env()
+                script = ENQUEUE_SCRIPT.format(
+                    root=str(Path(__file__).resolve().parent.parent), total=total,
+                    targets_source=inspect.getsource(targets),
+                )  # fmt: skip
+                out = subprocess.run([sys.executable, "-c", script, json.dumps(bench.tenants)],
+                                     capture_output=True, text=True, env=env,
+                                     cwd=bench.workdir)  # fmt: skip
+                if out.returncode != 0:
+                    sys.stderr.write(out.stderr)
+                    raise RuntimeError(f"the enqueue child ({backend}) exited {out.returncode}; "
+                                       "its stderr is above")  # fmt: skip
                 figures = json.loads(out.stdout.strip().splitlines()[-1])
                 seconds.append(figures["seconds"])
                 memory.append(figures["peak_mb"])
+                before.append(figures["before_send_mb"])
         finally:
             drop()
     return {"backend": backend, "targets": total, "seconds": summary(seconds),
-            "producer_peak_mb": summary(memory)}  # fmt: skip
+            "producer_peak_mb": summary(memory),
+            "producer_mb_before_send": summary(before)}  # fmt: skip
 
 
 def _database(backend: str) -> tuple[str | None, Any]:

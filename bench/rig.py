@@ -90,7 +90,7 @@ def rig(
             database_url=database_url or f"sqlite:///{workdir / 'ledger.db'}",
             graph_url=sim.graph_url, authority_host=sim.authority_host, ca_bundle=sim.ca_bundle,
             client_id=CLIENT_ID, token_cache_key=Fernet.generate_key().decode(),
-            log_level="WARNING", **settings,
+            **{"log_level": "WARNING", **settings},
         )  # fmt: skip
         bench = Rig(workdir, config, sim, redis)
         stack.callback(lambda: [w.stop() for w in bench.workers])

@@ -3,6 +3,8 @@
 The message is deliberately tiny and versioned: it names a delivery, nothing more. The
 ledger holds the content and the target, so a message can be re-published at any time
 (after a lost Redis, by an operator's retry) without carrying state that could go stale.
+A Celery message's one argument is such a message or a list of up to MAX_BATCH of them (the
+dispatcher sends batches; each element is validated on its own).
 """
 
 from __future__ import annotations

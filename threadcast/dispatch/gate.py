@@ -24,7 +24,7 @@ from threadcast.dispatch.limits import Limits
 from threadcast.dispatch.scripts import Scripts
 from threadcast.errors import BrokerError
 
-_CHUNK = 1000
+_CHUNK = 10_000  # deliveries per enqueue transaction (one MULTI/EXEC of a few commands)
 _PERMIT_MAX_AGE = 0.5  # seconds a released permit may wait in the Celery queue
 _T = TypeVar("_T")
 
