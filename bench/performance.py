@@ -7,17 +7,22 @@ Starts a private Redis, the simulator (throttling off) and workers, and measures
   the figure is threadcast's capacity (with the defaults it is capped at Graph's 500/s);
 - CPU per delivery: user+sys milliseconds of every worker process (from /proc) and,
   separately, of the simulator, over that run;
-- Redis commands and SQL transactions per delivery over that run (Redis INFO; PostgreSQL's
-  pg_stat_database when --postgres);
+- Redis commands per delivery over that run (Redis INFO, counting the commands inside Lua
+  scripts), and on PostgreSQL (``postgresql``: the same run on a PostgreSQL ledger) its
+  transactions and rows written per delivery (pg_stat_database); the SQL statements a
+  worker runs per delivery, counted on a real ledger;
 - enqueue: the time to accept a 100,000-target broadcast (validated, written to the ledger,
   put in the gate), on SQLite and on PostgreSQL, and the producer's peak memory;
 - latency: enqueue-to-sent p50/p95/p99 at half the measured maximum rate;
+- scaling: one run each of 1,000, 10,000 and 100,000 deliveries (cost should be linear);
 - peak memory (VmHWM) of each worker process.
 
-Every figure is the median of --runs runs, with min and max.
+Workers run at the default log level (INFO: one line per attempt). Every figure is the
+median of --runs runs, with min and max; JSON first, then a table.
 
-    .venv/bin/python bench/performance.py --runs 3
+    .venv/bin/python bench/performance.py --runs 3               # everything (make bench)
     .venv/bin/python bench/performance.py --only enqueue --runs 3
+    .venv/bin/python bench/performance.py --only throughput --only latency --runs 3
 """
 
 from __future__ import annotations
@@ -105,15 +110,17 @@ def throughput_run(bench: Rig, total: int) -> dict[str, Any]:
     workers = [w.process.pid for w in bench.workers]
     cpu_before, sim_before = cpu_seconds(workers), cpu_seconds([bench.sim.pid])
     commands_before = int(client.info("stats")["total_commands_processed"])
+    sql_before = pg_counters(bench.settings.database_url)
     with Producer(bench.settings) as producer:
         sent = producer.send("<p>throughput</p>", targets(bench.tenants, total),
                              content_type="html")  # fmt: skip
         ok = wait_until(lambda: producer.ledger.broadcasts.counts(sent.broadcast_id)["sent"]
-                        == total, timeout=600, every=0.25)  # fmt: skip
+                        == total, timeout=900, every=0.25)  # fmt: skip
     times = sent_times(bench)
     commands = int(client.info("stats")["total_commands_processed"]) - commands_before
+    sql_after = pg_counters(bench.settings.database_url)
     client.close()
-    return {
+    figures = {
         "complete": ok, "deliveries": total,
         "per_second": round((len(times) - 1) / (times[-1] - times[0]), 1),
         "worker_cpu_ms_per_delivery": round((cpu_seconds(workers) - cpu_before) * 1000 / total, 3),
@@ -121,29 +128,92 @@ def throughput_run(bench: Rig, total: int) -> dict[str, Any]:
             round((cpu_seconds([bench.sim.pid]) - sim_before) * 1000 / total, 3),
         "redis_commands_per_delivery": round(commands / total, 1),
     }  # fmt: skip
+    if sql_before and sql_after:
+        # Every process's (producer, workers, their sweeps): PostgreSQL's own counters.
+        for name in sql_before:
+            figures[f"sql_{name}_per_delivery"] = round((sql_after[name] - sql_before[name])
+                                                        / total, 2)  # fmt: skip
+    return figures
 
 
-def throughput(runs: int, total: int, processes: int, pool: str) -> dict[str, Any]:
+def pg_counters(url: str) -> dict[str, int] | None:
+    """PostgreSQL's transaction and row counters for the ledger's database (None: SQLite)."""
+    if not url.startswith("postgresql"):
+        return None
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_force_next_flush()")
+        row = conn.execute(
+            "SELECT xact_commit, tup_inserted, tup_updated, tup_deleted "
+            "FROM pg_stat_database WHERE datname = %s", (name,),
+        ).fetchone()  # fmt: skip
+    assert row is not None
+    return dict(zip(("transactions", "rows_inserted", "rows_updated", "rows_deleted"), row,
+                    strict=True))  # fmt: skip
+
+
+def hot_path_statements(deliveries: int = 200) -> dict[str, float]:
+    """SQL statements a worker runs per delivery sent, counted on a real ledger (SQLite)
+    driving the worker's own ledger calls: a claim and its outcome for each delivery."""
+    import tempfile
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import event
+
+    from threadcast.contract import Broadcast, ContentType, Target
+    from threadcast.ledger import DeliveryState, Ledger, Outcome
+
+    ledger = Ledger.open(f"sqlite:///{tempfile.mkdtemp()}/count.db")
+    tenant, group = str(uuid.uuid4()), str(uuid.uuid4())
+    broadcast = Broadcast("count", "<p>x</p>", ContentType.HTML, tuple(
+        Target(tenant, group, f"19:c{i}@thread.tacv2") for i in range(deliveries)))  # fmt: skip
+    ledger.broadcasts.add(broadcast, broadcast.deliveries(), datetime.now(UTC))
+    seen = {"statements": 0, "commits": 0}
+
+    def count(*_: Any) -> None:
+        seen["statements"] += 1
+
+    def committed(*_: Any) -> None:
+        seen["commits"] += 1
+
+    event.listen(ledger.engine, "before_cursor_execute", count)
+    event.listen(ledger.engine, "commit", committed)
+    previous = None
+    for d in broadcast.deliveries():  # as Deliverer.deliver_batch does
+        now = datetime.now(UTC)
+        _, claim = ledger.deliveries.finish_and_claim(previous, d.id, "w", str(uuid.uuid4()),
+                                                      timedelta(seconds=60), now)  # fmt: skip
+        previous = (claim, Outcome(DeliveryState.SENT, http_status=204), now)
+    ledger.deliveries.finish(*previous)  # type: ignore[arg-type]
+    ledger.close()
+    # "BEGIN IMMEDIATE" is one of the statements counted (SQLite's write lock).
+    return {k: round(v / deliveries, 2) for k, v in seen.items()}
+
+
+def throughput(
+    runs: int, total: int, processes: int, pool: str, ledger: str = "sqlite",
+    sizes: list[int] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """``runs`` runs of ``total`` deliveries (or one run of each of ``sizes``)."""
     results = []
-    with rig(**UNLIMITED) as bench:
-        bench.sign_in(20)
-        extra = ("--pool", pool) if pool != "prefork" else ()
-        bench.start_workers(processes, extra=extra)
-        throughput_run(bench, 2000)  # warm-up: connections, caches, first tokens
-        for _ in range(runs):
-            results.append(throughput_run(bench, total))
-        memory = peak_memory_mb([w.process.pid for w in bench.workers])
-    keys = ["per_second", "worker_cpu_ms_per_delivery", "simulator_cpu_ms_per_delivery",
-            "redis_commands_per_delivery"]  # fmt: skip
-    return {"pool": pool, "processes": processes, "runs": results,
+    database, drop = _database(ledger)
+    try:
+        with rig(database_url=database, log_level="INFO", **UNLIMITED) as bench:
+            bench.sign_in(20)
+            extra = ("--pool", pool) if pool != "prefork" else ()
+            bench.start_workers(processes, extra=extra)
+            throughput_run(bench, 2000)  # warm-up: connections, caches, first tokens
+            for size in sizes or [total] * runs:
+                results.append(throughput_run(bench, size))
+            memory = peak_memory_mb([w.process.pid for w in bench.workers])
+    finally:
+        drop()
+    keys = [k for k in results[0] if k not in ("complete", "deliveries")]
+    return {"pool": pool, "processes": processes, "ledger": ledger, "runs": results,
             **{k: summary([r[k] for r in results]) for k in keys},
             "worker_peak_memory_mb": memory}  # fmt: skip
 
 
-# The producer's own process: settings come from THREADCAST_* variables (as a worker's do;
-# as_env() values are strings, which load_settings' keyword arguments would refuse), and it
-# imports only the producer (not this module, the rig or the simulator), so its peak memory
-# is a producer's. ``targets`` is this module's own function, copied in by its source.
 ENQUEUE_SCRIPT = """
 import json, sys, time, resource, uuid
 sys.path.insert(0, {root!r})
@@ -214,22 +284,25 @@ def _database(backend: str) -> tuple[str | None, Any]:
 
 
 def latency(runs: int, rate: float, seconds: float, processes: int) -> dict[str, Any]:
-    """Offer deliveries at ``rate``/s (one small broadcast every 100 ms) and read each
-    delivery's enqueue-to-sent time from the ledger."""
-    p50, p95, p99 = [], [], []
-    with rig(**UNLIMITED) as bench:
+    """Offer deliveries at ``rate``/s (one small broadcast every 100 ms, each through the
+    Producer API as a caller would) and read each delivery's enqueue-to-sent time from the
+    ledger: from the commit that accepted it to the commit that recorded Graph's 204."""
+    p50, p95, p99, achieved = [], [], [], []
+    with rig(log_level="INFO", **UNLIMITED) as bench:
         bench.sign_in(20)
         bench.start_workers(processes)
         per_tick = max(1, round(rate / 10))
         for _ in range(runs):
             ids = []
             with Producer(bench.settings) as producer:
-                deadline = time.monotonic() + seconds
+                began = time.monotonic()
+                deadline = began + seconds
                 while time.monotonic() < deadline:
                     tick = time.monotonic()
                     ids.append(producer.send("<p>latency</p>", targets(bench.tenants, per_tick, 5),
                                              content_type="html").broadcast_id)  # fmt: skip
                     time.sleep(max(0.0, 0.1 - (time.monotonic() - tick)))
+                achieved.append(len(ids) * per_tick / (time.monotonic() - began))
                 for broadcast_id in ids:
                     wait_until(lambda b=broadcast_id: producer.ledger.broadcasts.counts(b)["sent"]
                                == per_tick, timeout=60)  # fmt: skip
@@ -238,8 +311,8 @@ def latency(runs: int, rate: float, seconds: float, processes: int) -> dict[str,
             p50.append(cut[49] * 1000)
             p95.append(cut[94] * 1000)
             p99.append(cut[98] * 1000)
-    return {"offered_per_second": rate, "p50_ms": summary(p50), "p95_ms": summary(p95),
-            "p99_ms": summary(p99)}  # fmt: skip
+    return {"target_per_second": rate, "offered_per_second": summary(achieved),
+            "p50_ms": summary(p50), "p95_ms": summary(p95), "p99_ms": summary(p99)}  # fmt: skip
 
 
 def _latencies(producer: Producer, ids: list[str]) -> list[float]:
@@ -254,6 +327,30 @@ def _latencies(producer: Producer, ids: list[str]) -> list[float]:
         return [(sent - created).total_seconds() for created, sent in conn.execute(query)]
 
 
+def table(report: dict[str, Any]) -> str:
+    """The figures as a table: median, min and max of the runs."""
+    rows: list[tuple[str, Any]] = []
+    for name in ("throughput", "throughput_postgresql"):
+        rows += [(f"{name}: {k}", v) for k, v in report.get(name, {}).items()]
+    for found in report.get("enqueue", []):
+        rows += [(f"enqueue {found['targets']:,} ({found['backend']}): {k}", found.get(k))
+                 for k in ("seconds", "producer_peak_mb")]  # fmt: skip
+    rows += [(f"latency: {k}", v) for k, v in report.get("latency", {}).items()]
+    for found in report.get("scaling", {}).get("runs", []):
+        for key in ("per_second", "worker_cpu_ms_per_delivery"):
+            rows.append((f"scaling {found['deliveries']:,}: {key}", _single(found[key])))
+    rows += [(f"worker SQL per delivery: {k}", _single(v))
+             for k, v in report.get("statements", {}).items()]  # fmt: skip
+    lines = ["| figure | median | min | max | runs |", "|---|---|---|---|---|"]
+    lines += [f"| {label} | {v['median']} | {v['min']} | {v['max']} | {v['runs']} |"
+              for label, v in rows if isinstance(v, dict) and "median" in v]  # fmt: skip
+    return "\n".join(lines)
+
+
+def _single(value: float) -> dict[str, float]:
+    return {"median": value, "min": value, "max": value, "runs": 1}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -262,18 +359,31 @@ def main() -> int:
     parser.add_argument("--pool", default="prefork", choices=["prefork", "threads"])
     parser.add_argument("--enqueue-targets", type=int, default=100_000)
     parser.add_argument("--latency-rate", type=float, default=0, help="0: half the throughput")
-    parser.add_argument("--only", choices=["throughput", "enqueue", "latency"])
+    parser.add_argument("--only", action="append", help="repeat for several",
+                        choices=["throughput", "postgresql", "enqueue", "latency", "scaling"])
     args = parser.parse_args()
-    report: dict[str, Any] = {}
-    if args.only in (None, "throughput"):
+    chosen = set(args.only or ["throughput", "postgresql", "enqueue", "latency", "scaling"])
+    report: dict[str, Any] = {"statements": hot_path_statements()}
+    if "throughput" in chosen:
         report["throughput"] = throughput(args.runs, args.deliveries, args.processes, args.pool)
-    if args.only in (None, "enqueue"):
+    if "postgresql" in chosen:
+        report["throughput_postgresql"] = throughput(
+            args.runs, args.deliveries, args.processes, args.pool, ledger="postgresql"
+        )
+    if "enqueue" in chosen:
         report["enqueue"] = [enqueue(args.runs, args.enqueue_targets, b)
                              for b in ("sqlite", "postgresql")]  # fmt: skip
-    if args.only in (None, "latency"):
-        rate = args.latency_rate or report["throughput"]["per_second"]["median"] / 2
+    if "latency" in chosen:
+        measured = report.get("throughput", {}).get("per_second", {}).get("median")
+        rate = args.latency_rate or (measured or 0) / 2
+        if not rate:
+            parser.error("--only latency needs --latency-rate (or the throughput scenario)")
         report["latency"] = latency(args.runs, rate, 20, args.processes)
+    if "scaling" in chosen:
+        report["scaling"] = throughput(1, 0, args.processes, args.pool,
+                                       sizes=[1_000, 10_000, 100_000])  # fmt: skip
     print(json.dumps(report, indent=2))
+    print(table(report))
     return 0
 
 

@@ -30,6 +30,9 @@ _MAX_SLEEP = 1.0  # also how often the lease is renewed while idle
 # The workers have enough queued; look again soon, but not so often that the looking costs
 # more than it saves (each turn is a few Redis round trips in the worker's main process).
 _FULL_BACKLOG_SLEEP = 0.02
+# Redis ends a blocking wait (BLPOP) on its own clock tick, 1/hz: 100 ms at the default hz.
+_REDIS_TICK = 0.1
+_STEP = 0.01  # while waiting for the next permit, new work is noticed within this
 
 
 class Dispatcher:
@@ -90,8 +93,17 @@ class Dispatcher:
     def _sleep(self, seconds: float, stop: threading.Event) -> None:
         if seconds <= _FULL_BACKLOG_SLEEP:
             stop.wait(seconds)
-        else:
-            self._gate.wait(seconds)  # a producer's wake ends it early
+            return
+        deadline = time.monotonic() + seconds
+        # A producer's wake ends it early; Redis may end it up to a tick late.
+        if seconds > _REDIS_TICK and self._gate.wait(seconds - _REDIS_TICK):
+            return
+        # The last stretch on our own clock, so the next permit goes out on time (a late
+        # dispatcher is throughput lost at the limit), looking for new work between steps.
+        while (left := deadline - time.monotonic()) > 0 and not stop.is_set():
+            stop.wait(min(left, _STEP))
+            if self._gate.woken():
+                return
 
 
 def batches(

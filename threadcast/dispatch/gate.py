@@ -183,10 +183,19 @@ class Gate:
             messages, held_messages, float(wake) if wake else None, int(parked), now
         )
 
-    def wait(self, timeout: float) -> None:
-        """Sleep until woken (new work) or ``timeout`` seconds pass."""
-        if timeout > 0:
-            _run(self._redis.blpop, [keys.WAKE], timeout=max(0.01, timeout))
+    def wait(self, timeout: float) -> bool:
+        """Sleep until woken (new work) or ``timeout`` seconds pass; True if woken.
+
+        Redis ends a blocking wait on its own clock tick: up to 1/hz late (100 ms at the
+        default hz 10), so callers that need to be on time wait the last stretch themselves
+        (:meth:`woken`)."""
+        if timeout <= 0:
+            return False
+        return _run(self._redis.blpop, [keys.WAKE], timeout=max(0.01, timeout)) is not None
+
+    def woken(self) -> bool:
+        """Whether new work was announced since the last look (without waiting)."""
+        return _run(self._redis.lpop, keys.WAKE) is not None
 
     def backlog(self) -> int:
         """Messages released to Celery and not yet taken by a worker."""
