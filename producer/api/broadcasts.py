@@ -25,15 +25,13 @@ from producer.api.models import (
     BroadcastStatus,
     Cancelled,
     DeliveryList,
-    DeliveryOut,
     ErrorBody,
-    ErrorLineOut,
     Requeued,
     RetryIn,
 )
 from producer.api.services import Services, services
 from threadcast import ids
-from threadcast.ledger import DeliveryState
+from threadcast.ledger import DeliveryState, ErrorLine
 from threadcast.metrics import record_api_broadcast
 
 log = logging.getLogger("threadcast.api")
@@ -109,8 +107,7 @@ def deliveries(
     page = store.queries.page(
         broadcast_id, states=state, tenant=wanted_tenant, after=after, limit=limit
     )
-    rows = [DeliveryOut(**asdict(row)) for row in page.rows]
-    return DeliveryList(deliveries=rows, next_after=page.next_after)
+    return DeliveryList(deliveries=page.rows, next_after=page.next_after)
 
 
 @router.get(
@@ -124,7 +121,7 @@ def read(broadcast_id: BroadcastId, _source: Caller, store: Store) -> BroadcastS
         content_type=data["content_type"], created_at=data["created_at"],
         send_at=data["send_at"], total=data["total"],
         counts={s.value: data[s.value] for s in DeliveryState}, done=data["done"],
-        errors=[ErrorLineOut(**e) for e in data["errors"]],
+        errors=[ErrorLine(**e) for e in data["errors"]],
     )  # fmt: skip
 
 

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from threadcast.ledger import DeliveryState
+from threadcast.ledger import DeliveryRow, DeliveryState, ErrorLine
 
 _EXAMPLE_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 _EXAMPLE_GROUP = "02bd9fd6-8f93-4758-87c3-1fb73740a315"
@@ -74,17 +74,6 @@ class BroadcastAccepted(BaseModel):
     scheduled: bool = Field(description="waiting for its send time")
 
 
-class ErrorLineOut(BaseModel):
-    delivery_id: str
-    tenant: str
-    channel: str
-    http_status: int | None
-    error_code: str | None
-    error_message: str | None
-    request_id: str | None
-    at: datetime
-
-
 class BroadcastStatus(BaseModel):
     broadcast_id: str
     source: str = Field(description="the name of the API key (or the CLI) that sent it")
@@ -94,27 +83,11 @@ class BroadcastStatus(BaseModel):
     total: int
     counts: dict[str, int] = Field(description="deliveries per state; every state is present")
     done: bool = Field(description="nothing is moving any more")
-    errors: list[ErrorLineOut] = Field(description="the latest failed attempts, newest first")
-
-
-class DeliveryOut(BaseModel):
-    id: str
-    seq: int
-    tenant: str
-    group: str
-    channel: str
-    state: DeliveryState
-    attempts: int
-    last_status: int | None
-    last_error_code: str | None
-    last_error_message: str | None
-    last_request_id: str | None
-    updated_at: datetime
-    sent_at: datetime | None
+    errors: list[ErrorLine] = Field(description="the latest failed attempts, newest first")
 
 
 class DeliveryList(BaseModel):
-    deliveries: list[DeliveryOut]
+    deliveries: list[DeliveryRow]  # the ledger's own rows, as they are
     next_after: int | None = Field(description="pass as `after` for the next page; null: last")
 
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from producer.cli.send import _content, _targets  # the same target and content options
+from producer.cli import message
 from producer.scheduler import Schedules, Upcoming, run_scheduler
 from producer.scheduler.cron import Recurrence, zone
 from producer.scheduler.schedules import check_schedule_id
@@ -60,16 +59,7 @@ def _register_add(actions: Any) -> None:
     add.add_argument("--id", help="your own schedule id (letters, digits, '_', '-')")
     add.add_argument("--grace", type=int, help="seconds an occurrence may still go out late")
     add.add_argument("--source", default="cli", help="who schedules (recorded)")
-    one = add.add_argument_group("one target")
-    one.add_argument("--tenant")
-    one.add_argument("--group")
-    one.add_argument("--channel")
-    add.add_argument("--targets", type=Path, help="CSV (tenant,group,channel) or JSON list")
-    body = add.add_mutually_exclusive_group(required=True)
-    body.add_argument("--text", help="plain-text content")
-    body.add_argument("--html", help="HTML content")
-    body.add_argument("--file", type=Path, help="content from a file (.html/.htm is HTML)")
-    add.add_argument("--type", choices=["text", "html"], help="content type for --file")
+    message.add_options(add)
     add.set_defaults(run=_add)
 
 
@@ -91,8 +81,8 @@ def _with_schedules(action: Callable[[Schedules], int]) -> int:
 
 
 def _add(args: argparse.Namespace, _rest: list[str]) -> int:
-    content, content_type = _content(args)
-    targets = _targets(args)
+    content, content_type = message.content(args)
+    targets = message.targets(args)
     Recurrence.parse(args.cron, args.tz, cron_field="--cron", tz_field="--tz")
     if args.id is not None:
         check_schedule_id("--id", args.id)

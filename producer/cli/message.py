@@ -1,0 +1,58 @@
+"""What to post and where: the content and target options ``send`` and ``schedule add`` share."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from producer.targets import read_targets
+from threadcast import ids
+from threadcast.contract import ContentType, Target
+from threadcast.errors import ValidationError
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """--tenant/--group/--channel or --targets; --text, --html or --file (with --type)."""
+    one = parser.add_argument_group("one target")
+    one.add_argument("--tenant")
+    one.add_argument("--group")
+    one.add_argument("--channel")
+    parser.add_argument("--targets", type=Path, help="CSV (tenant,group,channel) or JSON list")
+    body = parser.add_mutually_exclusive_group(required=True)
+    body.add_argument("--text", help="plain-text content")
+    body.add_argument("--html", help="HTML content")
+    body.add_argument("--file", type=Path, help="content from a file (.html/.htm is HTML)")
+    parser.add_argument("--type", choices=["text", "html"], help="content type for --file")
+
+
+def content(args: argparse.Namespace) -> tuple[str, ContentType]:
+    """The content and its type, as the options give them."""
+    if args.text is not None:
+        return args.text, ContentType.TEXT
+    if args.html is not None:
+        return args.html, ContentType.HTML
+    path: Path = args.file
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidationError("--file", str(path), f"cannot be read: {exc}") from None
+    html = path.suffix.lower() in (".html", ".htm")
+    return text, ContentType.parse("--type", args.type or ("html" if html else "text"))
+
+
+def targets(args: argparse.Namespace) -> list[Target]:
+    """The targets, validated: one from --tenant/--group/--channel, or a --targets file."""
+    single = (args.tenant, args.group, args.channel)
+    if args.targets is not None:
+        if any(single):
+            raise ValidationError("--targets", str(args.targets), "excludes --tenant/--group")
+        return read_targets(args.targets)
+    if not all(single):
+        raise ValidationError("--tenant/--group/--channel", None, "give all three, or --targets")
+    return [
+        Target(
+            ids.guid("--tenant", args.tenant),
+            ids.guid("--group", args.group),
+            ids.channel_id("--channel", args.channel),
+        )
+    ]
