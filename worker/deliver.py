@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from threadcast import metrics
 from threadcast.contract import DeliveryMessage
 from threadcast.dispatch import Gate
-from threadcast.errors import SignInRequiredError, TokenCacheError
+from threadcast.errors import BrokerError, SignInRequiredError, TokenCacheError
 from threadcast.ids import new_request_id
 from threadcast.ledger import Claim, DeliveryState, Finished, Ledger, Outcome, Refusal
 from threadcast.logs import log_attempt
@@ -89,6 +89,11 @@ class Deliverer:
         posted: _Posted | None = None
         try:
             for message in messages:
+                if posted is not None and not self._tokens.at_hand(message.tenant):
+                    # Getting a token may take a while (a refresh, a lock): record the answer
+                    # in hand first, so it cannot outlive its lease unrecorded.
+                    self._settled(posted, self._ledger.deliveries.finish(*posted.finished))
+                    posted = None
                 try:
                     token = self._tokens.token(message.tenant)
                 except (SignInRequiredError, TokenCacheError) as exc:
@@ -101,8 +106,8 @@ class Deliverer:
                     new_request_id(), self._lease, now,
                 )  # fmt: skip
                 if posted is not None:
-                    self._settled(posted, bool(recorded))
-                    posted = None
+                    previous, posted = posted, None
+                    self._settled_before(previous, bool(recorded), claim)
                 if isinstance(claim, Refusal):
                     done.append(self._refused(message, claim))
                     continue
@@ -116,6 +121,16 @@ class Deliverer:
             if posted is not None:
                 self._settled(posted, self._ledger.deliveries.finish(*posted.finished))
         return done
+
+    def _settled_before(self, posted: _Posted, recorded: bool, claim: Claim | Refusal) -> None:
+        """:meth:`_settled` for the previous delivery while ``claim`` is already held: if
+        that fails, the claim (no request made yet) is given back before the error goes on."""
+        try:
+            self._settled(posted, recorded)
+        except BaseException:
+            if isinstance(claim, Claim):
+                self._ledger.deliveries.unclaim(claim, datetime.now(UTC))
+            raise
 
     def _ready(
         self, message: DeliveryMessage, claim: Claim
@@ -163,7 +178,8 @@ class Deliverer:
             # A token Graph refused is never used again; one retry with a fresh one, once every
             # process has had time to hear of the refusal.
             self._tokens.reject(claim.tenant, token)
-            outcome, delay = _auth_retry(reply), REFUSAL_NOTICE_SECONDS
+            delay = REFUSAL_NOTICE_SECONDS
+            outcome = _auth_retry(reply, now + timedelta(seconds=delay))
         else:
             budget_used = claim.number - claim.attempt_base
             outcome, delay = judge(reply, budget_used, self._policy, now, self._rng)
@@ -176,13 +192,18 @@ class Deliverer:
             self._retry_later(posted.message, posted.reply, posted.delay)
 
     def _retry_later(self, message: DeliveryMessage, reply: GraphReply, delay: float) -> None:
-        if reply.status in (429, 503) and (reply.retry_after is not None or reply.status == 429):
-            # Graph asked everyone to wait, not just this delivery.
-            scope = self._gate.cool_down(message, delay, tenant_wide=reply.status == 503)
-            log.warning("Graph %s: scope %s cools down for %.1f s", reply.status, scope, delay)
-            if reply.status == 429:
-                metrics.record_throttled(_SCOPE_KINDS.get(scope.split(":")[0], scope))
-        self._gate.park(message, delay)
+        throttled = reply.status == 429 or (reply.status == 503 and reply.retry_after is not None)
+        try:
+            if throttled:
+                # Graph asked everyone to wait, not just this delivery.
+                scope = self._gate.cool_down(message, delay, tenant_wide=reply.status == 503)
+                log.warning("Graph %s: scope %s cools down for %.1f s", reply.status, scope, delay)
+                if reply.status == 429:
+                    metrics.record_throttled(_SCOPE_KINDS.get(scope.split(":")[0], scope))
+            self._gate.park(message, delay)
+        except BrokerError as exc:
+            # The retry is in the ledger (``retrying``); the orphan sweep queues it again.
+            log.warning("delivery %s: its retry could not be parked: %s", message.delivery_id, exc)
 
     def _body(self, broadcast_id: str) -> tuple[bytes, datetime | None]:
         """The request body (the same for every delivery of a broadcast) and its send time."""
@@ -212,6 +233,11 @@ class Deliverer:
     def _refused(self, message: DeliveryMessage, refusal: Refusal) -> Done:
         if refusal.state is None:
             self.reject(message.to_wire(), f"unknown delivery id {message.delivery_id}")
+        elif refusal.not_before is not None:
+            # It came back before its retry time: it waits in the gate until then.
+            wait = (refusal.not_before - datetime.now(UTC)).total_seconds()
+            self._gate.park(message, wait)
+            log.info("delivery %s not claimed: due in %.1f s", message.delivery_id, wait)
         else:
             log.info(
                 "delivery %s not claimed: it is %s", message.delivery_id, refusal.state.value
@@ -219,11 +245,11 @@ class Deliverer:
         return Done(None)
 
 
-def _auth_retry(reply: GraphReply) -> Outcome:
+def _auth_retry(reply: GraphReply, retry_at: datetime) -> Outcome:
     return Outcome(
         DeliveryState.RETRYING, http_status=reply.status, request_id=reply.request_id,
         error_code=reply.error_code, error_message=reply.error_message,
-        latency_ms=reply.latency_ms,
+        latency_ms=reply.latency_ms, next_attempt_at=retry_at,
     )  # fmt: skip
 
 

@@ -24,6 +24,7 @@ retried.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -76,7 +77,8 @@ class TokenProvider:
         self._margin = margin
         self._tokens: dict[str, AccessToken] = {}
         self._refused: set[str] = set()  # access tokens Graph refused, known to this process
-        self._asked: dict[str, float] = {}  # held token -> when Redis last said "not refused"
+        # held token -> when (monotonic) Redis last said it was not refused
+        self._asked: dict[str, float] = {}
         self._apps: dict[str, tuple[msal.ClientApplication, msal.SerializableTokenCache]] = {}
         self._guard = threading.Lock()
         # Held through discovery and the token call, each up to the HTTP timeout: a lock that
@@ -89,18 +91,25 @@ class TokenProvider:
         now = time.time()
         held = self._tokens.get(tenant)
         if held is not None and held.usable(self._margin, now):
-            if now - self._asked.get(held.value, 0.0) < REFUSAL_NOTICE_SECONDS:
+            asked = time.monotonic()
+            if asked - self._asked.get(held.value, -math.inf) < REFUSAL_NOTICE_SECONDS:
                 return held.value  # asked Redis less than a notice period ago
             if not self._is_refused(tenant, held.value):
                 if len(self._asked) >= _REFUSED_MEMORY:
                     self._asked.clear()
-                self._asked[held.value] = now
+                self._asked[held.value] = asked
                 return held.value
         self._tokens.pop(tenant, None)
         found = self._from_cache(tenant, now) or self._refresh(tenant)
         self._tokens[tenant] = found
-        self._asked[found.value] = time.time()  # just checked (cache) or just issued
+        self._asked[found.value] = time.monotonic()  # just checked (cache) or just issued
         return found.value
+
+    def at_hand(self, tenant: str) -> bool:
+        """Whether :meth:`token` can answer without a refresh (from memory, or after one quick
+        Redis look): no lock, no identity platform."""
+        held = self._tokens.get(tenant)
+        return held is not None and held.usable(self._margin, time.time())
 
     def reject(self, tenant: str, token: str) -> None:
         """Graph refused ``token`` (401): no process uses it again, so the next call refreshes.

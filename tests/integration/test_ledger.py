@@ -238,3 +238,35 @@ def test_finish_and_claim_records_one_outcome_and_takes_the_next_claim_together(
     )  # fmt: skip
     assert recorded is False and isinstance(claim3, Claim)
     assert ledger.deliveries.state(second) is DeliveryState.RETRYING
+
+
+def test_deliveries_store_their_timestamps_exactly_as_the_broadcast_row_does(
+    ledger: Ledger,
+) -> None:
+    # The deliveries are written below SQLAlchemy (COPY / executemany): their timestamps must
+    # still be stored in the column type's own form (SQLite compares them as text).
+    b = broadcast(n=2)
+    ledger.broadcasts.add(b, b.deliveries(), NOW)  # NOW has no microseconds: the edge case
+    with ledger.engine.connect() as conn:
+        same = conn.execute(text(
+            "SELECT COUNT(*) FROM deliveries d JOIN broadcasts b ON b.id = d.broadcast_id "
+            "WHERE d.created_at = b.created_at AND d.updated_at = b.created_at"
+        )).scalar()  # fmt: skip
+    assert same == 2
+
+
+def test_a_delivery_waiting_for_its_retry_time_is_not_claimed_before_it(ledger: Ledger) -> None:
+    b = broadcast(n=1)
+    ledger.broadcasts.add(b, b.deliveries(), NOW)
+    did = b.deliveries()[0].id
+    claim = ledger.deliveries.claim(did, "w1", "c1", LEASE, NOW)
+    assert isinstance(claim, Claim)
+    due = NOW + timedelta(seconds=30)
+    retry = Outcome(DeliveryState.RETRYING, http_status=503, next_attempt_at=due)
+    assert ledger.deliveries.finish(claim, retry, NOW) is True
+    # A message that comes back early (a batch redelivered after a kill) is told to wait.
+    early = ledger.deliveries.claim(did, "w2", "c2", LEASE, NOW + timedelta(seconds=5))
+    assert early == Refusal(DeliveryState.RETRYING, not_before=due)
+    # Clocks differ a little between machines: half a second early is on time.
+    on_time = ledger.deliveries.claim(did, "w2", "c3", LEASE, due - timedelta(seconds=0.4))
+    assert isinstance(on_time, Claim) and on_time.number == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,8 @@ from tests.integration.stack import wait_for
 from threadcast import ids
 from threadcast.constants import QUEUE, SEND_TASK
 from threadcast.contract import Broadcast, ContentType, Target, batch_to_wire
+from threadcast.ledger import Claim, DeliveryState, Outcome
+from threadcast.ledger.deliveries import EARLY_CLAIM
 
 
 def one_team(stack: Stack, n: int) -> list[dict[str, str]]:
@@ -161,3 +163,34 @@ def test_a_batch_message_delivers_its_good_deliveries_and_rejects_the_bad_one(
                  "WHERE d.broadcast_id = :b"), {"b": broadcast.id},
         ).scalar()  # fmt: skip
     assert attempts == 3  # each sent once, by one attempt
+
+
+def test_a_message_that_comes_back_before_the_retry_time_waits_for_it(stack: Stack) -> None:
+    # As when Celery delivers a batch again after its worker died: one of its deliveries got
+    # a 503 and waits 3 s for its retry. The early message must not cut that short.
+    targets = tuple(Target(**t) for t in one_team(stack, 1))
+    broadcast = Broadcast(ids.new_broadcast_id(), f"<p>early {uuid.uuid4()}</p>",
+                          ContentType.HTML, targets)  # fmt: skip
+    (delivery,) = broadcast.deliveries()
+    now = datetime.now(UTC)
+    stack.ledger.broadcasts.add(broadcast, [delivery], now)
+    claim = stack.ledger.deliveries.claim(delivery.id, "gone", "c1", timedelta(seconds=60), now)
+    assert isinstance(claim, Claim)
+    due = now + timedelta(seconds=3)
+    stack.ledger.deliveries.finish(
+        claim, Outcome(DeliveryState.RETRYING, http_status=503, next_attempt_at=due), now
+    )
+    app = Celery(broker=stack.settings.redis_url, set_as_current=False)
+    app.conf.update(task_serializer="json", accept_content=["json"])
+    app.send_task(SEND_TASK, args=[batch_to_wire([delivery.message()])], queue=QUEUE)
+    app.close()
+
+    wait_for(lambda: stack.ledger.broadcasts.counts(broadcast.id)["sent"] == 1)
+    with stack.ledger.engine.connect() as conn:
+        started = conn.execute(
+            text("SELECT started_at FROM attempts WHERE delivery_id = :d AND number = 2"),
+            {"d": delivery.id},
+        ).scalar_one()
+    started = datetime.fromisoformat(started) if isinstance(started, str) else started
+    started = started.replace(tzinfo=UTC) if started.tzinfo is None else started
+    assert started >= due - EARLY_CLAIM

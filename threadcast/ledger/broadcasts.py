@@ -153,7 +153,8 @@ class BroadcastBook:
             )
         )  # fmt: skip
         # The timestamp as the column type binds it (once, not once per row and column).
-        process = deliveries.c.created_at.type.bind_processor(conn.dialect)
+        column_type = deliveries.c.created_at.type.dialect_impl(conn.dialect)
+        process = column_type.bind_processor(conn.dialect)
         stamp = process(now) if process else now
         rows = (
             (d.id, d.broadcast_id, seq, d.target.tenant, d.target.group, d.target.channel,

@@ -32,6 +32,9 @@ from threadcast.ledger.schema import attempts, broadcasts, deliveries, rejected_
 from threadcast.ledger.states import CLAIMABLE, DeliveryState
 
 LOST_LEASE = "worker_lost"
+# A delivery waiting for a retry time may be claimed this much before it (clocks differ a
+# little between the machine that parked it and the one that released it).
+EARLY_CLAIM = timedelta(seconds=0.5)
 
 
 @dataclass(frozen=True)
@@ -54,10 +57,12 @@ class Claim:
 
 @dataclass(frozen=True)
 class Refusal:
-    """Why a delivery was not claimed: its state, and the lease end if another holds it."""
+    """Why a delivery was not claimed: its state, and the lease end if another holds it, or
+    when it is due if it waits for a retry time (``not_before``)."""
 
     state: DeliveryState | None  # None: no such delivery
     lease_until: datetime | None = None
+    not_before: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -300,7 +305,10 @@ def _claim(
     conn: Connection, delivery_id: str, worker: str, client_request_id: str, lease: timedelta,
     now: datetime,
 ) -> Claim | Refusal:  # fmt: skip
-    params = {"p_id": delivery_id, "p_owner": worker, "p_until": now + lease, "p_now": now}
+    params = {
+        "p_id": delivery_id, "p_owner": worker, "p_until": now + lease, "p_now": now,
+        "p_due": now + EARLY_CLAIM,
+    }  # fmt: skip
     row = conn.execute(_CLAIM, params).first()
     if row is None:
         return _refuse(conn, delivery_id, now)
@@ -316,10 +324,11 @@ def _claim(
 
 def _refuse(conn: Connection, delivery_id: str, now: datetime) -> Refusal:
     row = conn.execute(
-        select(deliveries.c.state, deliveries.c.lease_until, deliveries.c.attempts).where(
-            deliveries.c.id == delivery_id
-        )
-    ).first()
+        select(
+            deliveries.c.state, deliveries.c.lease_until, deliveries.c.attempts,
+            deliveries.c.next_attempt_at,
+        ).where(deliveries.c.id == delivery_id)
+    ).first()  # fmt: skip
     if row is None:
         return Refusal(None)
     state = DeliveryState(row.state)
@@ -328,6 +337,10 @@ def _refuse(conn: Connection, delivery_id: str, now: datetime) -> Refusal:
         # silently sent again.
         _settle_lost_lease(conn, delivery_id, row.attempts, now)
         return Refusal(DeliveryState.UNKNOWN)
+    if state in CLAIMABLE and row.next_attempt_at is not None:
+        # Not due yet: a message that came back early (a batch Celery delivered again after
+        # its worker died, an orphan sweep's re-publish) must not cut a backoff short.
+        return Refusal(state, not_before=row.next_attempt_at)
     return Refusal(state, row.lease_until if state is DeliveryState.SENDING else None)
 
 
@@ -352,6 +365,12 @@ _CLAIM = (
     update(deliveries)
     .where(deliveries.c.id == bindparam("p_id"))
     .where(deliveries.c.state.in_([s.value for s in CLAIMABLE]))
+    .where(
+        or_(
+            deliveries.c.next_attempt_at.is_(None),
+            deliveries.c.next_attempt_at <= bindparam("p_due"),
+        )
+    )
     .values(
         state=DeliveryState.SENDING.value, lease_owner=bindparam("p_owner"),
         lease_until=bindparam("p_until"), attempts=deliveries.c.attempts + 1,
