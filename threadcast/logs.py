@@ -53,10 +53,21 @@ _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | 
 }
 
 
+# Every pattern above starts with one of these: a line without any of them (most lines)
+# costs one search instead of one substitution per pattern.
+_MAYBE_SECRET = re.compile(
+    r"eyJ|(?i:bearer)|[01]\.A|gAAAAA|(?i:access_token|refresh_token|id_token|client_secret|"
+    r"client_assertion|password|api_key|apikey|authorization|device_code|token_cache_key|"
+    r"api_keys)"
+)
+
+
 def redact(text: str, literals: Iterable[str] = ()) -> str:
     """``text`` with anything that looks like a credential, and each literal, masked."""
     for literal in literals:
         text = text.replace(literal, MASK)
+    if _MAYBE_SECRET.search(text) is None:
+        return text
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text

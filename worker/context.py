@@ -11,6 +11,7 @@ import socket
 from dataclasses import dataclass
 from datetime import timedelta
 
+import httpx
 import redis
 
 from threadcast import identity
@@ -42,7 +43,8 @@ class WorkerContext:
             settings, store, client, identity.http_client(settings), settings.token_refresh_margin
         )
         endpoint = ENDPOINTS[settings.endpoint]
-        graph = GraphClient(settings.graph_url, identity.http_client(settings), endpoint)
+        transport = httpx.HTTPTransport(verify=identity.ssl_context(settings))
+        graph = GraphClient(settings.graph_url, transport, settings.http_timeout, endpoint)
         lease = timedelta(seconds=settings.http_timeout + settings.lease_margin)
         policy = RetryPolicy(
             max_attempts=settings.max_attempts, retry_after_cap=settings.retry_after_cap,

@@ -364,7 +364,8 @@ def _finish(conn: Connection, claim: Claim, outcome: Outcome, now: datetime) -> 
 _CLAIM = (
     update(deliveries)
     .where(deliveries.c.id == bindparam("p_id"))
-    .where(deliveries.c.state.in_([s.value for s in CLAIMABLE]))
+    # Not IN (...): an IN list is re-rendered on every execution ("expanding" parameters).
+    .where(or_(*(deliveries.c.state == s.value for s in CLAIMABLE)))
     .where(
         or_(
             deliveries.c.next_attempt_at.is_(None),
