@@ -29,10 +29,14 @@ unit: install
 
 # The suite starts its own private redis-server (or uses THREADCAST_TEST_REDIS_URL, whose
 # databases 0 and 1 it then owns) and, when PostgreSQL is reachable, runs the ledger on it too.
+# Two test processes, a module each at a time (each its own redis-server, simulator and
+# databases): the tests mostly wait on workers and the network. One process with an
+# external Redis, whose two databases cannot be shared.
+PYTEST_PROCESSES := $(if $(THREADCAST_TEST_REDIS_URL),,-n 2 --dist loadfile)
 test: lint
 	@command -v redis-server >/dev/null || [ -n "$$THREADCAST_TEST_REDIS_URL" ] || \
 	  { echo "make test needs redis-server (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or THREADCAST_TEST_REDIS_URL"; exit 1; }
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(PYTEST_PROCESSES)
 
 # Benchmarks (docs/PERFORMANCE.md): each starts its own Redis, simulator and workers, and
 # prints JSON figures (medians of 3 runs with min and max) and a table. Takes about an hour.
