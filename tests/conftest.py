@@ -89,13 +89,15 @@ def database_url(
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``@pytest.mark.backends("sqlite")`` runs a stack test on those ledgers only: the other
-    parametrisations are deselected (not run, not reported as skipped)."""
+    """``@pytest.mark.backends("sqlite")`` runs a stack (or ``database_url``) test on those
+    ledgers only: the other parametrisations are deselected (not run, not reported as
+    skipped)."""
     keep, drop = [], []
     for item in items:
         marker = item.get_closest_marker("backends")
         callspec = getattr(item, "callspec", None)
-        backend = callspec.params.get("stack") if callspec is not None else None
+        params = callspec.params if callspec is not None else {}
+        backend = params.get("stack", params.get("database_url"))
         if marker is not None and backend is not None and backend not in marker.args:
             drop.append(item)
         else:

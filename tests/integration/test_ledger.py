@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 from sqlalchemy import inspect, text
 
+from tests.conftest import PG_ADMIN_URL
 from threadcast.contract import Broadcast, ContentType, Target
 from threadcast.errors import LedgerError, ValidationError
 from threadcast.ledger import Claim, DeliveryState, Ledger, Outcome, Refusal, migrations
-from threadcast.ledger.engine import make_engine
+from threadcast.ledger.engine import IDLE_PING_SECONDS, make_engine
 from threadcast.ledger.schema import metadata
 
 T = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -270,3 +273,22 @@ def test_a_delivery_waiting_for_its_retry_time_is_not_claimed_before_it(ledger: 
     # Clocks differ a little between machines: half a second early is on time.
     on_time = ledger.deliveries.claim(did, "w2", "c3", LEASE, due - timedelta(seconds=0.4))
     assert isinstance(on_time, Claim) and on_time.number == 2
+
+
+@pytest.mark.backends("postgresql")  # SQLite has no server whose restart drops connections
+def test_a_pooled_connection_the_server_dropped_is_replaced_before_use(database_url: str) -> None:
+    ledger = Ledger.open(database_url)
+    try:
+        b = broadcast(n=1)
+        ledger.broadcasts.add(b, b.deliveries(), NOW)  # the pool now holds a connection
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:  # as a restart would
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (database_url.rsplit("/", 1)[1],),
+            )
+        time.sleep(IDLE_PING_SECONDS + 0.2)  # idle long enough to be tested on checkout
+        claim = ledger.deliveries.claim(b.deliveries()[0].id, "w", "c", LEASE, NOW)
+        assert isinstance(claim, Claim)
+    finally:
+        ledger.close()
