@@ -73,9 +73,6 @@ class Deliverer:
         self._rng = random.Random()  # noqa: S311 - jitter, not secrecy
         self._bodies: dict[str, tuple[bytes, datetime | None]] = {}
 
-    def deliver(self, message: DeliveryMessage) -> Done:
-        return self.deliver_batch([message])[0]
-
     def deliver_batch(self, messages: Sequence[DeliveryMessage]) -> list[Done]:
         """Deliver each message in turn; what became of each, in order.
 
@@ -92,7 +89,7 @@ class Deliverer:
                 if posted is not None and not self._tokens.at_hand(message.tenant):
                     # Getting a token may take a while (a refresh, a lock): record the answer
                     # in hand first, so it cannot outlive its lease unrecorded.
-                    self._settled(posted, self._ledger.deliveries.finish(*posted.finished))
+                    self._record(posted)
                     posted = None
                 try:
                     token = self._tokens.token(message.tenant)
@@ -119,8 +116,12 @@ class Deliverer:
                 done.append(Done(posted.outcome.state))
         finally:
             if posted is not None:
-                self._settled(posted, self._ledger.deliveries.finish(*posted.finished))
+                self._record(posted)
         return done
+
+    def _record(self, posted: _Posted) -> None:
+        """Record the outcome in hand in a transaction of its own, then settle it."""
+        self._settled(posted, self._ledger.deliveries.finish(*posted.finished))
 
     def _settled_before(self, posted: _Posted, recorded: bool, claim: Claim | Refusal) -> None:
         """:meth:`_settled` for the previous delivery while ``claim`` is already held: if

@@ -55,18 +55,23 @@ def configure(sim: RunningSimulator, **knobs: float) -> dict[str, Any]:
 
 
 # -- a simulator of the module's own (its faults and counters are nobody else's) ------------
-def private_sim(factory: pytest.TempPathFactory) -> Iterator[RunningSimulator]:
-    running = simulator.process.start(factory.mktemp("sim"), device_approve_delay=0.1)
+# Fixtures named sim, sim_admin and faults: a test module that imports them runs on its own
+# simulator (they override the session's ``sim`` and ``sim_admin`` of the conftest).
+@pytest.fixture(scope="module", name="sim")
+def own_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSimulator]:
+    running = simulator.process.start(tmp_path_factory.mktemp("sim"), device_approve_delay=0.1)
     yield running
     running.stop()
 
 
-def admin_of(sim: RunningSimulator) -> Iterator[SimAdmin]:
+@pytest.fixture(scope="module", name="sim_admin")
+def own_sim_admin(sim: RunningSimulator) -> Iterator[SimAdmin]:
     admin = SimAdmin(sim)
     yield admin
     admin.close()
 
 
+@pytest.fixture(name="faults")
 def faults_off_after(sim: RunningSimulator) -> Iterator[None]:
     """Whatever a test switches on is off again afterwards, even when it fails."""
     yield

@@ -30,24 +30,22 @@ from producer import Producer
 from producer.processes import WorkerProcess, start_worker
 from producer.signin import sign_in
 from simulator.process import RunningSimulator
+from tests.integration import chaostools
 from tests.integration.chaostools import (
     MOVING,
     WAITING,
     Killer,
     RestartableRedis,
     SchedulerProcess,
-    admin_of,
     children,
     configure,
     count_in,
     fault_delta,
-    faults_off_after,
     figures,
     guarantees,
     ledger_attempts,
     ledger_deliveries,
     posts_of,
-    private_sim,
     spread,
 )
 from tests.integration.conftest import Stack
@@ -56,6 +54,11 @@ from threadcast.constants import QUEUE
 from threadcast.dispatch import Gate, keys
 from threadcast.lease import current_holder
 from threadcast.ledger import Ledger
+
+# This module runs on a simulator of its own: the fixtures sim, sim_admin and faults.
+own_sim = chaostools.own_sim
+own_sim_admin = chaostools.own_sim_admin
+faults_off_after = chaostools.faults_off_after
 
 #: The issue's figure is 5,000 deliveries; bench/chaos.py runs that (docs/RELIABILITY.md).
 #: The suite runs 400 on each ledger backend (about 30 s each) to stay within its budget.
@@ -91,21 +94,6 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Restartab
 def redis_url(redis_url: str, redis_server: RestartableRedis | None) -> str:
     """The stack of this module runs on its own Redis (or the suite's, lent or private)."""
     return redis_url if redis_server is None else redis_server.url
-
-
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSimulator]:
-    yield from private_sim(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def sim_admin(sim: RunningSimulator) -> Iterator[SimAdmin]:
-    yield from admin_of(sim)
-
-
-@pytest.fixture
-def faults(sim: RunningSimulator) -> Iterator[None]:
-    yield from faults_off_after(sim)
 
 
 @pytest.fixture(scope="module")

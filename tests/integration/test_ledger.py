@@ -28,6 +28,16 @@ def broadcast(bid: str = "b1", n: int = 3, content: str = "<p>hi</p>") -> Broadc
     return Broadcast(bid, content, ContentType.HTML, targets)
 
 
+def claimed_one(ledger: Ledger, worker: str = "w1", crid: str = "c1") -> tuple[str, Claim]:
+    """A one-delivery broadcast, its delivery claimed at NOW: (delivery id, the claim)."""
+    b = broadcast(n=1)
+    ledger.broadcasts.add(b, b.deliveries(), NOW)
+    did = b.deliveries()[0].id
+    claim = ledger.deliveries.claim(did, worker, crid, LEASE, NOW)
+    assert isinstance(claim, Claim)
+    return did, claim
+
+
 @pytest.fixture
 def ledger(database_url: str) -> Iterator[Ledger]:
     opened = Ledger.open(database_url)
@@ -106,11 +116,8 @@ def test_add_is_idempotent_and_refuses_a_different_broadcast_under_the_same_id(
 
 
 def test_claim_then_sent_is_never_claimed_again(ledger: Ledger) -> None:
-    b = broadcast(n=1)
-    ledger.broadcasts.add(b, b.deliveries(), NOW)
-    did = b.deliveries()[0].id
-    claim = ledger.deliveries.claim(did, "w1", "crid-1", LEASE, NOW)
-    assert isinstance(claim, Claim) and claim.number == 1 and claim.previous_status is None
+    did, claim = claimed_one(ledger, crid="crid-1")
+    assert claim.number == 1 and claim.previous_status is None
     again = ledger.deliveries.claim(did, "w2", "crid-2", LEASE, NOW)
     assert again == Refusal(DeliveryState.SENDING, NOW + LEASE)
     sent = Outcome(DeliveryState.SENT, http_status=204, request_id="rid", latency_ms=3.0)
@@ -123,11 +130,7 @@ def test_claim_then_sent_is_never_claimed_again(ledger: Ledger) -> None:
 
 
 def test_expired_lease_becomes_unknown_not_resent(ledger: Ledger) -> None:
-    b = broadcast(n=1)
-    ledger.broadcasts.add(b, b.deliveries(), NOW)
-    did = b.deliveries()[0].id
-    claim = ledger.deliveries.claim(did, "w1", "crid-1", LEASE, NOW)
-    assert isinstance(claim, Claim)
+    did, claim = claimed_one(ledger, crid="crid-1")
     later = NOW + LEASE + timedelta(seconds=1)
     assert ledger.deliveries.claim(did, "w2", "crid-2", LEASE, later) == Refusal(
         DeliveryState.UNKNOWN
@@ -139,11 +142,7 @@ def test_expired_lease_becomes_unknown_not_resent(ledger: Ledger) -> None:
 
 
 def test_a_late_answer_replaces_the_lease_sweeps_guess(ledger: Ledger) -> None:
-    b = broadcast(n=1)
-    ledger.broadcasts.add(b, b.deliveries(), NOW)
-    did = b.deliveries()[0].id
-    claim = ledger.deliveries.claim(did, "w1", "c1", LEASE, NOW)
-    assert isinstance(claim, Claim)
+    did, claim = claimed_one(ledger)
     ledger.deliveries.claim(did, "w2", "c2", LEASE, NOW + 2 * LEASE)  # settles it unknown
     assert ledger.deliveries.state(did) is DeliveryState.UNKNOWN
     # Its worker was only frozen: the answer to that very attempt (here: not posted) wins.
@@ -152,11 +151,7 @@ def test_a_late_answer_replaces_the_lease_sweeps_guess(ledger: Ledger) -> None:
 
 
 def test_a_lost_claim_cannot_overwrite_a_later_attempt(ledger: Ledger) -> None:
-    b = broadcast(n=1)
-    ledger.broadcasts.add(b, b.deliveries(), NOW)
-    did = b.deliveries()[0].id
-    claim = ledger.deliveries.claim(did, "w1", "c1", LEASE, NOW)
-    assert isinstance(claim, Claim)
+    did, claim = claimed_one(ledger)
     ledger.deliveries.claim(did, "w2", "c2", LEASE, NOW + 2 * LEASE)  # settles it unknown
     assert ledger.broadcasts.requeue("b1", [DeliveryState.UNKNOWN], NOW + 2 * LEASE) != []
     again = ledger.deliveries.claim(did, "w3", "c3", LEASE, NOW + 2 * LEASE)
@@ -166,11 +161,7 @@ def test_a_lost_claim_cannot_overwrite_a_later_attempt(ledger: Ledger) -> None:
 
 
 def test_retrying_is_claimable_and_counts_attempts(ledger: Ledger) -> None:
-    b = broadcast(n=1)
-    ledger.broadcasts.add(b, b.deliveries(), NOW)
-    did = b.deliveries()[0].id
-    first = ledger.deliveries.claim(did, "w", "c1", LEASE, NOW)
-    assert isinstance(first, Claim)
+    did, first = claimed_one(ledger, worker="w")
     ledger.deliveries.finish(first, Outcome(DeliveryState.RETRYING, 503), NOW)
     second = ledger.deliveries.claim(did, "w", "c2", LEASE, NOW)
     assert isinstance(second, Claim) and second.number == 2 and second.previous_status == 503
@@ -198,11 +189,7 @@ def test_token_cache_rows_hold_ciphertext(ledger: Ledger) -> None:
 
 
 def test_unclaim_gives_back_a_claim_that_made_no_request(ledger: Ledger) -> None:
-    b = broadcast(n=1)
-    ledger.broadcasts.add(b, b.deliveries(), NOW)
-    did = b.deliveries()[0].id
-    claim = ledger.deliveries.claim(did, "w1", "c1", LEASE, NOW)
-    assert isinstance(claim, Claim)
+    did, claim = claimed_one(ledger)
     assert ledger.deliveries.unclaim(claim, NOW) is True
     assert ledger.deliveries.state(did) is DeliveryState.QUEUED
     with ledger.engine.connect() as conn:
@@ -259,11 +246,7 @@ def test_deliveries_store_their_timestamps_exactly_as_the_broadcast_row_does(
 
 
 def test_a_delivery_waiting_for_its_retry_time_is_not_claimed_before_it(ledger: Ledger) -> None:
-    b = broadcast(n=1)
-    ledger.broadcasts.add(b, b.deliveries(), NOW)
-    did = b.deliveries()[0].id
-    claim = ledger.deliveries.claim(did, "w1", "c1", LEASE, NOW)
-    assert isinstance(claim, Claim)
+    did, claim = claimed_one(ledger)
     due = NOW + timedelta(seconds=30)
     retry = Outcome(DeliveryState.RETRYING, http_status=503, next_attempt_at=due)
     assert ledger.deliveries.finish(claim, retry, NOW) is True

@@ -11,27 +11,29 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 
 from producer import Producer
 from producer.cli import main
 from simulator.process import RunningSimulator
+from tests.integration import chaostools
 from tests.integration.chaostools import (
     MOVING,
     Delivery,
-    admin_of,
     configure,
     count_in,
-    faults_off_after,
     ledger_deliveries,
     posts_of,
-    private_sim,
     spread,
 )
 from tests.integration.conftest import Stack
 from tests.integration.stack import SimAdmin, wait_for
+
+# This module runs on a simulator of its own: the fixtures sim, sim_admin and faults.
+own_sim = chaostools.own_sim
+own_sim_admin = chaostools.own_sim_admin
+faults_off_after = chaostools.faults_off_after
 
 STACK_ENV = {
     "THREADCAST_MAX_ATTEMPTS": "1",
@@ -39,21 +41,6 @@ STACK_ENV = {
     "THREADCAST_LOG_LEVEL": "WARNING",
 }
 TARGETS = 150
-
-
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSimulator]:
-    yield from private_sim(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def sim_admin(sim: RunningSimulator) -> Iterator[SimAdmin]:
-    yield from admin_of(sim)
-
-
-@pytest.fixture
-def faults(sim: RunningSimulator) -> Iterator[None]:
-    yield from faults_off_after(sim)
 
 
 @pytest.fixture
