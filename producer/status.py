@@ -21,6 +21,7 @@ def report(ledger: Ledger, broadcast_id: str) -> dict[str, Any]:
     info = ledger.broadcasts.info(broadcast_id)
     counts = ledger.broadcasts.counts(broadcast_id)
     errors = ledger.broadcasts.recent_errors(broadcast_id)
+    waiting = ledger.broadcasts.waiting(broadcast_id)
     return {
         "broadcast": info.id,
         "source": info.source,
@@ -31,12 +32,20 @@ def report(ledger: Ledger, broadcast_id: str) -> dict[str, Any]:
         **counts,
         "done": not any(counts[s.value] for s in MOVING),
         "errors": [asdict(e) | {"at": e.at.isoformat()} for e in errors],
+        "waiting": [
+            asdict(w) | {"until": w.until.isoformat() if w.until else None} for w in waiting
+        ],
     }
 
 
 def render(data: dict[str, Any]) -> str:
     lines = [f"broadcast {data['broadcast']} ({data['total']} deliveries, from {data['source']})"]
     lines += [f"  {s.value:<13}{data[s.value]:>8}" for s in DeliveryState if data[s.value]]
+    if data["waiting"]:
+        lines.append("waiting:")
+        for w in data["waiting"]:
+            until = f" until {w['until']}" if w["until"] else ""
+            lines.append(f"  {w['count']:>6} {w['state']}, {w['reason']}{until}: {w['message']}")
     if data["errors"]:
         lines.append("latest errors:")
         for e in data["errors"]:

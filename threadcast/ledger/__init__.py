@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from threadcast.errors import LedgerError
 from threadcast.ledger import migrations
 from threadcast.ledger.audit import AuditRecord, AuditTrail
-from threadcast.ledger.broadcasts import BroadcastBook, BroadcastInfo, ErrorLine
+from threadcast.ledger.broadcasts import BroadcastBook, BroadcastInfo, ErrorLine, WaitLine
 from threadcast.ledger.deliveries import Claim, DeliveryBook, Finished, Outcome, Refusal
 from threadcast.ledger.engine import make_engine
 from threadcast.ledger.queries import DeliveryPage, DeliveryQueries, DeliveryRow, StateCount
@@ -44,6 +44,7 @@ __all__ = [
     "ScheduleBook",
     "StateCount",
     "TokenCacheRows",
+    "WaitLine",
 ]
 
 

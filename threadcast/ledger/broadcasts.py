@@ -16,7 +16,7 @@ from threadcast.contract import Broadcast, ContentType, Delivery, DeliveryMessag
 from threadcast.errors import NotFoundError, ValidationError
 from threadcast.ledger.engine import READ_ONLY
 from threadcast.ledger.schema import attempts, broadcasts, deliveries
-from threadcast.ledger.states import CANCELLABLE, DeliveryState
+from threadcast.ledger.states import CANCELLABLE, CLAIMABLE, DeliveryState
 
 _INSERT_CHUNK = 10_000  # SQLite rows per executemany
 
@@ -85,6 +85,17 @@ class ErrorLine:
     error_message: str | None
     request_id: str | None
     at: datetime
+
+
+@dataclass(frozen=True)
+class WaitLine:
+    """Deliveries of a broadcast that wait for a reason: a retry time, a quota, …"""
+
+    state: str
+    reason: str  # the error code that holds them (e.g. channel_daily_quota)
+    message: str | None  # what it means (one of theirs)
+    count: int
+    until: datetime | None  # the latest time one of them may go again
 
 
 def fingerprint(broadcast: Broadcast, batch: Sequence[Delivery]) -> str:
@@ -250,6 +261,24 @@ class BroadcastBook:
         with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
             found = {state: int(n) for state, n in conn.execute(query).all()}
         return {state.value: found.get(state.value, 0) for state in DeliveryState}
+
+    def waiting(self, broadcast_id: str) -> list[WaitLine]:
+        """Its ``queued``/``retrying`` deliveries that wait for a reason, per state and reason
+        (a daily quota holds them until midnight UTC; a retry waits for its time)."""
+        query = (
+            select(
+                deliveries.c.state, deliveries.c.last_error_code,
+                func.min(deliveries.c.last_error_message), func.count(),
+                func.max(deliveries.c.next_attempt_at),
+            )
+            .where(deliveries.c.broadcast_id == broadcast_id)
+            .where(deliveries.c.state.in_([s.value for s in CLAIMABLE]))
+            .where(deliveries.c.last_error_code.is_not(None))
+            .group_by(deliveries.c.state, deliveries.c.last_error_code)
+            .order_by(deliveries.c.state, deliveries.c.last_error_code)
+        )  # fmt: skip
+        with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+            return [WaitLine(*row) for row in conn.execute(query).all()]
 
     def recent_errors(self, broadcast_id: str, limit: int = 5) -> list[ErrorLine]:
         """The latest failed attempts of the broadcast, newest first."""
