@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from starlette.applications import Starlette
 
-from simulator.admin import AdminRoutes
+from simulator.admin import ADMIN_PREFIX, AdminRoutes
 from simulator.authority import Authority
 from simulator.clock import Clock, wall_clock
 from simulator.config import SimConfig
@@ -15,6 +15,7 @@ from simulator.identity import IdentityRoutes
 from simulator.keys import SigningKey
 from simulator.policies import Policy, PolicyChain
 from simulator.state import SimState
+from simulator.tenantadmin import TenantAdminRoutes
 from simulator.tokens import TokenMinter
 from simulator.verify import AccessTokenVerifier
 
@@ -28,7 +29,7 @@ def build_app(
     """The whole simulator; ``policies`` run after its own faults and throttle."""
     key = SigningKey.generate()
     state = SimState.create(config, clock)
-    verifier = AccessTokenVerifier(key, clock)
+    verifier = AccessTokenVerifier(key, clock, state.directory.consent)
     minter = TokenMinter(key, config.token_lifetime, clock, state.issued)
     authority = Authority(state, minter, verifier)
     # Faults first: a faulted request never reaches the throttle, so it counts in no window.
@@ -36,5 +37,9 @@ def build_app(
     graph = GraphRoutes(verifier, state, chain, clock)
     identity = IdentityRoutes(authority, key, clock, config.device_approve_delay)
     # Graph first: it is the hot path, and Starlette tries routes in order.
-    routes = [*graph.routes(), *AdminRoutes(state, authority).routes(), *identity.routes()]
+    admin = [
+        *AdminRoutes(state, authority).routes(),
+        *TenantAdminRoutes(state.directory, ADMIN_PREFIX).routes(),
+    ]
+    routes = [*graph.routes(), *admin, *identity.routes()]
     return Starlette(routes=routes)

@@ -112,7 +112,7 @@ class Authority:
         )
         return self._minter.token_response(
             session,
-            code.scopes,
+            self._state.directory.consent.consented(session.tenant_id, code.scopes),
             refresh_token=refresh_token,
             issuer_base=base_url,
             client_info=form.get("client_info") == "1",
@@ -127,9 +127,12 @@ class Authority:
             None if tenant.is_multi_tenant else tenant.tenant_id,
         )
         scope = form.get("scope")
+        # The session keeps what was asked for, so consent granted again shows up on the next
+        # refresh; each token carries only what the tenant consents to when it is minted.
+        wanted = parse_scopes(scope) if scope else session.scopes
         return self._minter.token_response(
             session,
-            parse_scopes(scope) if scope else session.scopes,
+            self._state.directory.consent.consented(session.tenant_id, wanted),
             refresh_token=refresh_token,
             issuer_base=base_url,
             client_info=form.get("client_info") == "1",

@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long a rotated-out refresh token is still accepted (default %(default)s)",
     )
     add("--log-level", choices=LOG_LEVELS, default=_DEFAULTS.log_level)
-    _add_knobs(parser.add_argument_group("throttling and faults (all off by default)"))
+    _add_knobs(parser.add_argument_group("throttling, faults, Graph today (all off by default)"))
     return parser
 
 
@@ -94,10 +94,11 @@ def _add_knobs(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--throttle-defaults",
         action="store_true",
-        help="enforce the four documented limits (500, 50, 4, 3000); flags given win",
+        help="enforce the five documented limits (500, 50, 4, 1, 3000); flags given win",
     )
     for knob in KNOBS:
         # Absent unless given, so that --throttle-defaults can tell what was set explicitly.
+        # A switch given bare is true; `--chatthreads-removed false` still reads its value.
         group.add_argument(
             knob.flag,
             dest=knob.name,
@@ -105,6 +106,8 @@ def _add_knobs(group: argparse._ArgumentGroup) -> None:
             default=argparse.SUPPRESS,
             metavar=knob.metavar,
             help=knob.help,
+            nargs="?" if knob.is_switch else None,
+            const=True if knob.is_switch else None,
         )
 
 
@@ -117,9 +120,9 @@ class _KnobValue:
 
     def __call__(self, raw: str) -> object:
         try:
-            value = json.loads(raw)
+            value: object = json.loads(raw)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a number, got '{raw}'") from None
+            value = raw  # not JSON: the knob's own check says what it wants instead
         try:
             return self._knob.parse(value)
         except KnobError as exc:

@@ -1,10 +1,11 @@
 """HTTP routes of Microsoft Graph: posting a message into a channel, by either endpoint.
 
-A POST is decided in this order (docs/SIMULATOR.md): URL and method (400/405), token
-(401/403), body size (413), body (400), then the policies (Retry-After violations noted;
-faults: cut connection, 503, 504; throttle: 429), then the post is recorded (an
-accept-delay fault marks it); latency, and the held-back answer of an accept-delay fault,
-are waited out last, just before answering.
+A POST is decided in this order (docs/SIMULATOR.md): URL and method (400/405; a removed
+chatthreads segment is a 400 here), token and the tenant's consent (401/403), the target team
+and channel (403 not a member, 404 no channel), body size (413), body (400), then the
+policies (Retry-After violations noted; faults: cut connection, 503, 504; throttle: 429),
+then the post is recorded (an accept-delay fault marks it); latency, and the held-back answer
+of an accept-delay fault, are waited out last, just before answering.
 
 This is the hot path (thousands of calls a second in a rehearsal), so it stays lean: the path is
 matched once on the raw bytes, tokens are verified from a cache, the body is parsed once.
@@ -22,14 +23,15 @@ from starlette.routing import Route
 from simulator.channelmessage import MessageIds, created_message, parse_channel_message
 from simulator.chatthread import parse_chat_thread
 from simulator.clock import Clock
+from simulator.directory import segment_removed
 from simulator.dropping import DropConnection
 from simulator.errors import ConnectionDropError, GraphError
-from simulator.graphpaths import graph_target
+from simulator.graphpaths import GraphTarget, graph_target
 from simulator.payload import read_body
 from simulator.policies import PolicyChain
 from simulator.posts import CHANNEL_MESSAGES, CHATTHREADS, PostAttempt, RecordedPost
 from simulator.state import SimState
-from simulator.verify import AccessTokenVerifier
+from simulator.verify import AccessTokenVerifier, Principal
 
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _PARSERS = {CHATTHREADS: parse_chat_thread, CHANNEL_MESSAGES: parse_channel_message}
@@ -86,7 +88,7 @@ class GraphRoutes:
         headers = request.headers
         raw_path: bytes = request.scope.get("raw_path") or request.scope["path"].encode()
         target = graph_target(raw_path, request.method)
-        principal = self._verifier.authorize(headers.get("authorization"))
+        principal = self._authorize(target, headers.get("authorization"))
         body = await read_body(request)
         message = _PARSERS[target.endpoint](headers.get("content-type"), body)
         is_v1 = target.endpoint == CHANNEL_MESSAGES
@@ -108,6 +110,16 @@ class GraphRoutes:
         # From here to the record: no await, so policies decide on a consistent state.
         hold = self._policies.admit(attempt)
         return self._state.posts.record(attempt, delayed_answer=hold is not None), hold
+
+    def _authorize(self, target: GraphTarget, authorization: str | None) -> Principal:
+        """The caller, once the segment, token, consent and target team and channel pass."""
+        directory = self._state.directory
+        # A removed segment does not exist at all: Graph says so before looking at the token.
+        if target.endpoint == CHATTHREADS and directory.settings.chatthreads_removed:
+            raise segment_removed()
+        principal = self._verifier.authorize(authorization, target.accepted_scopes)
+        directory.check_target(principal.tenant_id, target.group_id, target.channel_id)
+        return principal
 
 
 def _success(request: Request, post: RecordedPost, headers: dict[str, str]) -> Response:

@@ -16,12 +16,19 @@ from urllib.parse import unquote_to_bytes
 from simulator.errors import GraphError
 from simulator.payload import bad_request
 from simulator.posts import CHANNEL_MESSAGES, CHATTHREADS
+from simulator.scopes import CHANNEL_MESSAGE_SEND, DEFAULT_GRAPH_SCOPE
 from simulator.tenants import is_guid
 
 _ENDPOINTS = (
     (re.compile(rb"^/beta/groups/([^/]+)/channels/([^/]+)/chatthreads$"), CHATTHREADS),
     (re.compile(rb"^/v1\.0/teams/([^/]+)/channels/([^/]+)/messages$"), CHANNEL_MESSAGES),
 )
+ACCEPTED_SCOPES = {
+    CHATTHREADS: frozenset({DEFAULT_GRAPH_SCOPE}),
+    # Least privilege: ChannelMessage.Send; Group.ReadWrite.All for backward compatibility.
+    CHANNEL_MESSAGES: frozenset({CHANNEL_MESSAGE_SEND, DEFAULT_GRAPH_SCOPE}),
+}
+"""The delegated permissions each endpoint accepts; a token needs one of them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +37,10 @@ class GraphTarget:
     """:data:`~simulator.posts.CHATTHREADS` or :data:`~simulator.posts.CHANNEL_MESSAGES`."""
     group_id: str
     channel_id: str
+
+    @property
+    def accepted_scopes(self) -> frozenset[str]:
+        return ACCEPTED_SCOPES[self.endpoint]
 
 
 def _path_segment(raw: bytes) -> str:

@@ -1,4 +1,5 @@
-"""The settings a running simulator can change: throttle limits and fault injection.
+"""The settings a running simulator can change: throttle limits, fault injection, and how
+Graph answers (``chatthreads_removed``).
 
 Each knob is defined once here, with its validation and help text; the command line
 (``--app-rps``) and the admin API (``POST /_sim/config {"app_rps": ...}``) both read this
@@ -23,15 +24,34 @@ class ThrottleLimits:
     app_rps: int = 0
     tenant_rps: int = 0
     team_rps: int = 0
+    channel_rps: int = 0
     channel_daily: int = 0
 
     @property
     def enabled(self) -> bool:
-        return bool(self.app_rps or self.tenant_rps or self.team_rps or self.channel_daily)
+        return bool(
+            self.app_rps
+            or self.tenant_rps
+            or self.team_rps
+            or self.channel_rps
+            or self.channel_daily
+        )
 
 
-DOCUMENTED_LIMITS = ThrottleLimits(app_rps=500, tenant_rps=50, team_rps=4, channel_daily=3000)
-"""The Microsoft Teams service limits for posting channel messages, as Graph documents them."""
+DOCUMENTED_LIMITS = ThrottleLimits(
+    app_rps=500, tenant_rps=50, team_rps=4, channel_rps=1, channel_daily=3000
+)
+"""The Microsoft Teams service limits for posting channel messages, as Graph documents them
+(``channel_rps``: 1 request/s per app per tenant on a channel, and 1 POST/s per user in a
+channel; every post of a tenant is by its one signed-in user, so both are the same 1/s)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GraphSettings:
+    """How Graph answers, beyond throttling and faults."""
+
+    chatthreads_removed: bool = False
+    """The beta ``chatthreads`` segment is gone, as on the live service since about 2020."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +101,12 @@ def duration(value: object) -> float:
     return number
 
 
+def switch(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise KnobError(f"must be true or false, got {json.dumps(value)}")
+    return value
+
+
 def seed(value: object) -> int | None:
     if value is None:
         return None
@@ -100,11 +126,17 @@ class Knob:
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
 
+    @property
+    def is_switch(self) -> bool:
+        """On the command line, the bare flag means true."""
+        return self.parse is switch
+
 
 KNOBS: tuple[Knob, ...] = (
     Knob("app_rps", count, "N", "requests/s per app across all tenants (documented: 500)"),
     Knob("tenant_rps", count, "N", "requests/s per app per tenant (documented: 50)"),
     Knob("team_rps", count, "N", "requests/s per app on one team and its channels (documented: 4)"),
+    Knob("channel_rps", count, "N", "requests/s per app per tenant on one channel (documented: 1)"),
     Knob("channel_daily", count, "N", "messages/UTC day per app per channel (documented: 3000)"),
     Knob("fault_503", fraction, "F", "fraction of Graph POSTs answered 503 with Retry-After"),
     Knob("fault_503_bare", fraction, "F", "fraction of Graph POSTs answered 503, no Retry-After"),
@@ -126,9 +158,18 @@ KNOBS: tuple[Knob, ...] = (
     Knob("latency_ms", duration, "MS", "latency added to every Graph POST answer"),
     Knob("latency_jitter_ms", duration, "MS", "up to this much more latency, uniformly random"),
     Knob("fault_seed", seed, "N", "seed of the fault and jitter random draws (reproducible runs)"),
+    Knob(
+        "chatthreads_removed",
+        switch,
+        "BOOL",
+        "the beta chatthreads endpoint answers 400 BadRequest (segment not found) as live "
+        "Graph has since ~2020; the bare flag means true",
+    ),
 )
 KNOBS_BY_NAME = {knob.name: knob for knob in KNOBS}
 LIMIT_NAMES = frozenset(field.name for field in dataclasses.fields(ThrottleLimits))
+GRAPH_NAMES = frozenset(field.name for field in dataclasses.fields(GraphSettings))
+_NOT_FAULTS = LIMIT_NAMES | GRAPH_NAMES
 THROTTLE_DEFAULTS = "throttle_defaults"
 
 
@@ -138,14 +179,19 @@ class Knobs:
 
     limits: ThrottleLimits = ThrottleLimits()
     faults: FaultSettings = FaultSettings()
+    graph: GraphSettings = GraphSettings()
 
     def to_json(self) -> dict[str, object]:
-        return {**dataclasses.asdict(self.limits), **dataclasses.asdict(self.faults)}
+        return {
+            **dataclasses.asdict(self.limits),
+            **dataclasses.asdict(self.faults),
+            **dataclasses.asdict(self.graph),
+        }
 
     def changed(self, changes: Mapping[str, object]) -> Knobs:
         """These knobs with ``changes`` (knob name → JSON value) applied, all checked first.
 
-        ``throttle_defaults: true`` sets the four documented limits; limits named alongside it
+        ``throttle_defaults: true`` sets the five documented limits; limits named alongside it
         win. Raises :class:`KnobError` naming the first bad knob; nothing is applied then.
         """
         values = dict(changes)
@@ -155,7 +201,8 @@ class Knobs:
         parsed = {name: _parse(name, value) for name, value in values.items()}
         return Knobs(
             limits=dataclasses.replace(limits, **_only(parsed, LIMIT_NAMES)),
-            faults=dataclasses.replace(self.faults, **_only(parsed, None, LIMIT_NAMES)),
+            faults=dataclasses.replace(self.faults, **_only(parsed, None, _NOT_FAULTS)),
+            graph=dataclasses.replace(self.graph, **_only(parsed, GRAPH_NAMES)),
         )
 
 

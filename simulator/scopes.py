@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
 DEFAULT_GRAPH_SCOPE = "Group.ReadWrite.All"
+CHANNEL_MESSAGE_SEND = "ChannelMessage.Send"
 _GRAPH_PREFIXES = ("https://graph.microsoft.com/", "00000003-0000-0000-c000-000000000000/")
 
 
@@ -24,6 +26,11 @@ class ScopeGrant:
     def wants_id_token(self) -> bool:
         return "openid" in self.oidc
 
+    def without(self, withdrawn: frozenset[str]) -> ScopeGrant:
+        """These scopes minus the Graph permissions in ``withdrawn`` (lower-cased names)."""
+        graph = tuple(name for name in self.graph if name.lower() not in withdrawn)
+        return dataclasses.replace(self, graph=graph)
+
     def response_scope(self) -> str:
         """The ``scope`` field of a token response (the identity platform omits offline_access)."""
         return " ".join([*self.graph, *sorted(self.oidc - {"offline_access"})])
@@ -35,12 +42,16 @@ def _graph_permission(scope: str) -> str:
         if lowered.startswith(prefix):
             scope = scope[len(prefix) :]
             break
-    # The simulated app is consented for what threadcast needs; .default means exactly that.
+    # .default means what the app is consented for: what threadcast needs.
     return DEFAULT_GRAPH_SCOPE if scope == ".default" else scope
 
 
 def parse_scopes(raw: str) -> ScopeGrant:
-    """Grant every Graph permission asked for (all are consented), Group.ReadWrite.All if none."""
+    """Every Graph permission asked for, Group.ReadWrite.All if none.
+
+    All are granted here; the tenant's consent (:class:`~simulator.directory.Consent`) is
+    applied when a token is minted.
+    """
     oidc: set[str] = set()
     graph: list[str] = []
     for scope in raw.split():

@@ -8,6 +8,7 @@ from simulator.clock import Clock
 from simulator.config import SimConfig
 from simulator.counters import Counters
 from simulator.devicecodes import DeviceCodeStore
+from simulator.directory import Directory
 from simulator.faults import FaultInjector
 from simulator.issued import IssuedTokens
 from simulator.knobs import Knobs
@@ -25,6 +26,7 @@ class SimState:
     throttle: Throttle
     faults: FaultInjector
     issued: IssuedTokens
+    directory: Directory
 
     @classmethod
     def create(cls, config: SimConfig, clock: Clock) -> SimState:
@@ -37,20 +39,24 @@ class SimState:
             throttle=Throttle(config.knobs.limits, clock),
             faults=FaultInjector(config.knobs.faults),
             issued=issued,
+            directory=Directory(config.knobs.graph),
         )
 
     @property
     def knobs(self) -> Knobs:
-        return Knobs(self.throttle.limits, self.faults.settings)
+        return Knobs(self.throttle.limits, self.faults.settings, self.directory.settings)
 
     def configure(self, knobs: Knobs) -> None:
         self.throttle.configure(knobs.limits)
         self.faults.configure(knobs.faults)
+        self.directory.configure(knobs.graph)
 
     def reset(self) -> None:
         """Forget posts, counters, throttle windows and fault counts.
 
-        Sign-ins, revocations, the issued-token list, the knobs, the CA and keys stay.
+        Sign-ins, revocations, the issued-token list, the knobs, the CA and keys stay, and so
+        does the directory (consent, team membership, missing channels): it describes the
+        tenants, not what a rehearsal measured.
         """
         self.posts.reset()
         self.counters.reset()

@@ -1,11 +1,12 @@
 """Throttling with the documented Microsoft Teams limits, as a policy on the message endpoints.
 
-Four kinds of scope, each enforced only while its limit is above 0 (see
+Five kinds of scope, each enforced only while its limit is above 0 (see
 :class:`~simulator.knobs.ThrottleLimits`): the app (the token's ``appid``) across all tenants,
 each tenant, each team (the chatthreads ``{group-id}`` / v1.0 ``{team-id}``; it also bounds
-every channel of the team), each channel per UTC day. The rate limits count accepted requests
-in a sliding one-second window over their arrival times. A request over any limit gets
-``429 TooManyRequests`` with ``Retry-After`` and is not counted.
+every channel of the team), each channel of a tenant per second (``channel_rps``), each
+channel per UTC day. The rate limits count accepted requests in a sliding one-second window
+over their arrival times. A request over any limit gets ``429 TooManyRequests`` with
+``Retry-After`` and is not counted.
 
 The tenant, team and channel scopes are keyed without the app: a rehearsal posts as one app,
 and several apps in one tenant would share those limits (stricter than Graph).
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import TypeVar
 
 from simulator.clock import Clock
 from simulator.errors import GraphError
@@ -58,21 +60,29 @@ class Scope:
         return 0 < limit < seen
 
 
-_Bound = tuple[Scope, int, str, str]
+_ChannelKey = tuple[str, str, str]
+"""(tenant, team, channel): a tuple, so that the hot path builds no string for it."""
+_Bound = tuple[Scope, int, str, str | _ChannelKey]
 """A scope a request falls in: (scope, the limit in force, kind, key)."""
+_K = TypeVar("_K", str, _ChannelKey)
 _LIMIT_WORDS = {
     "app": "requests per second across all tenants",
     "tenant": "requests per second in tenant {key}",
     "team": "requests per second on team {key}",
+    "channel_rps": "requests per second in channel {key}",
     "channel": "messages per UTC day in channel {key}",
 }
 
 
-def _scope(scopes: dict[str, Scope], key: str, daily: bool = False) -> Scope:
+def _scope(scopes: dict[_K, Scope], key: _K, daily: bool = False) -> Scope:
     scope = scopes.get(key)
     if scope is None:
         scope = scopes[key] = Scope(DayCount() if daily else SlidingWindow())
     return scope
+
+
+def _key_text(key: str | _ChannelKey) -> str:
+    return key if isinstance(key, str) else "/".join(key)
 
 
 class Throttle:
@@ -83,8 +93,10 @@ class Throttle:
         self.apps: dict[str, Scope] = {}
         self.tenants: dict[str, Scope] = {}
         self.teams: dict[str, Scope] = {}
+        self.channel_rates: dict[_ChannelKey, Scope] = {}
+        """Per-second channel scopes, keyed (tenant, group, channel)."""
         self.channels: dict[str, Scope] = {}
-        """Keyed ``{group}/{channel}``, as the report shows them."""
+        """Daily channel scopes, keyed ``{group}/{channel}``, as the report shows them."""
         self.throttled = 0
         """429 answers (a request over two limits counts once here, once in each scope)."""
         self.violations = 0
@@ -99,6 +111,7 @@ class Throttle:
     def reset(self) -> None:
         for scopes in (self.apps, self.tenants, self.teams, self.channels):
             scopes.clear()
+        self.channel_rates.clear()
         self.throttled = self.violations = 0
         self._cached = None
 
@@ -154,6 +167,10 @@ class Throttle:
             bounds.append((_scope(self.tenants, tenant), limits.tenant_rps, "tenant", tenant))
         if limits.team_rps:
             bounds.append((_scope(self.teams, team), limits.team_rps, "team", team))
+        if limits.channel_rps:
+            key = (tenant, team, attempt.channel_id)
+            scope = _scope(self.channel_rates, key)
+            bounds.append((scope, limits.channel_rps, "channel_rps", key))
         if limits.channel_daily:
             channel = f"{team}/{attempt.channel_id}"
             scope = _scope(self.channels, channel, daily=True)
@@ -167,7 +184,7 @@ class Throttle:
             scope.retry_until = max(scope.retry_until, now + retry_after)
         self.throttled += 1
         _, limit, kind, key = over[0][0]
-        words = _LIMIT_WORDS[kind].format(key=key)
+        words = _LIMIT_WORDS[kind].format(key=_key_text(key))
         return GraphError(
             429,
             "TooManyRequests",
@@ -180,17 +197,18 @@ class Throttle:
         """``GET /_sim/throttle``."""
         now = max(self._clock(), self._last)
         limits = self.limits
-        groups = (
+        groups: tuple[tuple[str, dict[str, Scope] | dict[_ChannelKey, Scope], int], ...] = (
             ("app", self.apps, limits.app_rps),
             ("tenant", self.tenants, limits.tenant_rps),
             ("team", self.teams, limits.team_rps),
+            ("channel_rps", self.channel_rates, limits.channel_rps),
             ("channel", self.channels, limits.channel_daily),
         )
         scopes: dict[str, object] = {}
         over_limit = 0
         for kind, found, limit in groups:
             for key, scope in found.items():
-                scopes[f"{kind}:{key}"] = scope.to_json(limit, now)
+                scopes[f"{kind}:{_key_text(key)}"] = scope.to_json(limit, now)
                 over_limit += scope.over_limit(limit, now)
         return {
             "limits": dataclasses.asdict(limits),

@@ -96,16 +96,25 @@ def test_the_flags_switch_throttling_on_from_the_start(tmp_path: Path) -> None:
         httpx.Client(verify=sim.ssl_context(), timeout=10) as http,
     ):
         config = http.get(f"{sim.admin_url}/config").json()
-        assert {name: config[name] for name in ("app_rps", "tenant_rps", "team_rps")} == {
+        names = ("app_rps", "tenant_rps", "team_rps", "channel_rps")
+        assert {name: config[name] for name in names} == {
             "app_rps": 500,
             "tenant_rps": 50,
             "team_rps": 2,
+            "channel_rps": 1,
         }
         assert (config["channel_daily"], config["fault_seed"]) == (3000, 7)
         token = sign_in(sim, http, new_tenant())[1]["access_token"]
         team = str(uuid.uuid4())
-        assert [send(sim, http, token, team).status_code for _ in range(2)] == [204, 204]
-        assert assert_throttled(send(sim, http, token, team)) == 1
+        # The documented 1/s per channel binds first, then the team's 2/s across its channels.
+        assert send(sim, http, token, team, channel="19%3Aa").status_code == 204
+        same_channel = send(sim, http, token, team, channel="19%3Aa")
+        assert assert_throttled(same_channel) == 1
+        assert "in channel" in same_channel.json()["error"]["message"]
+        assert send(sim, http, token, team, channel="19%3Ab").status_code == 204
+        third_channel = send(sim, http, token, team, channel="19%3Ac")
+        assert assert_throttled(third_channel) == 1
+        assert f"on team {team}" in third_channel.json()["error"]["message"]
 
 
 def test_the_config_api(sim: RunningSimulator, http: httpx.Client) -> None:
@@ -140,6 +149,7 @@ def test_a_team_over_its_limit_gets_429_and_other_teams_do_not(
         "app_rps": 100,
         "tenant_rps": 100,
         "team_rps": 2,
+        "channel_rps": 0,
         "channel_daily": 0,
     }
     assert report["scopes"][f"team:{team}"] == {
@@ -181,6 +191,33 @@ def test_sending_during_a_retry_after_is_a_violation(
 
     http.post(f"{sim.admin_url}/reset").raise_for_status()
     assert throttle(sim, http)["scopes"] == {}
+
+
+def test_a_channel_over_its_rate_gets_429_and_is_measured(
+    sim: RunningSimulator, http: httpx.Client, signed_in: tuple[str, str]
+) -> None:
+    tenant, token = signed_in
+    configure(sim, http, channel_rps=1)
+    team = str(uuid.uuid4())
+    assert send(sim, http, token, team).status_code == 204
+    retry_after = assert_throttled(send(sim, http, token, team, v1=True))  # either endpoint
+    assert retry_after == 1
+    assert send(sim, http, token, team, channel="19%3Aother").status_code == 204
+    assert send(sim, http, token, str(uuid.uuid4())).status_code == 204  # same id, other team
+    time.sleep(retry_after)
+    assert send(sim, http, token, team).status_code == 204  # waited: no violation
+
+    scopes = throttle(sim, http)["scopes"]
+    assert scopes[f"channel_rps:{tenant}/{team}/{CHANNEL_ID}"] == {
+        "limit": 1,
+        "max_window": 1,
+        "throttled": 1,
+        "retry_after_violations": 0,
+    }
+    assert scopes[f"channel_rps:{tenant}/{team}/19:other"]["max_window"] == 1
+    assert len(scopes) == 3
+    stats = http.get(f"{sim.admin_url}/stats").json()
+    assert (stats["accepted"], stats["rejected"]) == (4, {"429": 1})
 
 
 def test_the_daily_channel_quota_retries_after_utc_midnight(

@@ -89,6 +89,37 @@ def test_the_message_names_the_full_scope() -> None:
     assert "limit of 1 requests per second on team team-1" in caught.value.message
 
 
+def test_a_channel_over_its_rate_is_throttled_per_tenant_team_and_channel() -> None:
+    throttle = Throttle(ThrottleLimits(channel_rps=1), FakeClock())
+    assert [_send(throttle, T0 + n * 0.3) for n in range(3)] == [204, "429 after 1", "429 after 1"]
+    # Every other channel, the same channel id in another team, another tenant's: their own.
+    assert _send(throttle, T0 + 0.7, channel_id="19:b@thread.tacv2") == 204
+    assert _send(throttle, T0 + 0.7, group_id="team-2") == 204
+    assert _send(throttle, T0 + 0.7, tenant_id="tenant-2") == 204
+    assert _send(throttle, T0 + 1.7) == 204  # after the last Retry-After (T0 + 0.6 + 1)
+    scopes = throttle.report()["scopes"]
+    assert scopes["channel_rps:tenant-1/team-1/19:a@thread.tacv2"] == {
+        "limit": 1,
+        "max_window": 1,
+        "throttled": 2,
+        "retry_after_violations": 1,  # the third came while the first 429's Retry-After ran
+    }
+    assert scopes["channel_rps:tenant-2/team-1/19:a@thread.tacv2"]["max_window"] == 1
+    assert len(scopes) == 4
+
+
+def test_the_channel_rate_message_names_the_channel() -> None:
+    throttle = Throttle(ThrottleLimits(channel_rps=1, team_rps=4), FakeClock())
+    throttle.admit(ATTEMPT)
+    with pytest.raises(GraphError) as caught:
+        throttle.admit(ATTEMPT)
+    assert (
+        "limit of 1 requests per second in channel tenant-1/team-1/19:a@thread.tacv2"
+        in caught.value.message
+    )
+    assert caught.value.headers == {"Retry-After": "1"}
+
+
 def test_the_daily_limit_retries_after_utc_midnight() -> None:
     clock = FakeClock()
     throttle = Throttle(ThrottleLimits(channel_daily=2), clock)
@@ -130,7 +161,13 @@ def test_the_report_and_reset() -> None:
     for n in range(4):
         _send(throttle, T0 + n * 0.3)  # all four fit in (T0 - 0.1, T0 + 0.9]
     report = throttle.report()
-    assert report["limits"] == {"app_rps": 10, "tenant_rps": 10, "team_rps": 10, "channel_daily": 0}
+    assert report["limits"] == {
+        "app_rps": 10,
+        "tenant_rps": 10,
+        "team_rps": 10,
+        "channel_rps": 0,
+        "channel_daily": 0,
+    }
     assert set(report["scopes"]) == {"app:app-1", "tenant:tenant-1", "team:team-1"}
     assert {scope["max_window"] for scope in report["scopes"].values()} == {4}
     throttle.reset()

@@ -9,8 +9,11 @@ from dataclasses import dataclass
 import jwt
 import pytest
 
+from simulator.directory import Consent
 from simulator.errors import GraphError
+from simulator.graphpaths import ACCEPTED_SCOPES
 from simulator.keys import SigningKey
+from simulator.posts import CHANNEL_MESSAGES, CHATTHREADS
 from simulator.scopes import parse_scopes
 from simulator.sessions import Session
 from simulator.tenants import user_for
@@ -18,6 +21,8 @@ from simulator.tokens import TokenMinter, decode_uti, encode_uti
 from simulator.verify import AccessTokenVerifier
 
 TENANT = "0b7d3f2a-5c1e-4a8b-9d6f-1e2a3b4c5d6e"
+CHATTHREADS_SCOPES = ACCEPTED_SCOPES[CHATTHREADS]
+MESSAGES_SCOPES = ACCEPTED_SCOPES[CHANNEL_MESSAGES]
 KEY = SigningKey.generate()
 
 
@@ -39,9 +44,13 @@ def _mint(
     )
 
 
-def _unauthorized(verifier: AccessTokenVerifier, header: str | None) -> GraphError:
+def _unauthorized(
+    verifier: AccessTokenVerifier,
+    header: str | None,
+    accepted: frozenset[str] = CHATTHREADS_SCOPES,
+) -> GraphError:
     with pytest.raises(GraphError) as caught:
-        verifier.authorize(header)
+        verifier.authorize(header, accepted)
     return caught.value
 
 
@@ -80,8 +89,8 @@ def test_a_valid_token_is_authorized_until_it_expires() -> None:
     clock = FakeClock()
     verifier = AccessTokenVerifier(KEY, clock)
     header = f"Bearer {_mint(clock)['access_token']}"
-    assert verifier.authorize(header).tenant_id == TENANT
-    assert verifier.authorize(header).tenant_id == TENANT  # served from the cache
+    for _ in range(2):  # the second is served from the cache
+        assert verifier.authorize(header, CHATTHREADS_SCOPES).tenant_id == TENANT
     clock.now += 60
     assert "expired" in _unauthorized(verifier, header).message
 
@@ -99,11 +108,11 @@ def test_revocation_covers_tokens_issued_before_it_only() -> None:
         return f"Bearer {response['access_token']}"
 
     before = token()
-    verifier.authorize(before)
+    verifier.authorize(before, CHATTHREADS_SCOPES)
     verifier.revoke_tenant(TENANT, below_serial=minter.next_serial)
     after = token()  # same second as the revocation, still valid
     assert "TokenIssuedBeforeRevocationTimestamp" in _unauthorized(verifier, before).message
-    assert verifier.authorize(after).tenant_id == TENANT
+    assert verifier.authorize(after, CHATTHREADS_SCOPES).tenant_id == TENANT
 
 
 @pytest.mark.parametrize(
@@ -156,7 +165,69 @@ def test_a_token_without_group_readwrite_all_is_403() -> None:
     token = _mint(clock, scope="User.Read openid")["access_token"]
     error = _unauthorized(AccessTokenVerifier(KEY, clock), f"Bearer {token}")
     assert (error.status, error.code) == (403, "Forbidden")
-    assert "'User.Read'" in error.message
+    assert error.message == (
+        "Missing scope permissions on the request. API requires one of "
+        "'Group.ReadWrite.All'. Scopes on the request 'User.Read'"
+    )
+
+
+def _bearer(clock: FakeClock, scope: str) -> str:
+    return f"Bearer {_mint(clock, scope=scope)['access_token']}"
+
+
+def test_each_endpoint_accepts_its_own_permissions() -> None:
+    clock = FakeClock()
+    verifier = AccessTokenVerifier(KEY, clock)
+    send_only = _bearer(clock, "ChannelMessage.Send openid")
+    assert verifier.authorize(send_only, MESSAGES_SCOPES).tenant_id == TENANT
+    # chatthreads knows only Group.ReadWrite.All: least privilege does not reach it.
+    error = _unauthorized(verifier, send_only, CHATTHREADS_SCOPES)
+    assert error.message == (
+        "Missing scope permissions on the request. API requires one of "
+        "'Group.ReadWrite.All'. Scopes on the request 'ChannelMessage.Send'"
+    )
+    read_only = _bearer(clock, "User.Read Group.Read.All")
+    error = _unauthorized(verifier, read_only, MESSAGES_SCOPES)
+    assert error.message == (
+        "Missing scope permissions on the request. API requires one of "
+        "'ChannelMessage.Send, Group.ReadWrite.All'. Scopes on the request "
+        "'Group.Read.All User.Read'"
+    )
+    both = _bearer(clock, "Group.ReadWrite.All")  # serves both endpoints
+    assert verifier.authorize(both, MESSAGES_SCOPES).tenant_id == TENANT
+
+
+def test_a_withdrawn_consent_takes_effect_on_tokens_already_issued() -> None:
+    clock = FakeClock()
+    consent = Consent()
+    verifier = AccessTokenVerifier(KEY, clock, consent)
+    header = _bearer(clock, "Group.ReadWrite.All ChannelMessage.Send")
+    assert verifier.authorize(header, CHATTHREADS_SCOPES).tenant_id == TENANT
+    consent.change(TENANT, revoke=["group.readwrite.all"], grant=[])  # any case
+    error = _unauthorized(verifier, header)
+    assert (error.status, error.code) == (403, "Forbidden")
+    assert error.message.endswith("Scopes on the request 'ChannelMessage.Send'")
+    assert verifier.authorize(header, MESSAGES_SCOPES).tenant_id == TENANT  # still has Send
+    consent.change(TENANT, revoke=["ChannelMessage.Send"], grant=["Group.ReadWrite.All"])
+    assert verifier.authorize(header, CHATTHREADS_SCOPES).tenant_id == TENANT
+    # Send withdrawn, but Group.ReadWrite.All is accepted by channel messages too.
+    assert verifier.authorize(header, MESSAGES_SCOPES).tenant_id == TENANT
+
+
+def test_new_tokens_carry_only_the_consented_permissions() -> None:
+    consent = Consent()
+    asked = parse_scopes("Group.ReadWrite.All ChannelMessage.Send offline_access openid")
+    assert consent.consented(TENANT, asked) is asked
+    consent.change(TENANT, revoke=["Group.ReadWrite.All"], grant=[])
+    assert consent.consented(TENANT, asked).graph == ("ChannelMessage.Send",)
+    assert consent.consented("another-tenant", asked) is asked
+    consent.change(TENANT, revoke=["ChannelMessage.Send"], grant=[])
+    nothing = consent.consented(TENANT, asked)
+    assert (nothing.graph, nothing.response_scope()) == ((), "openid")
+    assert nothing.wants_refresh_token  # the sign-in itself goes on
+    assert consent.withdrawn_names(TENANT) == ["ChannelMessage.Send", "Group.ReadWrite.All"]
+    consent.change(TENANT, revoke=[], grant=["channelmessage.send"])
+    assert consent.consented(TENANT, asked).graph == ("ChannelMessage.Send",)
 
 
 def test_uti_round_trip() -> None:
