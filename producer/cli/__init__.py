@@ -7,13 +7,13 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from producer.cli import api, auth, operate, processes, schedule, send, status
+from producer.cli import api, auth, doctor, operate, processes, schedule, send, status
 from threadcast.errors import ConfigError, ThreadcastError, ValidationError
 
 EXIT_USAGE = 2
 #: Commands that hand unknown arguments on to another program (celery, the simulator).
 PASS_THROUGH = frozenset({"worker", "sim"})
-GROUPS = (send, status, operate, auth, processes, api, schedule)
+GROUPS = (send, status, operate, auth, processes, api, schedule, doctor)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
