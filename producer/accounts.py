@@ -11,6 +11,7 @@ from typing import Any
 
 import redis
 
+from threadcast import endpoints
 from threadcast.errors import TokenCacheError
 from threadcast.ledger import Ledger
 from threadcast.settings import Settings
@@ -26,6 +27,8 @@ class Account:
     state: str  # ok | needs sign-in | unreadable
     reason: str | None
     waiting: int
+    scopes: list[str]  # the Graph permissions its sign-in was granted
+    endpoint: str  # the Graph endpoint the deployment posts to now
 
 
 def list_accounts(settings: Settings) -> list[Account]:
@@ -34,9 +37,21 @@ def list_accounts(settings: Settings) -> list[Account]:
     try:
         store = TokenCacheStore.for_settings(settings, client, ledger.token_caches)
         waiting = ledger.deliveries.waiting_by_tenant()
-        return [_account(store, tenant, waiting.get(tenant, 0)) for tenant in store.tenants()]
+        endpoint = endpoints.active(settings.endpoint, endpoints.recorded(ledger.deployment))
+        return [
+            _account(store, tenant, waiting.get(tenant, 0), endpoint) for tenant in store.tenants()
+        ]
     finally:
         client.close()
+        ledger.close()
+
+
+def endpoint_summary(settings: Settings) -> str:
+    """Where posts go now, as ``accounts`` and ``status`` say it."""
+    ledger = Ledger.open(settings.database_url)
+    try:
+        return endpoints.describe(settings.endpoint, endpoints.recorded(ledger.deployment))
+    finally:
         ledger.close()
 
 
@@ -62,16 +77,19 @@ def _store(settings: Settings) -> Iterator[TokenCacheStore]:
         ledger.close()
 
 
-def _account(store: TokenCacheStore, tenant: str, waiting: int) -> Account:
+def _account(store: TokenCacheStore, tenant: str, waiting: int, endpoint: str) -> Account:
     try:
         text = store.load(tenant)
     except TokenCacheError as exc:
-        return Account(tenant, None, None, None, "unreadable", str(exc), waiting)
+        return Account(tenant, None, None, None, "unreadable", str(exc), waiting, [], endpoint)
     cache: dict[str, Any] = json.loads(text or "{}")
     users = [a.get("username") for a in cache.get("Account", {}).values()]
     tokens = [t for t in cache.get("AccessToken", {}).values() if t.get("realm") == tenant]
     newest = max(tokens, key=lambda t: int(t["expires_on"]), default=None)
     dead = store.needs_sign_in(tenant, text or "")
+    scopes = endpoints.granted_scopes(cache, tenant)
+    if not dead and tokens and endpoints.ACCEPTED_SCOPES[endpoint].isdisjoint(scopes):
+        dead = f"its sign-in lacks the permission {endpoint} needs: threadcast login again"
     return Account(
         tenant=tenant,
         user=users[0] if users else None,
@@ -80,6 +98,8 @@ def _account(store: TokenCacheStore, tenant: str, waiting: int) -> Account:
         state="needs sign-in" if dead else "ok",
         reason=dead,
         waiting=waiting,
+        scopes=scopes,
+        endpoint=endpoint,
     )
 
 
@@ -87,14 +107,19 @@ def _when(epoch: str | int) -> str:
     return datetime.fromtimestamp(int(epoch), UTC).isoformat()
 
 
-def render(accounts: list[Account]) -> str:
+def render(accounts: list[Account], endpoint: str = "") -> str:
+    """The accounts as a table, under ``endpoint`` (a line saying where posts go)."""
+    head = [f"endpoint: {endpoint}"] if endpoint else []
     if not accounts:
-        return "no tenant has signed in (threadcast login --tenant TENANT_ID)"
-    lines = [f"{'tenant':<37}{'user':<40}{'state':<15}{'token expires':<27}waiting"]
+        return "\n".join([*head, "no tenant has signed in (threadcast login --tenant TENANT_ID)"])
+    lines = [
+        *head,
+        f"{'tenant':<37}{'user':<40}{'state':<15}{'token expires':<27}{'waiting':<9}scopes",
+    ]
     for a in accounts:
         lines.append(
             f"{a.tenant:<37}{a.user or '?':<40}{a.state:<15}{a.access_token_expires or '-':<27}"
-            f"{a.waiting}"
+            f"{a.waiting:<9}{' '.join(a.scopes) or '-'}"
         )
         if a.reason:
             lines.append(f"  {a.reason}")

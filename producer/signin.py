@@ -11,8 +11,7 @@ import msal
 import redis
 
 from producer.publisher import Publisher
-from threadcast import identity, ids
-from threadcast.constants import GRAPH_SCOPE
+from threadcast import endpoints, identity, ids
 from threadcast.errors import IdentityError
 from threadcast.ledger import Ledger
 from threadcast.settings import Settings
@@ -27,12 +26,14 @@ def sign_in(settings: Settings, tenant: str, say: Callable[[str], None]) -> tupl
     settings.require("client_id", "token_cache_key")
     tenant = ids.guid("--tenant", tenant)
     cache = msal.SerializableTokenCache()
-    with identity.http_client(settings) as http:
-        result = _device_flow(settings, tenant, cache, http, say)
     ledger = Ledger.open(settings.database_url)
     client = redis.Redis.from_url(settings.redis_url)
     publisher = Publisher(settings.redis_url)
     try:
+        switch = endpoints.EndpointRecord(client, ledger.deployment).read()
+        scope = endpoints.login_scope(settings.endpoint, switch)
+        with identity.http_client(settings) as http:
+            result = _device_flow(settings, tenant, cache, http, say, scope)
         store = TokenCacheStore.for_settings(settings, client, ledger.token_caches)
         store.save(tenant, cache.serialize())
         resumed = publisher.publish(ledger.deliveries.resume_waiting(tenant, datetime.now(UTC)))
@@ -46,12 +47,12 @@ def sign_in(settings: Settings, tenant: str, say: Callable[[str], None]) -> tupl
 
 def _device_flow(
     settings: Settings, tenant: str, cache: msal.SerializableTokenCache, http: httpx.Client,
-    say: Callable[[str], None],
+    say: Callable[[str], None], scope: str,
 ) -> dict[str, Any]:  # fmt: skip
     where = identity.authority(settings, tenant)
     try:
         app = identity.msal_app(settings, tenant, cache, http)
-        flow = _initiate(app)
+        flow = _initiate(app, scope)
         if "user_code" not in flow:
             raise _refused(tenant, flow)
         say(str(flow["message"]))
@@ -68,13 +69,13 @@ def _device_flow(
 # MSAL offers the device-code flow on public clients only. A confidential registration (one
 # with THREADCAST_CLIENT_SECRET, "public client flows" off in Entra) runs the same grant with
 # its secret through the app's OAuth2 client, which fills the same token cache.
-_CONFIDENTIAL_SCOPES = [GRAPH_SCOPE, "offline_access", "openid", "profile"]
+_OIDC_SCOPES = ["offline_access", "openid", "profile"]
 
 
-def _initiate(app: msal.ClientApplication) -> dict[str, Any]:
+def _initiate(app: msal.ClientApplication, scope: str) -> dict[str, Any]:
     if isinstance(app, msal.PublicClientApplication):
-        return dict(app.initiate_device_flow(scopes=[GRAPH_SCOPE]))
-    return dict(app.client.initiate_device_flow(scope=_CONFIDENTIAL_SCOPES))
+        return dict(app.initiate_device_flow(scopes=[scope]))
+    return dict(app.client.initiate_device_flow(scope=[scope, *_OIDC_SCOPES]))
 
 
 def _complete(app: msal.ClientApplication, flow: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,8 @@ import time
 from dataclasses import asdict
 from typing import Any, TextIO
 
-from threadcast.ledger import DeliveryState, Ledger
+from threadcast import endpoints
+from threadcast.ledger import DeliveryQueries, DeliveryState, Ledger
 
 # States in which a delivery is still moving on its own; the rest wait for a person or are done.
 MOVING = frozenset(
@@ -16,8 +17,9 @@ MOVING = frozenset(
 )
 
 
-def report(ledger: Ledger, broadcast_id: str) -> dict[str, Any]:
-    """One JSON-ready object: the broadcast, a count per state, and its latest errors."""
+def report(ledger: Ledger, broadcast_id: str, endpoint: str = endpoints.AUTO) -> dict[str, Any]:
+    """One JSON-ready object: the broadcast, a count per state, its latest errors, and the
+    Graph endpoint (``endpoint``: the THREADCAST_ENDPOINT setting) its posts go to."""
     info = ledger.broadcasts.info(broadcast_id)
     counts = ledger.broadcasts.counts(broadcast_id)
     errors = ledger.broadcasts.recent_errors(broadcast_id)
@@ -35,12 +37,28 @@ def report(ledger: Ledger, broadcast_id: str) -> dict[str, Any]:
         "waiting": [
             asdict(w) | {"until": w.until.isoformat() if w.until else None} for w in waiting
         ],
+        "endpoint": endpoint_report(ledger, broadcast_id, endpoint),
+    }
+
+
+def endpoint_report(ledger: Ledger, broadcast_id: str, setting: str) -> dict[str, Any]:
+    switch = endpoints.recorded(ledger.deployment)
+    return {
+        "setting": setting,
+        "active": endpoints.active(setting, switch),
+        "summary": endpoints.describe(setting, switch),
+        "switch": asdict(switch) if switch else None,
+        "attempts": DeliveryQueries(ledger.engine).attempts_by_endpoint(broadcast_id),
     }
 
 
 def render(data: dict[str, Any]) -> str:
     lines = [f"broadcast {data['broadcast']} ({data['total']} deliveries, from {data['source']})"]
     lines += [f"  {s.value:<13}{data[s.value]:>8}" for s in DeliveryState if data[s.value]]
+    lines.append(f"endpoint: {data['endpoint']['summary']}")
+    for name, outcomes in sorted(data["endpoint"]["attempts"].items()):
+        shown = ", ".join(f"{outcome} {n}" for outcome, n in sorted(outcomes.items()))
+        lines.append(f"  attempts on {name}: {shown}")
     if data["waiting"]:
         lines.append("waiting:")
         for w in data["waiting"]:
@@ -69,13 +87,14 @@ def bar(data: dict[str, Any], width: int = 30) -> str:
 
 
 def watch(
-    ledger: Ledger, broadcast_id: str, out: TextIO | None = None, every: float = 0.5
-) -> dict[str, Any]:
+    ledger: Ledger, broadcast_id: str, out: TextIO | None = None, every: float = 0.5,
+    endpoint: str = endpoints.AUTO,
+) -> dict[str, Any]:  # fmt: skip
     """Redraw a progress bar until nothing is moving any more; return the last report."""
     out = out or sys.stdout
     live = out.isatty()
     while True:
-        data = report(ledger, broadcast_id)
+        data = report(ledger, broadcast_id, endpoint)
         line = bar(data)
         out.write(f"\r{line}\033[K" if live else line + "\n")
         out.flush()

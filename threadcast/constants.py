@@ -18,8 +18,8 @@ MESSAGE_VERSION: Final = 1
 # The most deliveries one Celery message may carry (a list of version-1 messages).
 MAX_BATCH: Final = 100
 
-#: Microsoft Graph's scope for the chatthreads endpoint (delegated only).
-GRAPH_SCOPE: Final = "Group.ReadWrite.All"
+#: The deployment's switch from the beta chatthreads endpoint to v1.0 (threadcast.endpoints).
+ENDPOINT_KEY: Final = KEY_PREFIX + "endpoint"
 
 #: The documented maximum size of a Teams message body.
 MAX_CONTENT_BYTES: Final = 28 * 1024

@@ -34,6 +34,7 @@ class TenantLimits(BaseModel):
     tenant_rps: int | None = Field(default=None, ge=0)
     team_rps: int | None = Field(default=None, ge=0)
     channel_daily: int | None = Field(default=None, ge=0)
+    channel_rps: int | None = Field(default=None, ge=0)
 
 
 class Settings(BaseSettings):
@@ -71,6 +72,7 @@ class Settings(BaseSettings):
     app_rps: int = Field(default=500, gt=0, le=100_000)
     tenant_rps: int = Field(default=50, gt=0, le=100_000)
     team_rps: int = Field(default=4, gt=0, le=100_000)
+    channel_rps: int = Field(default=1, gt=0, le=100_000)  # per app, per tenant, per channel
     channel_daily: int = Field(default=3000, gt=0, le=10_000_000)
     tenant_limits: dict[str, TenantLimits] = Field(default_factory=dict)
     limit_guard_ms: float = Field(default=20.0, ge=0, le=1000)
@@ -91,8 +93,10 @@ class Settings(BaseSettings):
     # A claim's lease is the HTTP timeout plus this: a delivery still ``sending`` after it lost
     # its worker mid-attempt, and the lease sweep makes it ``unknown``.
     lease_margin: float = Field(default=LEASE_MARGIN_SECONDS, ge=1, le=3600)
-    # Which Graph endpoint posts: the beta chatthreads (default) or v1.0 channel messages.
-    endpoint: Literal["chatthreads", "channel-messages"] = "chatthreads"
+    # Which Graph endpoint posts (threadcast.endpoints): auto tries the seed's beta
+    # chatthreads and switches the deployment to v1.0 channel messages once Graph proves the
+    # beta segment gone; chatthreads or channel-messages pin one.
+    endpoint: Literal["auto", "chatthreads", "channel-messages"] = "auto"
 
     @field_validator("tenant_limits")
     @classmethod

@@ -16,11 +16,13 @@ import redis
 
 from threadcast import identity
 from threadcast.dispatch import Gate, Limits
+from threadcast.endpoints import EndpointRecord
 from threadcast.ledger import Ledger
 from threadcast.settings import Settings
 from threadcast.tokencache import TokenCacheStore
 from worker.deliver import Deliverer
-from worker.graph import ENDPOINTS, GraphClient
+from worker.endpoint import EndpointChooser
+from worker.graph import GraphClient
 from worker.policy import RetryPolicy
 from worker.tokens import TokenProvider
 
@@ -42,9 +44,8 @@ class WorkerContext:
         tokens = TokenProvider(
             settings, store, client, identity.http_client(settings), settings.token_refresh_margin
         )
-        endpoint = ENDPOINTS[settings.endpoint]
         transport = httpx.HTTPTransport(verify=identity.ssl_context(settings))
-        graph = GraphClient(settings.graph_url, transport, settings.http_timeout, endpoint)
+        graph = GraphClient(settings.graph_url, transport, settings.http_timeout)
         lease = timedelta(seconds=settings.http_timeout + settings.lease_margin)
         policy = RetryPolicy(
             max_attempts=settings.max_attempts, retry_after_cap=settings.retry_after_cap,
@@ -52,8 +53,11 @@ class WorkerContext:
         )
         name = f"{socket.gethostname()}/{os.getpid()}"
         gate = Gate(client, Limits.from_settings(settings))
+        chooser = EndpointChooser(
+            settings.endpoint, EndpointRecord(client, ledger.deployment), name
+        )
         deliverer = Deliverer(
-            ledger, gate, tokens, graph, policy, name, lease,
+            ledger, gate, tokens, graph, chooser, policy, name, lease,
             timedelta(seconds=settings.http_timeout),
         )  # fmt: skip
         return cls(ledger, client, store, tokens, graph, deliverer)

@@ -16,14 +16,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from threadcast import metrics
 from threadcast.contract import DeliveryMessage
 from threadcast.dispatch import Gate
-from threadcast.errors import BrokerError, SignInRequiredError, TokenCacheError
+from threadcast.endpoints import segment_gone
+from threadcast.errors import BrokerError, SignInRequiredError, ThreadcastError, TokenCacheError
 from threadcast.ids import new_request_id
 from threadcast.ledger import Claim, DeliveryState, Finished, Ledger, Outcome, Refusal
+from threadcast.ledger.deliveries import REROUTED
 from threadcast.logs import log_attempt
-from worker.graph import GraphClient, GraphReply
+from worker.endpoint import EndpointChooser
+from worker.graph import Endpoint, GraphClient, GraphReply
 from worker.policy import RetryPolicy, judge
 from worker.tokens import REFUSAL_NOTICE_SECONDS, TokenProvider
 
@@ -60,18 +65,20 @@ class Done:
 class Deliverer:
     def __init__(
         self, ledger: Ledger, gate: Gate, tokens: TokenProvider, graph: GraphClient,
-        policy: RetryPolicy, worker: str, lease: timedelta, post_timeout: timedelta,
+        endpoints: EndpointChooser, policy: RetryPolicy, worker: str, lease: timedelta,
+        post_timeout: timedelta,
     ) -> None:  # fmt: skip
         self._ledger = ledger
         self._gate = gate
         self._tokens = tokens
         self._graph = graph
+        self._endpoints = endpoints
         self._policy = policy
         self._worker = worker
         self._lease = lease
         self._post_timeout = post_timeout  # the longest a POST may take (THREADCAST_HTTP_TIMEOUT)
         self._rng = random.Random()  # noqa: S311 - jitter, not secrecy
-        self._bodies: dict[str, tuple[bytes, datetime | None]] = {}
+        self._bodies: dict[tuple[str, str], tuple[bytes, datetime | None]] = {}
 
     def deliver_batch(self, messages: Sequence[DeliveryMessage]) -> list[Done]:
         """Deliver each message in turn; what became of each, in order.
@@ -98,9 +105,10 @@ class Deliverer:
                     done.append(self._wait_for_sign_in(message, exc))
                     continue
                 now = datetime.now(UTC)
+                endpoint = self._endpoints.current()
                 recorded, claim = self._ledger.deliveries.finish_and_claim(
                     posted.finished if posted else None, message.delivery_id, self._worker,
-                    new_request_id(), self._lease, now,
+                    new_request_id(), self._lease, now, endpoint.name,
                 )  # fmt: skip
                 if posted is not None:
                     previous, posted = posted, None
@@ -108,11 +116,11 @@ class Deliverer:
                 if isinstance(claim, Refusal):
                     done.append(self._refused(message, claim))
                     continue
-                ready = self._ready(message, claim)
+                ready = self._ready(message, claim, endpoint)
                 if isinstance(ready, Done):
                     done.append(ready)
                     continue
-                posted = self._attempt(message, claim, token, *ready)
+                posted = self._attempt(message, claim, token, endpoint, *ready)
                 done.append(Done(posted.outcome.state))
         finally:
             if posted is not None:
@@ -134,7 +142,7 @@ class Deliverer:
             raise
 
     def _ready(
-        self, message: DeliveryMessage, claim: Claim
+        self, message: DeliveryMessage, claim: Claim, endpoint: Endpoint
     ) -> tuple[bytes, datetime | None] | Done:
         """Everything between the claim and the POST: the permit and the body.
 
@@ -147,7 +155,7 @@ class Deliverer:
             # send time, not the moment the message was taken (a claim can wait on the ledger).
             if not self._gate.start(message):
                 return self._give_back(message, claim)  # no room now: a fresh permit later
-            body, send_at = self._body(claim.broadcast_id)
+            body, send_at = self._body(claim.broadcast_id, endpoint)
         except Exception:
             self._ledger.deliveries.unclaim(claim, datetime.now(UTC))
             raise
@@ -167,12 +175,19 @@ class Deliverer:
         return Done(None)
 
     def _attempt(
-        self, message: DeliveryMessage, claim: Claim, token: str, body: bytes,
-        send_at: datetime | None,
+        self, message: DeliveryMessage, claim: Claim, token: str, endpoint: Endpoint,
+        body: bytes, send_at: datetime | None,
     ) -> _Posted:  # fmt: skip
-        reply = self._graph.post(
-            token, claim.group, claim.channel, body, claim.client_request_id, claim.number
-        )
+        reply = self._post(claim, token, endpoint, body)
+        if segment_gone(reply.status, reply.error_message) and self._endpoints.may_switch(
+            endpoint
+        ):
+            moved = self._reroute(claim, reply)
+            if moved is None:
+                return self._posted_again_soon(message, claim, reply, send_at)
+            claim, endpoint = moved
+            body = self._body(claim.broadcast_id, endpoint)[0]
+            reply = self._post(claim, token, endpoint, body)
         now = datetime.now(UTC)
         delay: float | None
         if reply.status == 401 and claim.previous_status != 401:
@@ -184,7 +199,44 @@ class Deliverer:
         else:
             budget_used = claim.number - claim.attempt_base
             outcome, delay = judge(reply, budget_used, self._policy, now, self._rng)
+            if outcome.state is DeliveryState.WAITING_AUTH:
+                # Graph refused for want of consent: every post of the tenant would be, so
+                # the tenant waits for a sign-in, not just this delivery.
+                self._tokens.withdraw(claim.tenant, token, outcome.error_message or "")
         return _Posted(message, claim, reply, outcome, delay, send_at, now)
+
+    def _post(self, claim: Claim, token: str, endpoint: Endpoint, body: bytes) -> GraphReply:
+        return self._graph.post(
+            endpoint, token, claim.group, claim.channel, body, claim.client_request_id,
+            claim.number,
+        )  # fmt: skip
+
+    def _reroute(self, claim: Claim, reply: GraphReply) -> tuple[Claim, Endpoint] | None:
+        """Graph proved the beta endpoint gone (nothing was posted): the deployment switches
+        and this delivery goes on to v1.0 at once, its next attempt free of its budget."""
+        endpoint = self._endpoints.switch(reply)
+        answered = _reply_outcome(reply, DeliveryState.RETRYING)
+        _log_rerouted(claim, reply)
+        try:
+            moved = self._ledger.deliveries.reroute(
+                claim, answered, endpoint.name, self._worker, new_request_id(), self._lease,
+                datetime.now(UTC),
+            )  # fmt: skip
+        except (SQLAlchemyError, ThreadcastError) as exc:
+            log.warning("delivery %s: cannot record its rerouted attempt: %s",
+                        claim.delivery_id, exc)  # fmt: skip
+            return None
+        return None if moved is None else (moved, endpoint)
+
+    def _posted_again_soon(
+        self, message: DeliveryMessage, claim: Claim, reply: GraphReply,
+        send_at: datetime | None,
+    ) -> _Posted:  # fmt: skip
+        """The answer proved nothing was posted, but the next attempt could not be opened
+        under this claim: the delivery is retried shortly (on the new endpoint)."""
+        now = datetime.now(UTC)
+        outcome = _reply_outcome(reply, DeliveryState.RETRYING, now + timedelta(seconds=1))
+        return _Posted(message, claim, reply, outcome, 1.0, send_at, now)
 
     def _settled(self, posted: _Posted, recorded: bool) -> None:
         """The outcome is in the ledger (or the claim was lost): log, count, park a retry."""
@@ -206,15 +258,17 @@ class Deliverer:
             # The retry is in the ledger (``retrying``); the orphan sweep queues it again.
             log.warning("delivery %s: its retry could not be parked: %s", message.delivery_id, exc)
 
-    def _body(self, broadcast_id: str) -> tuple[bytes, datetime | None]:
-        """The request body (the same for every delivery of a broadcast) and its send time."""
-        found = self._bodies.get(broadcast_id)
+    def _body(self, broadcast_id: str, endpoint: Endpoint) -> tuple[bytes, datetime | None]:
+        """The request body (the same for every delivery of a broadcast on one endpoint) and
+        the broadcast's send time."""
+        key = (endpoint.name, broadcast_id)
+        found = self._bodies.get(key)
         if found is None:
             content, content_type, send_at = self._ledger.deliveries.content(broadcast_id)
-            found = (self._graph.body(content, content_type), send_at)
+            found = (endpoint.body(content, content_type), send_at)
             if len(self._bodies) > 256:
                 self._bodies.clear()
-            self._bodies[broadcast_id] = found
+            self._bodies[key] = found
         return found
 
     def _wait_for_sign_in(self, message: DeliveryMessage, exc: Exception) -> Done:
@@ -247,11 +301,27 @@ class Deliverer:
 
 
 def _auth_retry(reply: GraphReply, retry_at: datetime) -> Outcome:
+    return _reply_outcome(reply, DeliveryState.RETRYING, retry_at)
+
+
+def _reply_outcome(
+    reply: GraphReply, state: DeliveryState, retry_at: datetime | None = None
+) -> Outcome:
     return Outcome(
-        DeliveryState.RETRYING, http_status=reply.status, request_id=reply.request_id,
+        state, http_status=reply.status, request_id=reply.request_id,
         error_code=reply.error_code, error_message=reply.error_message,
         latency_ms=reply.latency_ms, next_attempt_at=retry_at,
     )  # fmt: skip
+
+
+def _log_rerouted(claim: Claim, reply: GraphReply) -> None:
+    log_attempt(
+        log, broadcast=claim.broadcast_id, delivery=claim.delivery_id, tenant=claim.tenant,
+        attempt=claim.number, status=reply.status, outcome=REROUTED,
+        request_id=reply.request_id, client_request_id=claim.client_request_id,
+        error_code=reply.error_code, latency_ms=reply.latency_ms,
+    )  # fmt: skip
+    metrics.record_attempt(reply.status, claim.tenant, REROUTED)
 
 
 def _observe(

@@ -1,9 +1,9 @@
 """The Microsoft Graph call that posts into a channel, and what came back.
 
-Two endpoints do it: the beta ``chatthreads`` (the default; integer contentType, 204) and
-v1.0 ``channel messages`` (string contentType, 201 with the created message, whose id we
-keep); ``THREADCAST_ENDPOINT`` picks one. Everything else (limits, retries, the ledger) is
-the same for both.
+Two endpoints do it: the seed's beta ``chatthreads`` (integer contentType, 204) and its
+v1.0 successor ``channel messages`` (string contentType, 201 with the created message, whose
+id we keep). Which one a post uses is decided per post (:mod:`worker.endpoint`); everything
+else (limits, retries, the ledger) is the same for both.
 
 Every failure is turned into a :class:`GraphReply` here, at the boundary: the caller never
 sees an httpx exception, only whether Graph answered, what it said, and, when it did not
@@ -85,28 +85,21 @@ ENDPOINTS = {
 
 
 class GraphClient:
-    """One keep-alive HTTPS connection pool per worker process, posting to one endpoint.
+    """One keep-alive HTTPS connection pool per worker process, posting to either endpoint.
 
     Requests go straight to the transport: the client layer above it (cookies, redirects,
     auth flows, URL and header merging) does nothing a Graph post needs and cost about a
     sixth of a worker's CPU per delivery.
     """
 
-    def __init__(
-        self, graph_url: str, transport: httpx.HTTPTransport, timeout: float,
-        endpoint: Endpoint = ENDPOINTS["chatthreads"],
-    ) -> None:  # fmt: skip
+    def __init__(self, graph_url: str, transport: httpx.HTTPTransport, timeout: float) -> None:
         self._graph_url = graph_url
         self._transport = transport
         self._timeout = httpx.Timeout(timeout).as_dict()
-        self.endpoint = endpoint
-
-    def body(self, content: str, content_type: ContentType) -> bytes:
-        return self.endpoint.body(content, content_type)
 
     def post(
-        self, token: str, group: str, channel: str, body: bytes, client_request_id: str,
-        attempt: int,
+        self, endpoint: Endpoint, token: str, group: str, channel: str, body: bytes,
+        client_request_id: str, attempt: int,
     ) -> GraphReply:  # fmt: skip
         headers = {
             "Authorization": f"Bearer {token}",
@@ -118,7 +111,7 @@ class GraphClient:
         if attempt > 1:
             headers["retry-attempt"] = str(attempt - 1)
         request = httpx.Request(
-            "POST", self.endpoint.url(self._graph_url, group, channel), content=body,
+            "POST", endpoint.url(self._graph_url, group, channel), content=body,
             headers=headers, extensions={"timeout": self._timeout},
         )  # fmt: skip
         started = time.perf_counter()

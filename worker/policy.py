@@ -1,8 +1,12 @@
-"""What a Graph reply means for the delivery: sent, retry later, failed, or unknown.
+"""What a Graph reply means for the delivery: sent, retry later, failed, wait, or unknown.
 
 Transient: 429, 5xx and connection errors raised before the request was sent. Ambiguous (the
 post may exist): no answer after the request was sent; it becomes ``unknown`` rather than
-being retried, because a duplicate announcement is seen by the whole channel.
+being retried, because a duplicate announcement is seen by the whole channel. A ``403`` for
+missing permission is the tenant's (its sign-in lacks consent): the delivery waits for a
+sign-in (``waiting_auth``) instead of failing, like every other delivery of the tenant. Any
+other ``403``/``404`` is the target's (not a member of the team, no such channel): only that
+delivery fails, with Graph's error code.
 """
 
 from __future__ import annotations
@@ -11,10 +15,25 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from threadcast.endpoints import segment_gone
 from threadcast.ledger import DeliveryState, Outcome
 from worker.graph import GraphReply
 
 _TRANSIENT = frozenset({429, 500, 502, 503, 504})
+# How Graph words a 403 for a token without the endpoint's permission.
+_MISSING_SCOPE = "missing scope permissions"
+CONSENT_NOTE = (
+    "the tenant's sign-in lacks the permission this endpoint needs: an administrator grants "
+    "consent, then threadcast login --tenant TENANT resumes its deliveries"
+)
+GONE_NOTE = (
+    "Graph no longer has the beta chatthreads endpoint: set THREADCAST_ENDPOINT=auto "
+    "(or channel-messages) and retry"
+)
+
+
+def missing_consent(reply: GraphReply) -> bool:
+    return reply.status == 403 and _MISSING_SCOPE in (reply.error_message or "").lower()
 
 
 @dataclass(frozen=True)
@@ -42,6 +61,10 @@ def judge(
     """The outcome to record and, for a retry, the delay before it."""
     if reply.ok:
         return _outcome(reply, DeliveryState.SENT), None
+    if missing_consent(reply):
+        return _outcome(reply, DeliveryState.WAITING_AUTH, CONSENT_NOTE), None
+    if segment_gone(reply.status, reply.error_message):
+        return _outcome(reply, DeliveryState.FAILED, GONE_NOTE), None
     if reply.status is None and reply.maybe_sent and not policy.retry_ambiguous:
         return _outcome(reply, DeliveryState.UNKNOWN), None
     if reply.status is None or reply.status in _TRANSIENT:

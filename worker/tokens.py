@@ -23,6 +23,7 @@ retried.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
@@ -34,8 +35,8 @@ import httpx
 import msal
 import redis
 
-from threadcast import identity, metrics
-from threadcast.constants import GRAPH_SCOPE, TOKEN_LOCK_KEY
+from threadcast import endpoints, identity, metrics
+from threadcast.constants import TOKEN_LOCK_KEY
 from threadcast.errors import BrokerError, IdentityError, SignInRequiredError, TokenCacheError
 from threadcast.settings import Settings
 from threadcast.tokencache import TokenCacheStore
@@ -128,6 +129,21 @@ class TokenProvider:
         except BrokerError as exc:
             log.warning("%s (the refused access token is dropped in this process only)", exc)
 
+    def withdraw(self, tenant: str, token: str, reason: str) -> None:
+        """Graph refused ``token`` for want of consent (403): the tenant needs a sign-in.
+
+        The token is refused for every process (as after a 401), and the cache state it
+        came from is marked dead, so the next process to look for a token raises
+        SignInRequiredError instead of posting into another 403. A new sign-in stores a new
+        state, to which the mark does not apply. Never raises (the 403 must be recorded)."""
+        self.reject(tenant, token)
+        try:
+            text = self._store.load(tenant)
+            if text is not None:
+                self._store.mark_needs_sign_in(tenant, text, reason)
+        except (BrokerError, TokenCacheError) as exc:
+            log.warning("tenant %s: cannot mark it as needing a sign-in: %s", tenant, exc)
+
     def _good(self, tenant: str, token: AccessToken, now: float) -> bool:
         return token.usable(self._margin, now) and not self._is_refused(tenant, token.value)
 
@@ -179,7 +195,7 @@ class TokenProvider:
             raise SignInRequiredError(tenant, "no signed-in account in its token cache")
         try:
             result = app.acquire_token_silent_with_error(
-                [GRAPH_SCOPE], account=accounts[0], force_refresh=True
+                self._scopes(tenant, text), account=accounts[0], force_refresh=True
             )
         except (httpx.HTTPError, ValueError) as exc:  # ValueError: an answer that is not JSON
             metrics.record_token_refresh(tenant, ok=False)
@@ -220,16 +236,26 @@ class TokenProvider:
         except (httpx.HTTPError, ValueError) as exc:  # ValueError: MSAL's discovery failures
             raise _unreachable(self._settings, tenant, exc) from exc
 
+    def _scopes(self, tenant: str, text: str) -> list[str]:
+        """What a refresh asks for: the Graph permissions the tenant's sign-in was granted
+        (``threadcast login`` asked for the least its endpoint needs), else that least."""
+        try:
+            granted = endpoints.granted_scopes(json.loads(text), tenant)
+        except ValueError:
+            granted = []
+        return granted or [endpoints.login_scope(self._settings.endpoint, None)]
+
     def _cached_token(
         self, cache: msal.SerializableTokenCache, tenant: str, now: float
     ) -> AccessToken | None:
         entries = cache.search(
             msal.TokenCache.CredentialType.ACCESS_TOKEN,
-            target=[GRAPH_SCOPE],
             query={"realm": tenant, "client_id": self._settings.client_id},
         )
         candidates: list[AccessToken] = []
         for entry in entries:
+            if endpoints.GRAPH_SCOPES.isdisjoint(endpoints.scope_names(entry.get("target"))):
+                continue  # an ID-only or foreign token: Graph would refuse it
             expires_on = float(entry["expires_on"])
             lifetime = expires_on - float(entry.get("cached_at", expires_on - 3600))
             candidates.append(AccessToken(entry["secret"], expires_on, lifetime))

@@ -34,8 +34,12 @@ def _login(args: argparse.Namespace, _rest: list[str]) -> int:
 
 
 def _accounts(args: argparse.Namespace, _rest: list[str]) -> int:
-    found = accounts.list_accounts(load_settings())
-    print(accounts.dumps(found) if args.json else accounts.render(found))
+    settings = load_settings()
+    found = accounts.list_accounts(settings)
+    if args.json:
+        print(accounts.dumps(found))
+    else:
+        print(accounts.render(found, accounts.endpoint_summary(settings)))
     return 0
 
 

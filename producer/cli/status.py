@@ -19,9 +19,13 @@ def register(commands: Any) -> None:
 
 
 def _status(args: argparse.Namespace, _rest: list[str]) -> int:
-    ledger = Ledger.open(load_settings().database_url)
+    settings = load_settings()
+    ledger = Ledger.open(settings.database_url)
     try:
-        data = (status.watch if args.watch else status.report)(ledger, args.broadcast_id)
+        if args.watch:
+            data = status.watch(ledger, args.broadcast_id, endpoint=settings.endpoint)
+        else:
+            data = status.report(ledger, args.broadcast_id, settings.endpoint)
     finally:
         ledger.close()
     print(status.dumps(data) if args.json else status.render(data))

@@ -53,6 +53,19 @@ class SimAdmin:
         found = self._http.get("/tokens", params=params).raise_for_status().json()
         return [*found["access_tokens"], *found["refresh_tokens"]]
 
+    def configure(self, **knobs: object) -> None:
+        self._http.post("/config", json=knobs).raise_for_status()
+
+    def consent(self, tenant: str, *, revoke: list[str] | None = None,
+                grant: list[str] | None = None) -> None:  # fmt: skip
+        body = {"revoke": revoke or [], "grant": grant or []}
+        self._http.post(f"/tenants/{tenant}/consent", json=body).raise_for_status()
+
+    def membership(self, tenant: str, team: str, member: bool) -> None:
+        self._http.post(
+            f"/tenants/{tenant}/teams/{team}/membership", json={"member": member}
+        ).raise_for_status()
+
     def close(self) -> None:
         self._http.close()
 

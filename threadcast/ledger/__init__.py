@@ -15,6 +15,7 @@ from threadcast.ledger import migrations
 from threadcast.ledger.audit import AuditRecord, AuditTrail
 from threadcast.ledger.broadcasts import BroadcastBook, BroadcastInfo, ErrorLine, WaitLine
 from threadcast.ledger.deliveries import Claim, DeliveryBook, Finished, Outcome, Refusal
+from threadcast.ledger.deployment import DeploymentFacts
 from threadcast.ledger.engine import make_engine
 from threadcast.ledger.queries import DeliveryPage, DeliveryQueries, DeliveryRow, StateCount
 from threadcast.ledger.releases import ReleaseBook
@@ -35,6 +36,7 @@ __all__ = [
     "DeliveryQueries",
     "DeliveryRow",
     "DeliveryState",
+    "DeploymentFacts",
     "ErrorLine",
     "Finished",
     "Ledger",
@@ -59,6 +61,7 @@ class Ledger:
         self.audit = AuditTrail(engine)
         self.schedules = ScheduleBook(engine)  # recurring schedules and their occurrences
         self.releases = ReleaseBook(engine)  # one-off scheduled broadcasts being released
+        self.deployment = DeploymentFacts(engine)  # e.g. the switch to Graph's v1.0 endpoint
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Ledger:

@@ -26,7 +26,7 @@ ATTEMPT_COLUMNS = (
     attempts.c.number, attempts.c.worker, attempts.c.started_at, attempts.c.finished_at,
     attempts.c.client_request_id, attempts.c.outcome, attempts.c.http_status,
     attempts.c.request_id, attempts.c.error_code, attempts.c.error_message,
-    attempts.c.retry_after, attempts.c.latency_ms, attempts.c.message_id,
+    attempts.c.retry_after, attempts.c.latency_ms, attempts.c.message_id, attempts.c.endpoint,
 )  # fmt: skip
 _DELIVERY_KEYS = [c.key for c in DELIVERY_COLUMNS]
 _ATTEMPT_KEYS = [c.key for c in ATTEMPT_COLUMNS]

@@ -9,7 +9,7 @@ holder of that claim (identified by the attempt number it incremented).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import (
@@ -32,6 +32,9 @@ from threadcast.ledger.schema import attempts, broadcasts, deliveries, rejected_
 from threadcast.ledger.states import CLAIMABLE, DeliveryState
 
 LOST_LEASE = "worker_lost"
+#: An attempt's outcome when its answer proved the endpoint gone and the post went on to
+#: another endpoint under the same claim (not a delivery state).
+REROUTED = "rerouted"
 # A delivery waiting for a retry time may be claimed this much before it (clocks differ a
 # little between the machine that parked it and the one that released it).
 EARLY_CLAIM = timedelta(seconds=0.5)
@@ -53,6 +56,7 @@ class Claim:
     attempt_id: int
     client_request_id: str
     lease_until: datetime
+    endpoint: str | None = None  # the Graph endpoint this attempt posts to
 
 
 @dataclass(frozen=True)
@@ -90,15 +94,15 @@ class DeliveryBook:
 
     def claim(
         self, delivery_id: str, worker: str, client_request_id: str, lease: timedelta,
-        now: datetime,
+        now: datetime, endpoint: str | None = None,
     ) -> Claim | Refusal:  # fmt: skip
         """Take the delivery for one attempt, or say why not (and settle an expired lease)."""
         with self._engine.begin() as conn:
-            return _claim(conn, delivery_id, worker, client_request_id, lease, now)
+            return _claim(conn, delivery_id, worker, client_request_id, lease, now, endpoint)
 
     def finish_and_claim(
         self, finished: Finished | None, delivery_id: str, worker: str, client_request_id: str,
-        lease: timedelta, now: datetime,
+        lease: timedelta, now: datetime, endpoint: str | None = None,
     ) -> tuple[bool | None, Claim | Refusal]:  # fmt: skip
         """Record the previous attempt's outcome and claim the next delivery, in one
         transaction: a worker working through several deliveries commits once per delivery,
@@ -106,7 +110,41 @@ class DeliveryBook:
         (whether ``finished`` was recorded, None if there was none; the claim or refusal)."""
         with self._engine.begin() as conn:
             recorded = None if finished is None else _finish(conn, *finished)
-            return recorded, _claim(conn, delivery_id, worker, client_request_id, lease, now)
+            claim = _claim(conn, delivery_id, worker, client_request_id, lease, now, endpoint)
+            return recorded, claim
+
+    def reroute(
+        self, claim: Claim, answered: Outcome, endpoint: str, worker: str,
+        client_request_id: str, lease: timedelta, now: datetime,
+    ) -> Claim | None:  # fmt: skip
+        """Close an attempt whose answer proved nothing was posted (its endpoint is gone) and
+        open the next on ``endpoint``, in one transaction, under the same claim. The new
+        attempt does not count against the delivery's budget. None: the claim was lost."""
+        number = claim.number + 1
+        with self._engine.begin() as conn:
+            moved = conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == claim.delivery_id)
+                .where(deliveries.c.state == DeliveryState.SENDING.value)
+                .where(deliveries.c.attempts == claim.number)
+                .values(
+                    attempts=number, attempt_base=deliveries.c.attempt_base + 1,
+                    lease_until=now + lease, updated_at=now,
+                )
+            ).rowcount == 1  # fmt: skip
+            if not moved:
+                return None
+            _close_attempt(conn, claim.attempt_id, answered, now, label=REROUTED)
+            attempt_id = conn.execute(
+                _OPEN_ATTEMPT,
+                {"p_id": claim.delivery_id, "p_number": number, "p_owner": worker,
+                 "p_now": now, "p_crid": client_request_id, "p_endpoint": endpoint},
+            ).scalar_one()  # fmt: skip
+        return replace(
+            claim, number=number, previous_status=answered.http_status,
+            attempt_base=claim.attempt_base + 1, attempt_id=attempt_id,
+            client_request_id=client_request_id, lease_until=now + lease, endpoint=endpoint,
+        )  # fmt: skip
 
     def unclaim(self, claim: Claim, now: datetime) -> bool:
         """Give a claim back before any request was made (its permit had expired): the
@@ -158,13 +196,19 @@ class DeliveryBook:
             ).rowcount == 1
 
     def resume_waiting(self, tenant: str, now: datetime) -> list[DeliveryMessage]:
-        """Send a tenant's ``waiting_auth`` deliveries back to ``queued`` (after a sign-in)."""
+        """Send a tenant's ``waiting_auth`` deliveries back to ``queued`` (after a sign-in).
+
+        A person acted, so each delivery's attempt budget starts again (as after an operator
+        retry): a post Graph refused for missing consent does not count against it."""
         with self._engine.begin() as conn:
             rows = conn.execute(
                 update(deliveries)
                 .where(deliveries.c.tenant_id == tenant)
                 .where(deliveries.c.state == DeliveryState.WAITING_AUTH.value)
-                .values(state=DeliveryState.QUEUED.value, updated_at=now)
+                .values(
+                    state=DeliveryState.QUEUED.value, updated_at=now,
+                    attempt_base=deliveries.c.attempts,
+                )
                 .returning(*MESSAGE_COLUMNS)
             ).all()
         return [message_of(row) for row in rows]
@@ -263,10 +307,12 @@ def _delivery_values(outcome: Outcome, now: datetime) -> dict[str, object]:
     return values
 
 
-def _close_attempt(conn: Connection, attempt_id: int, outcome: Outcome, now: datetime) -> None:
+def _close_attempt(
+    conn: Connection, attempt_id: int, outcome: Outcome, now: datetime, label: str | None = None
+) -> None:
     conn.execute(
         _CLOSE_ATTEMPT,
-        {"p_attempt": attempt_id, "p_now": now, "p_outcome": outcome.state.value,
+        {"p_attempt": attempt_id, "p_now": now, "p_outcome": label or outcome.state.value,
          "p_status": outcome.http_status, "p_request": outcome.request_id,
          "p_code": outcome.error_code, "p_message": outcome.error_message,
          "p_retry_after": outcome.retry_after, "p_latency": outcome.latency_ms,
@@ -303,7 +349,7 @@ def _settle_lost_lease(
 
 def _claim(
     conn: Connection, delivery_id: str, worker: str, client_request_id: str, lease: timedelta,
-    now: datetime,
+    now: datetime, endpoint: str | None = None,
 ) -> Claim | Refusal:  # fmt: skip
     params = {
         "p_id": delivery_id, "p_owner": worker, "p_until": now + lease, "p_now": now,
@@ -313,12 +359,13 @@ def _claim(
     if row is None:
         return _refuse(conn, delivery_id, now)
     attempt_id = conn.execute(
-        _OPEN_ATTEMPT, params | {"p_number": row.attempts, "p_crid": client_request_id}
+        _OPEN_ATTEMPT,
+        params | {"p_number": row.attempts, "p_crid": client_request_id, "p_endpoint": endpoint},
     ).scalar_one()
     return Claim(
         delivery_id, row.broadcast_id, row.tenant_id, row.group_id, row.channel_id,
         row.attempts, row.last_status, row.attempt_base, row.created_at, attempt_id,
-        client_request_id, now + lease,
+        client_request_id, now + lease, endpoint,
     )  # fmt: skip
 
 
@@ -388,7 +435,7 @@ _OPEN_ATTEMPT = (
     .values(
         delivery_id=bindparam("p_id"), number=bindparam("p_number"),
         worker=bindparam("p_owner"), started_at=bindparam("p_now"),
-        client_request_id=bindparam("p_crid"),
+        client_request_id=bindparam("p_crid"), endpoint=bindparam("p_endpoint"),
     )
     .returning(attempts.c.id)
 )  # fmt: skip

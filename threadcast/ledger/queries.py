@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from threadcast.ledger.engine import READ_ONLY
-from threadcast.ledger.schema import deliveries
+from threadcast.ledger.schema import attempts, deliveries
 from threadcast.ledger.states import DeliveryState
 
 MAX_PAGE = 1000
@@ -92,6 +92,22 @@ class DeliveryQueries:
         with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
             return [StateCount(s, t, int(n)) for s, t, n in conn.execute(query).all()]
 
+    def attempts_by_endpoint(self, broadcast_id: str) -> dict[str, dict[str, int]]:
+        """The broadcast's attempts per Graph endpoint and outcome (``open``: in flight;
+        endpoint ``unknown``: recorded before the ledger kept it)."""
+        query = (
+            select(attempts.c.endpoint, attempts.c.outcome, func.count())
+            .join(deliveries, deliveries.c.id == attempts.c.delivery_id)
+            .where(deliveries.c.broadcast_id == broadcast_id)
+            .group_by(attempts.c.endpoint, attempts.c.outcome)
+        )
+        found: dict[str, dict[str, int]] = {}
+        with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+            for endpoint, outcome, count in conn.execute(query).all():
+                by_outcome = found.setdefault(endpoint or "unknown", {})
+                by_outcome[outcome or "open"] = int(count)
+        return found
+
 
 def _row(r: Any) -> DeliveryRow:  # a Row of _COLUMNS
     return DeliveryRow(
@@ -99,3 +115,4 @@ def _row(r: Any) -> DeliveryRow:  # a Row of _COLUMNS
         r.last_status, r.last_error_code, r.last_error_message, r.last_request_id, r.updated_at,
         r.sent_at,
     )  # fmt: skip
+

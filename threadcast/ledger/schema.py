@@ -89,7 +89,17 @@ attempts = Table(
     Column("retry_after", Float),
     Column("latency_ms", Float),
     Column("message_id", String(200)),
+    Column("endpoint", String(32)),  # v7: chatthreads | channel-messages
     Index("ix_attempts_delivery", "delivery_id"),
+)
+
+# Facts about the whole deployment that must outlive Redis (v7): the endpoint switch.
+deployment = Table(
+    "deployment",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
 )
 
 token_caches = Table(

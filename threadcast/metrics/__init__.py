@@ -2,8 +2,9 @@
 
 Recording (cheap, never raising; see :mod:`threadcast.metrics.recording` for where each is
 called): :func:`record_attempt`, :func:`record_throttled`, :func:`observe_limiter_wait`,
-:func:`set_parked`, :func:`record_token_refresh`, :func:`observe_enqueue_to_sent`, and the
-API's own :func:`record_api_request`, :func:`record_api_broadcast`, :func:`record_auth_failure`.
+:func:`set_parked`, :func:`record_token_refresh`, :func:`record_endpoint_switch`,
+:func:`observe_enqueue_to_sent`, and the API's own :func:`record_api_request`,
+:func:`record_api_broadcast`, :func:`record_auth_failure`.
 
 Serving: :func:`serve` (a ``/metrics`` HTTP server on ``THREADCAST_METRICS_PORT``, for
 workers and the scheduler), :func:`scrape_registry` + :func:`render` (the API's ``/metrics``),
@@ -30,6 +31,7 @@ from threadcast.metrics.recording import (
     record_api_request,
     record_attempt,
     record_auth_failure,
+    record_endpoint_switch,
     record_throttled,
     record_token_refresh,
     set_parked,
@@ -48,6 +50,7 @@ __all__ = [
     "record_api_request",
     "record_attempt",
     "record_auth_failure",
+    "record_endpoint_switch",
     "record_throttled",
     "record_token_refresh",
     "render",

@@ -31,6 +31,7 @@ class Metrics:
     limiter_wait: Histogram
     parked: Gauge
     token_refreshes: Counter
+    endpoint_switches: Counter
     enqueue_to_sent: Histogram
     api_requests: Counter
     api_broadcasts: Counter
@@ -45,7 +46,7 @@ def metrics() -> Metrics:
         Path(where).mkdir(parents=True, exist_ok=True)
     return Metrics(
         attempts=Counter(
-            PREFIX + "attempts", "Graph chatthreads attempts by HTTP status ('none': no answer)",
+            PREFIX + "attempts", "Graph posts by HTTP status ('none': no answer)",
             ["tenant", "status", "outcome"],
         ),
         throttled=Counter(
@@ -62,6 +63,11 @@ def metrics() -> Metrics:
         ),
         token_refreshes=Counter(
             PREFIX + "token_refreshes", "Delegated access-token refreshes", ["tenant", "result"]
+        ),
+        endpoint_switches=Counter(
+            PREFIX + "endpoint_switches", "Switches of the deployment from Graph's removed beta "
+            "chatthreads endpoint to v1.0 channel messages (made by this process)",
+            ["to"],
         ),
         enqueue_to_sent=Histogram(
             PREFIX + "enqueue_to_sent_seconds",

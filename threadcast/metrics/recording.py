@@ -73,6 +73,12 @@ def record_token_refresh(tenant: str, ok: bool) -> None:
 
 
 @_never_raises
+def record_endpoint_switch(to: str) -> None:
+    """This process recorded the deployment's switch to the endpoint ``to``."""
+    metrics().endpoint_switches.labels(to=to).inc()
+
+
+@_never_raises
 def observe_enqueue_to_sent(seconds: float) -> None:
     metrics().enqueue_to_sent.observe(max(0.0, seconds))
 
