@@ -15,6 +15,7 @@ from threadcast import ids
 from threadcast.contract import Broadcast, ContentType, DeliveryMessage, Target
 from threadcast.errors import ValidationError
 from threadcast.ledger import DeliveryState, Ledger
+from threadcast.ledger.broadcasts import RETRYABLE
 from threadcast.settings import Settings, load_settings
 from threadcast.tokencache import require_signed_in
 
@@ -94,9 +95,12 @@ class Producer:
         self, broadcast_id: str, states: Sequence[DeliveryState | str] = DEFAULT_RETRY_STATES,
         *, error_code: str | None = None, tenant: str | None = None,
     ) -> int:  # fmt: skip
-        """Re-queue the broadcast's matching deliveries (never a sent one) with a fresh retry
-        budget and publish them; returns how many."""
-        wanted = [DeliveryState(s) for s in states]
+        """Re-queue the broadcast's matching deliveries with a fresh retry budget and publish
+        them; returns how many. ``states`` may name only failed, unknown, cancelled and
+        waiting_auth: any other is a ValidationError naming it (``states[i]``)."""
+        wanted = [retry_state(f"states[{i}]", s) for i, s in enumerate(states)]
+        if not wanted:
+            raise ValidationError("states", [], "must name at least one state")
         if tenant is not None:
             tenant = ids.guid("tenant", tenant)
         messages = self.ledger.broadcasts.requeue(
@@ -120,6 +124,24 @@ class Producer:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def retry_state(field: str, value: DeliveryState | str) -> DeliveryState:
+    """``value`` as a state a retry may take, or a ValidationError naming ``field`` and it."""
+    try:
+        state = DeliveryState(value)
+    except ValueError:
+        raise ValidationError(field, value, f"is not a state; use one of {_RETRYABLE}") from None
+    if state not in RETRYABLE:
+        raise ValidationError(
+            field, value,
+            f"'{state}' deliveries cannot be retried (they are on their way, or sent); only "
+            f"{_RETRYABLE} ones can",
+        )  # fmt: skip
+    return state
+
+
+_RETRYABLE = ", ".join(sorted(s.value for s in RETRYABLE))
 
 
 def _targets(raw: Iterable[Target | Mapping[str, object]]) -> tuple[Target, ...]:

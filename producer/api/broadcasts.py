@@ -139,7 +139,7 @@ def cancel(broadcast_id: BroadcastId, source: Caller, store: Store) -> Cancelled
 
 @router.post(
     "/{broadcast_id:anytext}/retry", response_model=Requeued, responses=NOT_FOUND,
-    summary="Re-queue failed or unknown deliveries (never a sent one)",
+    summary="Re-queue failed, unknown, cancelled or waiting_auth deliveries",
 )  # fmt: skip
 def retry(
     broadcast_id: BroadcastId, source: Caller, store: Store,

@@ -58,7 +58,8 @@ class BroadcastIn(_Request):
 class RetryIn(_Request):
     states: list[DeliveryState] = Field(
         default=[DeliveryState.FAILED, DeliveryState.UNKNOWN], min_length=1,
-        description="re-queue deliveries in these states (never a sent one)",
+        description="re-queue deliveries in these states: failed, unknown, cancelled, "
+        "waiting_auth (any other is refused)",
     )  # fmt: skip
     error_code: str | None = Field(
         default=None, max_length=200, description="only those whose last error has this code"

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from producer import export
-from producer.client import Producer
+from producer.client import Producer, retry_state
 from threadcast.errors import ValidationError
 from threadcast.ledger import Ledger
 from threadcast.ledger.states import parse_states
@@ -18,7 +18,10 @@ from threadcast.settings import load_settings
 def register(commands: Any) -> None:
     retry = commands.add_parser("retry", help="re-queue failed or unknown deliveries")
     retry.add_argument("broadcast_id")
-    retry.add_argument("--state", default="failed,unknown", help="comma-separated states")
+    retry.add_argument(
+        "--state", default="failed,unknown",
+        help="comma-separated: failed, unknown, cancelled, waiting_auth (%(default)s)",
+    )  # fmt: skip
     retry.add_argument("--error-code", help="only deliveries whose last error has this code")
     retry.add_argument("--tenant", help="only this tenant's deliveries")
     retry.set_defaults(run=_retry)
@@ -34,7 +37,7 @@ def register(commands: Any) -> None:
 
 
 def _retry(args: argparse.Namespace, _rest: list[str]) -> int:
-    states = parse_states("--state", args.state)
+    states = [retry_state("--state", s) for s in parse_states("--state", args.state)]
     with Producer(load_settings()) as producer:
         count = producer.retry(
             args.broadcast_id, states, error_code=args.error_code, tenant=args.tenant

@@ -19,6 +19,13 @@ from threadcast.ledger.schema import attempts, broadcasts, deliveries
 from threadcast.ledger.states import CANCELLABLE, CLAIMABLE, DeliveryState
 
 _INSERT_CHUNK = 10_000  # SQLite rows per executemany
+#: What a retry may send back to ``queued``: deliveries that stopped without being sent.
+#: Any other state is on its way or done: re-queueing it would send a scheduled one early,
+#: cut a retry's Retry-After short, or give a queued one a second entry in the gate.
+RETRYABLE = frozenset(
+    {DeliveryState.FAILED, DeliveryState.UNKNOWN, DeliveryState.CANCELLED,
+     DeliveryState.WAITING_AUTH}
+)  # fmt: skip
 
 #: The columns a DeliveryMessage is made of, in message_of's order.
 MESSAGE_COLUMNS = (
@@ -209,9 +216,10 @@ class BroadcastBook:
         self, broadcast_id: str, states: Sequence[DeliveryState], now: datetime, *,
         error_code: str | None = None, tenant: str | None = None,
     ) -> list[DeliveryMessage]:  # fmt: skip
-        """Send matching deliveries (never a ``sent`` one) back to ``queued`` with a fresh
-        retry budget; returns their messages for publishing."""
-        allowed = [s.value for s in states if s not in (DeliveryState.SENT, DeliveryState.SENDING)]
+        """Send matching deliveries in a RETRYABLE state (others in ``states`` match
+        nothing) back to ``queued`` with a fresh retry budget; returns their messages for
+        publishing."""
+        allowed = [s.value for s in states if s in RETRYABLE]
         query = (
             update(deliveries)
             .where(deliveries.c.broadcast_id == broadcast_id)
