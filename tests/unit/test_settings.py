@@ -5,8 +5,11 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
+from threadcast.dispatch.limits import Limits, TenantRates
 from threadcast.errors import ConfigError
 from threadcast.settings import load_settings
+
+TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 
 
 @pytest.fixture(autouse=True)
@@ -37,6 +40,14 @@ def test_defaults(tmp_path: Path) -> None:
         ("THREADCAST_HTTP_TIMEOUT", "soon", "THREADCAST_HTTP_TIMEOUT: Input should be a valid"),
         ("THREADCAST_HTTP_TIMEOUT", "-1", "THREADCAST_HTTP_TIMEOUT: Input should be greater"),
         ("THREADCAST_TOKEN_CACHE_KEY", "short", "THREADCAST_TOKEN_CACHE_KEY: each comma"),
+        ("THREADCAST_CHANNEL_RPS", "0", "THREADCAST_CHANNEL_RPS: Input should be greater than 0"),
+        ("THREADCAST_CHANNEL_RPS", "-1", "THREADCAST_CHANNEL_RPS: Input should be greater than"),
+        ("THREADCAST_CHANNEL_RPS", "fast", "THREADCAST_CHANNEL_RPS: Input should be a valid int"),
+        (
+            "THREADCAST_TENANT_LIMITS",
+            f'{{"{TENANT}": {{"channel_rps": -1}}}}',
+            "THREADCAST_TENANT_LIMITS: Input should be greater than or equal to 0",
+        ),
     ],
 )
 def test_invalid_setting_is_one_line_naming_the_variable(
@@ -73,3 +84,15 @@ def test_key_rotation_old_entries_still_decrypt(monkeypatch: pytest.MonkeyPatch)
     blob = load_settings().cache_cipher().encrypt(b"cache")
     monkeypatch.setenv("THREADCAST_TOKEN_CACHE_KEY", f"{new},{old}")
     assert load_settings().cache_cipher().decrypt(blob) == b"cache"
+
+
+def test_channel_rps_defaults_to_graphs_limit_and_is_overridden_per_tenant(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().channel_rps == 1
+    monkeypatch.setenv("THREADCAST_CHANNEL_RPS", "2")
+    monkeypatch.setenv("THREADCAST_TENANT_LIMITS", f'{{"{TENANT}": {{"channel_rps": 0}}}}')
+    limits = Limits.from_settings(load_settings())
+    assert limits.for_tenant(TENANT) == TenantRates(50, 4, 3000, 0)  # 0 holds the tenant
+    assert limits.for_tenant("00000000-0000-0000-0000-000000000001").channel == 2
+    assert limits.overrides_json() == {TENANT: "[50, 4, 3000, 0]"}

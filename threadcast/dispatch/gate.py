@@ -4,6 +4,10 @@ Producers put deliveries in (``enqueue``); one dispatcher at a time lets them ou
 messages carrying a permit (``release``); a worker confirms its permit right before the
 POST (``start``), and puts a delivery back to wait for a retry, a Retry-After or a quota
 (``park``). See docs/RATE_LIMITS.md for the design.
+
+One clock: every script takes "now" from the Redis server (``TIME``), never from its
+caller, so hosts whose clocks disagree still share one sliding log per scope. Callers pass
+durations (a delay, a Retry-After), not instants.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -33,17 +36,21 @@ _T = TypeVar("_T")
 class Release:
     messages: list[DeliveryMessage]  # each with its permit
     held: list[DeliveryMessage]  # over their channel's daily quota: parked until midnight UTC
-    next_wake: float | None  # when something may next be released (None: nothing waits)
-    parked: int  # deliveries waiting until a time (retries, Retry-After, quota holds)
-    at: float  # when the permits were issued
+    # When something may next be released, on this host's clock (time.time()), so that the
+    # caller sleeps ``next_wake - time.time()`` (None: nothing waits).
+    next_wake: float | None
+    parked: int  # deliveries waiting until a time (retries, Retry-After, quota holds, channels)
+    at: float  # when the permits were issued, on Redis's clock (that of the entries' ready_at)
 
 
 class Gate:
     def __init__(
         self, client: redis.Redis, limits: Limits | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:  # fmt: skip
-        """``limits`` is needed by the dispatcher and for cooldowns, not to enqueue or park."""
+        """``limits`` is needed by the dispatcher, to start and for cooldowns, not to enqueue or
+        park. ``clock`` stamps enqueued deliveries (their queue score and ready time) instead
+        of Redis's clock, for tests; no rate-limit decision ever reads it."""
         self._redis = client
         self._limits_or_none = limits
         self._clock = clock
@@ -64,7 +71,7 @@ class Gate:
         for its teams, one ZADD NX for the tenants and one HSET of the known deliveries."""
         count, iterator = 0, iter(messages)
         while chunk := list(islice(iterator, _CHUNK)):
-            now = self._clock()
+            now = self._enqueue_time()
             queues: dict[tuple[str, str], list[str]] = {}
             known: dict[str, str] = {}
             for m in chunk:
@@ -89,6 +96,14 @@ class Gate:
             self.wake()
         return count
 
+    def _enqueue_time(self) -> float:
+        # Redis's clock by default: the scripts compare these scores with their own "now", and
+        # a producer whose clock ran ahead would hold its deliveries back by as much.
+        if self._clock is not None:
+            return self._clock()
+        seconds, micros = _run(self._redis.time)
+        return float(seconds) + micros / 1_000_000
+
     def wake(self) -> None:
         pipe = self._redis.pipeline(transaction=False)
         pipe.lpush(keys.WAKE, "1")
@@ -100,43 +115,44 @@ class Gate:
         """Confirm the permit right before sending (the delivery then leaves the gate). A
         missing or stale permit is replaced by a fresh one if every scope has room now;
         False: no room — park the delivery."""
-        tenant_limit, team_limit, _ = self._limits.for_tenant(message.tenant)
+        rates = self._limits.for_tenant(message.tenant)
+        t, g, c = message.tenant, message.group, message.channel
         result = _run(
             self._scripts.start,
-            keys=[keys.APP_LOG, keys.tenant_log(message.tenant),
-                  keys.team_log(message.tenant, message.group), keys.KNOWN, keys.COOLDOWNS],
-            args=[message.permit or f"{message.delivery_id}@late", self._clock(),
-                  _PERMIT_MAX_AGE, message.delivery_id, self._limits.window, self._limits.app,
-                  tenant_limit, team_limit, keys.tenant_scope(message.tenant),
-                  keys.team_scope(message.tenant, message.group)],
+            keys=[keys.APP_LOG, keys.tenant_log(t), keys.team_log(t, g),
+                  keys.channel_log(t, g, c), keys.KNOWN, keys.COOLDOWNS],
+            args=[message.permit or f"{message.delivery_id}@late", _PERMIT_MAX_AGE,
+                  message.delivery_id, self._limits.window, self._limits.app, rates.tenant,
+                  rates.team, rates.channel, keys.tenant_scope(t), keys.team_scope(t, g),
+                  keys.channel_scope(t, g, c)],
         )  # fmt: skip
         return bool(result)
 
     def park(self, message: DeliveryMessage, delay: float) -> None:
         """Put a delivery back to wait ``delay`` seconds (0: at the front of its queue)."""
-        now = self._clock()
         _run(
             self._scripts.park,
             keys=[keys.DELAYED, keys.TENANTS, keys.KNOWN,
                   keys.queue(message.tenant, message.group), keys.teams(message.tenant),
                   keys.WAKE],
-            args=[message.entry(now + max(0.0, delay)), now + max(0.0, delay), now,
-                  message.tenant, message.group, message.delivery_id],
+            # The script stamps the entry's ready time, on Redis's clock.
+            args=[message.entry(0.0), max(0.0, delay), message.tenant, message.group,
+                  message.delivery_id],
         )  # fmt: skip
 
     def cool_down(self, message: DeliveryMessage, seconds: float, *, tenant_wide: bool) -> str:
         """Nobody sends into the scope Graph throttled until ``seconds`` pass; returns the
-        scope charged (``app``, ``t:<tenant>`` or ``g:<tenant>:<team>``)."""
-        tenant_limit, team_limit, _ = self._limits.for_tenant(message.tenant)
-        now = self._clock()
+        scope charged (``app``, ``t:<tenant>``, ``g:<tenant>:<team>`` or
+        ``c:<tenant>:<team>:<channel>``)."""
+        rates = self._limits.for_tenant(message.tenant)
+        t, g, c = message.tenant, message.group, message.channel
         scope = _run(
             self._scripts.cooldown,
-            keys=[keys.COOLDOWNS, keys.APP_LOG, keys.tenant_log(message.tenant),
-                  keys.team_log(message.tenant, message.group)],
-            args=[now, self._limits.window, self._limits.app, tenant_limit, team_limit,
-                  now + seconds, "tenant" if tenant_wide else "auto",
-                  keys.tenant_scope(message.tenant),
-                  keys.team_scope(message.tenant, message.group)],
+            keys=[keys.COOLDOWNS, keys.APP_LOG, keys.tenant_log(t), keys.team_log(t, g),
+                  keys.channel_log(t, g, c)],
+            args=[self._limits.window, self._limits.app, rates.tenant, rates.team,
+                  rates.channel, seconds, "tenant" if tenant_wide else "auto",
+                  keys.tenant_scope(t), keys.team_scope(t, g), keys.channel_scope(t, g, c)],
         )  # fmt: skip
         return scope.decode() if isinstance(scope, bytes) else str(scope)
 
@@ -158,30 +174,28 @@ class Gate:
         return int(_run(
             self._scripts.promote,
             keys=[keys.DELAYED, keys.TENANTS, keys.KNOWN],
-            args=[self._clock(), limit, keys.PREFIX],
+            args=[limit, keys.PREFIX],
         ))  # fmt: skip
 
     def release(self, budget: int) -> Release:
         """Hand out up to ``budget`` permits, fairly across tenants and teams."""
-        now = self._clock()
-        today = datetime.fromtimestamp(now, UTC)
-        midnight = (today + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-        released, held, wake, parked = _run(
+        limits = self._limits
+        released, held, wake, parked, issued = _run(
             self._scripts.release,
             keys=[keys.TENANTS, keys.APP_LOG, keys.LIMITS, keys.COOLDOWNS, keys.KNOWN,
-                  keys.DELAYED, keys.channel_day(today)],
-            args=[now, self._limits.window, self._limits.app, self._limits.tenant,
-                  self._limits.team, self._limits.channel_daily, budget, keys.PREFIX,
-                  midnight.timestamp(), 2 * 86_400],
+                  keys.DELAYED],
+            args=[limits.window, limits.app, limits.tenant, limits.team, limits.channel_daily,
+                  limits.channel, budget, keys.PREFIX, 2 * 86_400],
         )  # fmt: skip
         messages = [
             DeliveryMessage.from_entry(released[i], _text(released[i + 1]))
             for i in range(0, len(released), 2)
         ]
         held_messages = [DeliveryMessage.from_entry(e) for e in held]
-        return Release(
-            messages, held_messages, float(wake) if wake else None, int(parked), now
-        )
+        at = float(issued)
+        # The wake time is on Redis's clock; the caller sleeps on its own.
+        next_wake = time.time() + (float(wake) - at) if wake else None
+        return Release(messages, held_messages, next_wake, int(parked), at)
 
     def wait(self, timeout: float) -> bool:
         """Sleep until woken (new work) or ``timeout`` seconds pass; True if woken.

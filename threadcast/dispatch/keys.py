@@ -1,7 +1,8 @@
 """Redis key names of the dispatch structures.
 
 Every key carries the hash tag ``{dispatch}`` so that, on a Redis Cluster, all of them live
-in one slot: the release script derives per-tenant keys from names it reads.
+in one slot: the release and promote scripts derive per-tenant, per-team and per-channel
+keys (and the day's quota hash, named from Redis's clock) by the same patterns as below.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from threadcast.constants import KEY_PREFIX
 
 PREFIX = KEY_PREFIX + "{dispatch}:"
 TENANTS = PREFIX + "tenants"  # zset tenant -> when it may next send
-DELAYED = PREFIX + "delayed"  # zset entry -> due time (retries, Retry-After, quota holds)
+# zset entry -> due time (retries, Retry-After, quota holds, deliveries whose channel was full)
+DELAYED = PREFIX + "delayed"
 APP_LOG = PREFIX + "log:app"  # zset permit -> send time, the app-wide sliding log
-LIMITS = PREFIX + "limits"  # hash tenant -> JSON [tenant_rps, team_rps, channel_daily]
+# hash tenant -> JSON [tenant_rps, team_rps, channel_daily, channel_rps] (limits.TenantRates)
+LIMITS = PREFIX + "limits"
 COOLDOWNS = PREFIX + "cool"  # hash scope -> until (Retry-After)
 KNOWN = PREFIX + "known"  # hash delivery -> "p" (pending) | "r<time>" (released to Celery)
 WAKE = PREFIX + "wake"  # list: a push wakes the dispatcher
@@ -37,7 +40,12 @@ def team_log(tenant: str, team: str) -> str:
     return f"{PREFIX}log:g:{tenant}:{team}"
 
 
+def channel_log(tenant: str, team: str, channel: str) -> str:
+    return f"{PREFIX}log:c:{tenant}:{team}:{channel}"
+
+
 def channel_day(day: datetime) -> str:
+    """The day's quota hash (field ``<tenant>:<team>:<channel>``); ``day`` is a UTC date."""
     return f"{PREFIX}day:{day:%Y%m%d}"
 
 
@@ -47,3 +55,7 @@ def tenant_scope(tenant: str) -> str:
 
 def team_scope(tenant: str, team: str) -> str:
     return f"g:{tenant}:{team}"
+
+
+def channel_scope(tenant: str, team: str, channel: str) -> str:
+    return f"c:{tenant}:{team}:{channel}"

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from threadcast.settings import Settings
+
+
+class TenantRates(NamedTuple):
+    """One tenant's limits. Published as a JSON list in this order, which the release
+    script reads by position (a field added later goes last, so an older list still reads)."""
+
+    tenant: int
+    team: int
+    channel_daily: int
+    channel: int
 
 
 @dataclass(frozen=True)
@@ -20,16 +31,18 @@ class Limits:
     app: int
     tenant: int
     team: int
+    channel: int
     channel_daily: int
-    overrides: dict[str, tuple[int, int, int]]
+    overrides: dict[str, TenantRates]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
         overrides = {
-            tenant: (
+            tenant: TenantRates(
                 settings.tenant_rps if o.tenant_rps is None else o.tenant_rps,
                 settings.team_rps if o.team_rps is None else o.team_rps,
                 settings.channel_daily if o.channel_daily is None else o.channel_daily,
+                settings.channel_rps if o.channel_rps is None else o.channel_rps,
             )
             for tenant, o in settings.tenant_limits.items()
         }
@@ -38,13 +51,14 @@ class Limits:
             app=settings.app_rps,
             tenant=settings.tenant_rps,
             team=settings.team_rps,
+            channel=settings.channel_rps,
             channel_daily=settings.channel_daily,
             overrides=overrides,
         )
 
-    def for_tenant(self, tenant: str) -> tuple[int, int, int]:
-        return self.overrides.get(tenant, (self.tenant, self.team, self.channel_daily))
+    def for_tenant(self, tenant: str) -> TenantRates:
+        default = TenantRates(self.tenant, self.team, self.channel_daily, self.channel)
+        return self.overrides.get(tenant, default)
 
     def overrides_json(self) -> dict[str, str]:
         return {tenant: json.dumps(list(values)) for tenant, values in self.overrides.items()}
-

@@ -1,16 +1,18 @@
 -- promote.lua: move delayed deliveries whose time has come to the front of their team's queue.
 --
--- Retries, Retry-After waits and quota holds wait in the delayed zset (score = due time).
+-- Retries, Retry-After waits, quota holds and deliveries whose channel was full wait in the
+-- delayed zset (score = due time).
 -- Promoted entries go to the FRONT of their queue (they have waited longest) and make their
 -- team and tenant eligible now unless those already have a score (which may be a later one:
--- a cooldown is never shortened).
+-- a cooldown is never shortened). "Due" is by Redis's TIME (clock.lua), the clock every due
+-- time was written on. Several entries of one queue due together come back in reverse order.
 --
 -- KEYS[1] delayed zset   KEYS[2] tenants zset   KEYS[3] known hash
--- ARGV[1] now   ARGV[2] max entries   ARGV[3] key prefix
+-- ARGV[1] max entries   ARGV[2] key prefix
 -- Returns the number of entries promoted.
 
 local delayed_key, tenants_key, known_key = KEYS[1], KEYS[2], KEYS[3]
-local now, most, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local now, most, prefix = redis_now(), tonumber(ARGV[1]), ARGV[2]
 
 local due = redis.call('ZRANGEBYSCORE', delayed_key, '-inf', now, 'LIMIT', 0, most)
 for _, entry in ipairs(due) do

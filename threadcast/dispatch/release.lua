@@ -4,40 +4,59 @@
 -- in the tenants zset is <= now (+ a small horizon); its teams likewise in its teams zset.
 -- Each turn takes the most-overdue eligible tenant, its most-overdue eligible team, pops one
 -- delivery and records a permit in the sliding logs of every scope it touches: the app, the
--- tenant and the team (which bounds each of its channels), and counts it against its
--- channel's daily quota. A served tenant or team is re-scored just after "now" so the others
--- go first: round-robin between tenants, and between a tenant's teams.
+-- tenant, the team and the channel, and counts it against its channel's daily quota. A served
+-- tenant or team is re-scored just after "now" so the others go first: round-robin between
+-- tenants, and between a tenant's teams.
+--
+-- A team's queue mixes channels, so the channel is checked once the delivery is popped. One
+-- whose channel is full (or cooling down) is parked in the delayed zset until the channel
+-- frees, and the team goes on with its next delivery instead of waiting behind it. So a
+-- team's deliveries may leave out of queue order: of two broadcasts to one channel back to
+-- back, the second waits a window while the team's other channels go on. Deliveries of one
+-- channel parked in one call are spread a window apart per `limit` of them, so they do not
+-- all come back at once only to be parked again.
 --
 -- Sliding log: a zset of permit times per scope. A scope is full while `limit` permits fall
 -- within the last `window` seconds; it frees when the oldest of those leaves the window.
+-- "now" is Redis's TIME (clock.lua), as in every dispatch script; so is the UTC day whose
+-- hash counts the channels' posts against their daily quota.
 --
--- Per-tenant keys are derived from KEYS[1]'s prefix (every key shares one hash tag, so a
--- Redis Cluster keeps them in one slot).
+-- Per-tenant, per-team and per-channel keys and the day's quota hash are derived from ARGV[8]
+-- by keys.py's patterns (every key shares one hash tag, so a Redis Cluster keeps them in one
+-- slot); the day's name is only known here, from Redis's clock.
 --
 -- KEYS[1] tenants zset   KEYS[2] app log   KEYS[3] limits hash   KEYS[4] cooldowns hash
--- KEYS[5] known hash     KEYS[6] delayed zset   KEYS[7] channel-day hash (today, UTC)
--- ARGV[1] now            ARGV[2] window (seconds)  ARGV[3] app limit per window
--- ARGV[4] default tenant limit  ARGV[5] default team limit  ARGV[6] default channel daily
--- ARGV[7] max permits to hand out  ARGV[8] key prefix  ARGV[9] next UTC midnight
--- ARGV[10] day-hash ttl (seconds)
--- Returns {released, held, next_wake, parked}: released = flat list of entry, permit-id
+-- KEYS[5] known hash     KEYS[6] delayed zset
+-- ARGV[1] window (seconds)  ARGV[2] app limit per window  ARGV[3] default tenant limit
+-- ARGV[4] default team limit  ARGV[5] default channel daily  ARGV[6] default channel limit
+-- ARGV[7] max permits to hand out  ARGV[8] key prefix  ARGV[9] day-hash ttl (seconds)
+-- Returns {released, held, next_wake, parked, now}: released = flat list of entry, permit-id
 -- pairs; held = entries parked until midnight (channel quota); next_wake = when to call
--- again ("" when nothing waits); parked = how many wait in the delayed set.
+-- again ("" when nothing waits); parked = how many wait in the delayed set; now = when the
+-- permits were issued. Times are strings: a Lua number reaches the caller as an integer.
 
 local tenants_key, app_log, limits_key, cool_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local known_key, delayed_key, day_key = KEYS[5], KEYS[6], KEYS[7]
-local now = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local app_limit = tonumber(ARGV[3])
-local defaults = {tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])}
+local known_key, delayed_key = KEYS[5], KEYS[6]
+local now = redis_now()
+local window = tonumber(ARGV[1])
+local app_limit = tonumber(ARGV[2])
+local defaults = {tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])}
 local budget = tonumber(ARGV[7])
 local prefix = ARGV[8]
-local midnight = tonumber(ARGV[9])
-local day_ttl = tonumber(ARGV[10])
+local day_ttl = tonumber(ARGV[9])
+local day_key = prefix .. 'day:' .. utc_date(now)
+local midnight = (math.floor(now / 86400) + 1) * 86400
+local LOG_TTL = math.ceil(window) + 60
 local HORIZON = 0.001 -- served scopes are re-scored inside it: still eligible this call
 local STEP = 0.000001
 local FOREVER = 1e12
 local BLOCKED_MIN = now + 2 * HORIZON -- a blocked scope must leave the eligible range
+
+local released, held = {}, {}
+local served = 0
+local moved = 0 -- deliveries popped (served, held or parked): orders the re-scores
+local channel_parked = {} -- channel -> deliveries parked for it in this call
+local next_wake = nil
 
 local function blocked_until(log, limit, cool_field)
   if limit <= 0 then return FOREVER end
@@ -53,19 +72,102 @@ local function blocked_until(log, limit, cool_field)
   return free_at
 end
 
+-- {tenant, team, channel daily, channel} limits; a list published before a field existed
+-- lacks it and takes the default.
 local function tenant_limits(tenant)
   local raw = redis.call('HGET', limits_key, tenant)
   if not raw then return defaults end
   local t = cjson.decode(raw)
-  return {t[1] or defaults[1], t[2] or defaults[2], t[3] or defaults[3]}
+  return {t[1] or defaults[1], t[2] or defaults[2], t[3] or defaults[3], t[4] or defaults[4]}
 end
 
-local released, held = {}, {}
-local served = 0
-local next_wake = nil
-local turns = 0
+local function issue(entry, e, logs, where)
+  local permit = e.d .. '@' .. string.format('%.6f', now)
+  redis.call('ZADD', app_log, now, permit)
+  for _, log in ipairs(logs) do
+    redis.call('ZADD', log, now, permit)
+    redis.call('EXPIRE', log, LOG_TTL)
+  end
+  redis.call('HINCRBY', day_key, where, 1)
+  redis.call('EXPIRE', day_key, day_ttl)
+  redis.call('HSET', known_key, e.d, 'r' .. string.format('%.3f', now))
+  table.insert(released, entry)
+  table.insert(released, permit)
+  served = served + 1
+end
 
-while served < budget and turns < budget * 8 + 64 do
+-- A popped delivery: held for its channel's daily quota, parked until its channel frees,
+-- or released.
+local function dispatch_entry(entry, tenant, team, lim, tenant_log, team_log)
+  local e = cjson.decode(entry)
+  local where = tenant .. ':' .. team .. ':' .. e.c
+  if tonumber(redis.call('HGET', day_key, where) or '0') >= lim[3] then
+    redis.call('ZADD', delayed_key, midnight, entry)
+    table.insert(held, entry)
+    return
+  end
+  local channel_log = prefix .. 'log:c:' .. where
+  local channel_until = blocked_until(channel_log, lim[4], 'c:' .. where)
+  if channel_until > now then
+    local waiting = channel_parked[where] or 0
+    channel_parked[where] = waiting + 1
+    local due = channel_until + math.floor(waiting / lim[4]) * window
+    redis.call('ZADD', delayed_key, due, entry)
+  else
+    issue(entry, e, {tenant_log, team_log, channel_log}, where)
+  end
+end
+
+local function serve_team(tenant, lim, teams_key, team, tenant_log)
+  local queue = prefix .. 'q:' .. tenant .. ':' .. team
+  local team_log = prefix .. 'log:g:' .. tenant .. ':' .. team
+  local team_until = blocked_until(team_log, lim[2], 'g:' .. tenant .. ':' .. team)
+  if team_until > now then
+    redis.call('ZADD', teams_key, math.max(team_until, BLOCKED_MIN), team)
+    return
+  end
+  local entry = redis.call('LPOP', queue)
+  if not entry then
+    redis.call('ZREM', teams_key, team)
+    return
+  end
+  moved = moved + 1
+  if redis.call('LLEN', queue) == 0 then
+    redis.call('ZREM', teams_key, team)
+  else
+    redis.call('ZADD', teams_key, now + STEP * moved, team)
+  end
+  dispatch_entry(entry, tenant, team, lim, tenant_log, team_log)
+  redis.call('ZADD', tenants_key, now + STEP * moved, tenant)
+end
+
+local function serve_tenant(tenant)
+  local lim = tenant_limits(tenant)
+  local teams_key = prefix .. 'teams:' .. tenant
+  local tenant_log = prefix .. 'log:t:' .. tenant
+  local tenant_until = blocked_until(tenant_log, lim[1], 't:' .. tenant)
+  -- A zero channel limit lets none of the tenant's deliveries go: hold the tenant itself, as
+  -- a zero tenant limit does, rather than pop and park each delivery for ever.
+  if lim[4] <= 0 then tenant_until = FOREVER end
+  if tenant_until > now then
+    redis.call('ZADD', tenants_key, math.max(tenant_until, BLOCKED_MIN), tenant)
+    return
+  end
+  local tpick = redis.call('ZRANGEBYSCORE', teams_key, '-inf', now + HORIZON, 'LIMIT', 0, 1)
+  if #tpick > 0 then
+    serve_team(tenant, lim, teams_key, tpick[1], tenant_log)
+    return
+  end
+  local first = redis.call('ZRANGE', teams_key, 0, 0, 'WITHSCORES')
+  if #first == 0 then
+    redis.call('ZREM', tenants_key, tenant)
+  else
+    redis.call('ZADD', tenants_key, math.max(tonumber(first[2]), BLOCKED_MIN), tenant)
+  end
+end
+
+local turns, max_turns = 0, budget * 8 + 64
+while served < budget and turns < max_turns do
   turns = turns + 1
   local app_until = blocked_until(app_log, app_limit, 'app')
   if app_until > now then next_wake = app_until; break end
@@ -75,65 +177,11 @@ while served < budget and turns < budget * 8 + 64 do
     if #first > 0 then next_wake = tonumber(first[2]) end
     break
   end
-  local tenant = pick[1]
-  local lim = tenant_limits(tenant)
-  local teams_key = prefix .. 'teams:' .. tenant
-  local tenant_log = prefix .. 'log:t:' .. tenant
-  local tenant_until = blocked_until(tenant_log, lim[1], 't:' .. tenant)
-  if tenant_until > now then
-    redis.call('ZADD', tenants_key, math.max(tenant_until, BLOCKED_MIN), tenant)
-  else
-    local tpick = redis.call('ZRANGEBYSCORE', teams_key, '-inf', now + HORIZON, 'LIMIT', 0, 1)
-    if #tpick == 0 then
-      local first = redis.call('ZRANGE', teams_key, 0, 0, 'WITHSCORES')
-      if #first == 0 then
-        redis.call('ZREM', tenants_key, tenant)
-      else
-        redis.call('ZADD', tenants_key, math.max(tonumber(first[2]), BLOCKED_MIN), tenant)
-      end
-    else
-      local team = tpick[1]
-      local queue = prefix .. 'q:' .. tenant .. ':' .. team
-      local team_log = prefix .. 'log:g:' .. tenant .. ':' .. team
-      local team_until = blocked_until(team_log, lim[2], 'g:' .. tenant .. ':' .. team)
-      if team_until > now then
-        redis.call('ZADD', teams_key, math.max(team_until, BLOCKED_MIN), team)
-      else
-        local entry = redis.call('LPOP', queue)
-        if not entry then
-          redis.call('ZREM', teams_key, team)
-        else
-          if redis.call('LLEN', queue) == 0 then
-            redis.call('ZREM', teams_key, team)
-          else
-            redis.call('ZADD', teams_key, now + STEP * (served + 1), team)
-          end
-          local e = cjson.decode(entry)
-          local channel_field = tenant .. ':' .. team .. ':' .. e.c
-          local today = tonumber(redis.call('HGET', day_key, channel_field) or '0')
-          if today >= lim[3] then
-            redis.call('ZADD', delayed_key, midnight, entry)
-            table.insert(held, entry)
-          else
-            local permit = e.d .. '@' .. string.format('%.6f', now)
-            redis.call('ZADD', app_log, now, permit)
-            redis.call('ZADD', tenant_log, now, permit)
-            redis.call('ZADD', team_log, now, permit)
-            redis.call('EXPIRE', tenant_log, math.ceil(window) + 60)
-            redis.call('EXPIRE', team_log, math.ceil(window) + 60)
-            redis.call('HINCRBY', day_key, channel_field, 1)
-            redis.call('EXPIRE', day_key, day_ttl)
-            redis.call('HSET', known_key, e.d, 'r' .. string.format('%.3f', now))
-            table.insert(released, entry)
-            table.insert(released, permit)
-            served = served + 1
-          end
-          redis.call('ZADD', tenants_key, now + STEP * (served + #held), tenant)
-        end
-      end
-    end
-  end
+  serve_tenant(pick[1])
 end
+-- Out of turns with work still eligible (deliveries parked for their channel take turns
+-- without being served): the caller should come back at once, not sleep.
+if turns >= max_turns then next_wake = now end
 
 local first_delayed = redis.call('ZRANGE', delayed_key, 0, 0, 'WITHSCORES')
 if #first_delayed > 0 then
@@ -141,4 +189,4 @@ if #first_delayed > 0 then
   if next_wake == nil or due < next_wake then next_wake = due end
 end
 local wake = next_wake and string.format('%.6f', next_wake) or ''
-return {released, held, wake, redis.call('ZCARD', delayed_key)}
+return {released, held, wake, redis.call('ZCARD', delayed_key), string.format('%.6f', now)}

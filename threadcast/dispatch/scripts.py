@@ -1,4 +1,9 @@
-"""The dispatch Lua scripts: package files, registered once per Redis client."""
+"""The dispatch Lua scripts: package files, registered once per Redis client.
+
+Each script is registered with ``clock.lua`` in front of it: the one clock (Redis's TIME)
+and the UTC date every script reads time through. A Lua error's line number therefore
+counts the prelude's lines too.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +15,21 @@ import redis
 _NAMES = ("release", "promote", "park", "start", "cooldown")
 
 
+def prelude() -> str:
+    """clock.lua: the functions every dispatch script may call (``redis_now``, ``utc_date``)."""
+    return (resources.files(__package__) / "clock.lua").read_text(encoding="utf-8")
+
+
 class Scripts:
     """``scripts.release(keys=…, args=…)`` runs release.lua by EVALSHA (loading it if needed)."""
 
     def __init__(self, client: redis.Redis) -> None:
         package = resources.files(__package__)
+        clock = prelude()
         self._scripts = {
-            name: client.register_script((package / f"{name}.lua").read_text(encoding="utf-8"))
+            name: client.register_script(
+                clock + "\n" + (package / f"{name}.lua").read_text(encoding="utf-8")
+            )
             for name in _NAMES
         }
 
