@@ -17,8 +17,12 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# Two scenarios, one after the other, each with its own simulator and ledger: Graph as the
+# seed's page describes it (chatthreads posts), then as it answers today (that segment is
+# gone: the deployment switches to v1.0 once).
 demo: install
-	$(VENV)/bin/threadcast demo
+	$(VENV)/bin/threadcast demo --scenario seed
+	$(VENV)/bin/threadcast demo --scenario today
 
 lint: install
 	$(VENV)/bin/ruff check producer worker threadcast simulator tests bench

@@ -18,6 +18,12 @@ def register(commands: Any) -> None:
     sim = commands.add_parser("sim", help="run the Microsoft identity + Graph simulator")
     sim.set_defaults(run=_sim)
     demo = commands.add_parser("demo", help="run the whole pipeline against the simulator")
+    demo.add_argument(
+        "--scenario", choices=("seed", "today"), default="seed",
+        help="seed: the simulator answers the seed's beta chatthreads endpoint (default); "
+        "today: it answers as live Graph does now (that segment removed), and the demo shows "
+        "the deployment's one switch to v1.0 channel messages",
+    )  # fmt: skip
     demo.set_defaults(run=_demo)
 
 
@@ -34,7 +40,7 @@ def _sim(_args: argparse.Namespace, rest: list[str]) -> int:
     os.execv(sys.executable, [sys.executable, "-m", "simulator", *rest])  # noqa: S606
 
 
-def _demo(_args: argparse.Namespace, _rest: list[str]) -> int:
+def _demo(args: argparse.Namespace, _rest: list[str]) -> int:
     from producer import demo  # the simulator is only needed here
 
-    return demo.main()
+    return demo.main(args.scenario)
