@@ -12,7 +12,7 @@ import redis
 from producer.publisher import Publisher
 from producer.sendtime import check_send_at
 from threadcast import ids
-from threadcast.contract import Broadcast, ContentType, DeliveryMessage, Target
+from threadcast.contract import Broadcast, ContentType, DeliveryMessage, Target, check_text
 from threadcast.errors import ValidationError
 from threadcast.ledger import DeliveryState, Ledger
 from threadcast.ledger.broadcasts import RETRYABLE
@@ -101,6 +101,8 @@ class Producer:
         wanted = [retry_state(f"states[{i}]", s) for i, s in enumerate(states)]
         if not wanted:
             raise ValidationError("states", [], "must name at least one state")
+        if error_code is not None:
+            check_text("error_code", error_code)  # compared in SQL: NUL would be an outage
         if tenant is not None:
             tenant = ids.guid("tenant", tenant)
         messages = self.ledger.broadcasts.requeue(

@@ -13,7 +13,7 @@ import enum
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from threadcast import ids
@@ -78,10 +78,11 @@ class Broadcast:
         check_content(self.content)
         if not self.targets:
             raise ValidationError("targets", [], "must name at least one channel")
-        if self.send_at is not None and self.send_at.tzinfo is None:
-            raise ValidationError("send_at", self.send_at.isoformat(), "must include a UTC offset")
-        if not self.source or len(self.source) > 200:
+        if self.send_at is not None:
+            _check_send_at(self.send_at)
+        if not isinstance(self.source, str) or not self.source or len(self.source) > 200:
             raise ValidationError("source", self.source, "must be 1-200 characters")
+        check_text("source", self.source)
 
     def deliveries(self) -> list[Delivery]:
         """One delivery per distinct target, in the order given (duplicates collapse)."""
@@ -94,10 +95,38 @@ class Broadcast:
         return list(seen.values())
 
 
+def _check_send_at(send_at: datetime) -> None:
+    if send_at.tzinfo is None or send_at.utcoffset() is None:
+        raise ValidationError("send_at", send_at.isoformat(), "must include a UTC offset")
+    try:
+        # The ledger stores UTC: 9999-12-31T23:59:59-12:00 is in year 10000 there.
+        send_at.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError(
+            "send_at", send_at.isoformat(), "is out of range: it must fall in years 1-9999 in UTC"
+        ) from None
+
+
+def check_text(field: str, value: str) -> str:
+    """Text the ledger can store on every backend and Graph can carry: Unicode (no lone
+    surrogate, which has no UTF-8 form) without NUL (PostgreSQL's text cannot hold it)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValidationError(
+            field, value, f"is not valid Unicode text: a lone surrogate at character {exc.start}"
+        ) from None
+    nul = value.find("\x00")
+    if nul >= 0:
+        raise ValidationError(field, value, f"must not contain NUL (found at character {nul})")
+    return value
+
+
 def check_content(content: object) -> str:
-    """Content must be non-empty and within the Teams message size limit."""
+    """Content must be non-empty storable text within the Teams message size limit."""
     if not isinstance(content, str) or not content.strip():
         raise ValidationError("content", content, "must be non-empty text")
+    check_text("content", content)
     size = len(content.encode("utf-8"))
     if size > MAX_CONTENT_BYTES:
         raise ValidationError(

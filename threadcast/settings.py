@@ -6,6 +6,7 @@ once and pass the result down.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -190,6 +191,16 @@ def _build_fernet(keys: str) -> MultiFernet:
 
 
 _SECRETS = frozenset({"client_secret", "token_cache_key", "api_keys"})
+# A URL's password (scheme://user:password@host, up to the last "@": a password may hold
+# one) and a password=… query parameter: an error shows the value it refused, never these.
+_URL_PASSWORD = re.compile(r"(?<=://)([^:/@\s]*):\S*@")
+_QUERY_PASSWORD = re.compile(r"(?i)([?&;]password=)[^&;#\s]*")
+
+
+def _masked(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    return _QUERY_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1:***@", value))
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -200,5 +211,5 @@ def load_settings(**overrides: Any) -> Settings:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "?"
         message = str(first["msg"]).removeprefix("Value error, ")
-        shown = "" if field in _SECRETS else f" (got {first.get('input')!r})"
+        shown = "" if field in _SECRETS else f" (got {_masked(first.get('input'))!r})"
         raise ConfigError(f"{ENV_PREFIX}{field.upper()}: {message}{shown}") from None

@@ -12,7 +12,7 @@ import logging
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from starlette.convertors import Convertor, register_url_convertor
 
 from producer import status
@@ -55,8 +55,27 @@ Store = Annotated[Services, Depends(services)]
 BroadcastId = Annotated[str, Path(description="the broadcast id")]
 
 
+#: ``seq`` is a 32-bit column: no cursor past this names a delivery (and SQLite cannot even
+#: bind one past 64 bits).
+MAX_AFTER = 2**31 - 1
+
+
 def _checked(broadcast_id: str) -> str:
     return ids.broadcast_id("broadcast_id", broadcast_id)
+
+
+async def _target_cap(request: Request, store: Store) -> None:
+    """THREADCAST_API_MAX_TARGETS, counted before any target is validated (dependencies run
+    before the body's validation): thousands of bad targets get one 413, not a 422 listing
+    thousands of errors."""
+    try:
+        body = await request.json()  # parsed once already: Starlette keeps it
+    except (ValueError, RecursionError):
+        return  # not JSON: the body's validation says so
+    targets = body.get("targets") if isinstance(body, dict) else None
+    limit = store.settings.api_max_targets
+    if isinstance(targets, list) and len(targets) > limit:
+        raise TooLarge(too_many_targets_message(len(targets), limit))
 
 
 @router.post(
@@ -66,13 +85,11 @@ def _checked(broadcast_id: str) -> str:
         200: {"model": BroadcastAccepted, "description": "already recorded: nothing new"},
         413: {"model": ErrorBody, "description": "body or target count over the limit"},
     },
+    dependencies=[Depends(_target_cap)],
 )  # fmt: skip
 def create(
     body: BroadcastIn, response: Response, source: Caller, store: Store
 ) -> BroadcastAccepted:
-    limit = store.settings.api_max_targets
-    if len(body.targets) > limit:
-        raise TooLarge(too_many_targets_message(len(body.targets), limit))
     result = store.producer.send(
         body.content, [t.model_dump() for t in body.targets], content_type=body.content_type,
         broadcast_id=body.broadcast_id, send_at=body.send_at, source=source,
@@ -98,7 +115,9 @@ def deliveries(
     broadcast_id: BroadcastId, _source: Caller, store: Store,
     state: Annotated[list[DeliveryState], Query(description="only these states")] = [],  # noqa: B006
     tenant: Annotated[str | None, Query(max_length=64, description="only this tenant")] = None,
-    after: Annotated[int | None, Query(ge=0, description="`next_after` of the last page")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_AFTER, description="`next_after` of the last page")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> DeliveryList:  # fmt: skip
     broadcast_id = _checked(broadcast_id)

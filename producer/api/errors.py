@@ -24,6 +24,11 @@ from threadcast.errors import BrokerError, LedgerError, NotFoundError, Validatio
 log = logging.getLogger("threadcast.api")
 
 NOT_JSON = "must be a JSON object sent with Content-Type: application/json"
+#: Field errors a 422 lists at most: a 1 MiB body of empty targets has ~150,000 of them, and
+#: the answer must not be megabytes. The message counts the ones left out.
+MAX_FIELD_ERRORS = 20
+#: FastAPI's answer when the JSON parser itself fails (not a syntax error: those are 422).
+_UNPARSED = "There was an error parsing the body"
 UNAVAILABLE = "the ledger or Redis is unavailable; nothing was changed, try again later"
 _OUTAGES: tuple[type[Exception], ...] = (LedgerError, SQLAlchemyError, redis.RedisError)
 
@@ -66,9 +71,23 @@ def _described(error: dict[str, Any]) -> FieldError:
 
 async def _request_invalid(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    fields = [_described(e) for e in exc.errors()]
+    errors = exc.errors()
+    fields = [_described(e) for e in errors[:MAX_FIELD_ERRORS]]
     summary = "; ".join(f"{f.field}: {f.message}" for f in fields[:5])
-    return error_response(422, f"invalid request: {summary}", fields)
+    rest = len(errors) - len(fields)
+    more = f" ({rest} more not listed)" if rest else ""
+    return error_response(422, f"invalid request: {summary}{more}", fields)
+
+
+def _unparsed(cause: BaseException | None) -> FieldError:
+    """Why the JSON parser gave up on a body it could not even scan for a syntax error."""
+    if isinstance(cause, RecursionError):
+        reason = "is not valid JSON: nested too deeply"
+    elif isinstance(cause, UnicodeDecodeError):
+        reason = "is not valid JSON: not UTF-8 text"
+    else:
+        reason = "is not valid JSON"
+    return FieldError(field="body", message=reason)
 
 
 async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
@@ -98,6 +117,10 @@ _PLAIN = {"Not Found": "no such route", "Method Not Allowed": "method not allowe
 async def _http(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     detail = str(exc.detail)
+    if exc.status_code == 400 and detail == _UNPARSED:
+        # Bad input like any other (30,000 nested brackets, bytes that are not UTF-8): 422.
+        field = _unparsed(exc.__cause__)
+        return error_response(422, f"invalid request: body: {field.message}", [field])
     return error_response(exc.status_code, _PLAIN.get(detail, detail), headers=exc.headers)
 
 

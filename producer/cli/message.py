@@ -28,9 +28,9 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 def content(args: argparse.Namespace) -> tuple[str, ContentType]:
     """The content and its type, as the options give them."""
     if args.text is not None:
-        return args.text, ContentType.TEXT
+        return _argument("--text", args.text), ContentType.TEXT
     if args.html is not None:
-        return args.html, ContentType.HTML
+        return _argument("--html", args.html), ContentType.HTML
     path: Path = args.file
     try:
         text = path.read_text(encoding="utf-8")
@@ -38,6 +38,17 @@ def content(args: argparse.Namespace) -> tuple[str, ContentType]:
         raise ValidationError("--file", str(path), f"cannot be read: {exc}") from None
     html = path.suffix.lower() in (".html", ".htm")
     return text, ContentType.parse("--type", args.type or ("html" if html else "text"))
+
+
+def _argument(option: str, value: str) -> str:
+    # Python reads argv bytes that are not UTF-8 as lone surrogates (surrogateescape).
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(
+            option, value, "is not UTF-8 text (check the terminal's encoding, or use --file)"
+        ) from None
+    return value
 
 
 def targets(args: argparse.Namespace) -> list[Target]:

@@ -53,7 +53,7 @@ class Upcoming:
 
 
 def check_schedule_id(field: str, value: object) -> str:
-    if not isinstance(value, str) or not _SCHEDULE_ID.match(value):
+    if not isinstance(value, str) or not _SCHEDULE_ID.fullmatch(value):  # $ allows a "\n"
         raise ValidationError(
             field,
             value,
