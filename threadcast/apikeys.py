@@ -4,6 +4,11 @@ The setting is ``name:key,name:key``. A key may also be given as its SHA-256 has
 ``name:sha256:<64 hex digits>``, so the plain key need not sit in the environment. Every
 key is kept only as its hash, and a presented key is hashed and compared with all of them in
 constant time: neither a key nor how much of it matched leaks through timing.
+
+A key sees only the broadcasts it sent (their source is its name). ``operator@name:key``
+makes it an operator key, which sees every broadcast. The role goes before the name because
+a name never holds ``@`` (so no entry that was valid before changes meaning), while a key may
+hold anything, ``:`` included (``sha256:<hex>``, or ``…:operator`` in a plain key).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import re
 from dataclasses import dataclass
 
 HASH_PREFIX = "sha256:"
+OPERATOR = "operator"  # the one role: ``operator@name:key``
 MIN_KEY_LENGTH = 16
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _HEX_DIGEST = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -21,13 +27,19 @@ _HEX_DIGEST = re.compile(r"^[0-9a-fA-F]{64}$")
 
 @dataclass(frozen=True, slots=True)
 class ApiKey:
-    """One caller: its name (recorded as the source of its broadcasts) and its key's hash."""
+    """One caller: its name (recorded as the source of its broadcasts), its key's hash, and
+    whether it is an operator's (sees every broadcast, not only its own)."""
 
     name: str
     digest: bytes
+    operator: bool = False
 
     def __repr__(self) -> str:  # the hash is not a secret, but it need not be printed either
-        return f"ApiKey(name={self.name!r})"
+        return f"ApiKey(name={self.name!r}, operator={self.operator})"
+
+    def owns(self, source: str) -> bool:
+        """Whether a broadcast recorded with ``source`` is this caller's to see and act on."""
+        return self.operator or source == self.name
 
 
 def digest(key: str) -> bytes:
@@ -51,27 +63,35 @@ def parse_api_keys(raw: str) -> tuple[ApiKey, ...]:
 
 
 def _parse_entry(position: int, entry: str) -> ApiKey:
-    name, colon, key = entry.partition(":")
+    head, colon, key = entry.partition(":")
+    role, at, name = head.rpartition("@")
     where = f"entry {position + 1}"
-    if not colon or not _NAME.match(name):
+    if not colon or not _NAME.fullmatch(name):
         raise ValueError(
-            f"{where} must be name:key, the name 1-64 letters, digits, '_', '.' or '-'"
+            f"{where} must be name:key or {OPERATOR}@name:key, the name 1-64 letters, "
+            "digits, '_', '.' or '-'"
         )
+    if at and role != OPERATOR:
+        raise ValueError(f"{where} ({name}): the role before '@' can only be '{OPERATOR}'")
+    return ApiKey(name, _key_digest(where, name, key), operator=bool(at))
+
+
+def _key_digest(where: str, name: str, key: str) -> bytes:
     if key.startswith(HASH_PREFIX):
         hexdigest = key.removeprefix(HASH_PREFIX)
-        if not _HEX_DIGEST.match(hexdigest):
+        if not _HEX_DIGEST.fullmatch(hexdigest):
             raise ValueError(f"{where} ({name}): a sha256: key must be 64 hex digits")
-        return ApiKey(name, bytes.fromhex(hexdigest))
+        return bytes.fromhex(hexdigest)
     if len(key) < MIN_KEY_LENGTH:
         raise ValueError(f"{where} ({name}): the key must be at least {MIN_KEY_LENGTH} characters")
-    return ApiKey(name, digest(key))
+    return digest(key)
 
 
-def identify(keys: tuple[ApiKey, ...], presented: str) -> str | None:
-    """The name of the key ``presented`` is, or None. Every key is compared, whatever matches."""
+def identify(keys: tuple[ApiKey, ...], presented: str) -> ApiKey | None:
+    """The key ``presented`` is, or None. Every key is compared, whatever matches."""
     wanted = digest(presented)
-    found: str | None = None
+    found: ApiKey | None = None
     for key in keys:
         if hmac.compare_digest(key.digest, wanted):
-            found = key.name
+            found = key
     return found

@@ -18,7 +18,7 @@ from threadcast.apikeys import ApiKey, identify
 from threadcast.metrics import record_auth_failure
 
 PROTECTED = ("/v1/", "/metrics")
-CALLER = "threadcast.caller"  # the scope key the gate leaves the key's name under
+CALLER = "threadcast.caller"  # the scope key the gate leaves the caller's ApiKey under
 _MAX_KEY = 1024  # nobody's key is longer; do not hash whatever a client sends
 UNAUTHORIZED = "missing or invalid API key: send Authorization: Bearer <key>"
 
@@ -47,18 +47,20 @@ class ApiKeyGate:
             await self.app(scope, receive, send)
             return
         key = presented_key(scope)
-        name = identify(self.keys, key) if key is not None else None
-        if name is None:
+        found = identify(self.keys, key) if key is not None else None
+        if found is None:
             record_auth_failure()
             response = error_response(401, UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
             await response(scope, receive, send)
             return
-        scope[CALLER] = name
+        scope[CALLER] = found
         await self.app(scope, receive, send)
 
 
 def caller(
     request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
-) -> str:
-    """The name of the API key this request came with (the gate has checked it)."""
-    return str(request.scope[CALLER])
+) -> ApiKey:
+    """The API key this request came with (the gate has checked it)."""
+    found = request.scope[CALLER]
+    assert isinstance(found, ApiKey)
+    return found

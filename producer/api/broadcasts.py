@@ -31,6 +31,8 @@ from producer.api.models import (
 )
 from producer.api.services import Services, services
 from threadcast import ids
+from threadcast.apikeys import ApiKey
+from threadcast.errors import NotFoundError, ValidationError
 from threadcast.ledger import DeliveryState, ErrorLine
 from threadcast.metrics import record_api_broadcast
 
@@ -50,7 +52,7 @@ class AnyText(Convertor[str]):
 register_url_convertor("anytext", AnyText())
 
 router = APIRouter(prefix="/v1/broadcasts", tags=["broadcasts"], responses=COMMON_RESPONSES)
-Caller = Annotated[str, Depends(caller)]
+Caller = Annotated[ApiKey, Depends(caller)]
 Store = Annotated[Services, Depends(services)]
 BroadcastId = Annotated[str, Path(description="the broadcast id")]
 
@@ -60,8 +62,44 @@ BroadcastId = Annotated[str, Path(description="the broadcast id")]
 MAX_AFTER = 2**31 - 1
 
 
+#: The scheduler's ids, ``sched-<schedule>-<UTC instant>`` (producer/scheduler/plan.py): a
+#: caller who took one first would make that occurrence fail, or own it.
+RESERVED_PREFIX = "sched-"
+USED = "is already used by a different broadcast"  # as the ledger refuses a reused id
+
+
 def _checked(broadcast_id: str) -> str:
     return ids.broadcast_id("broadcast_id", broadcast_id)
+
+
+def _owned(store: Services, key: ApiKey, broadcast_id: str) -> str:
+    """The checked id of a broadcast ``key`` may see and act on. Another key's is answered
+    exactly as an unknown id is (404, the same message), so ids cannot be probed."""
+    broadcast_id = _checked(broadcast_id)
+    if not key.owns(store.ledger.broadcasts.info(broadcast_id).source):
+        raise NotFoundError(f"no broadcast with id {broadcast_id!r}")
+    return broadcast_id
+
+
+def _not_foreign(store: Services, key: ApiKey, broadcast_id: str) -> None:
+    """Refuse an id another key's broadcast holds, as a different broadcast under a used id
+    is refused: whatever its content, nothing of it is sent again or shown."""
+    try:
+        source = store.ledger.broadcasts.info(broadcast_id).source
+    except NotFoundError:
+        return
+    if not key.owns(source):
+        raise ValidationError("broadcast_id", broadcast_id, USED)
+
+
+def _new_id(store: Services, key: ApiKey, broadcast_id: str | None) -> None:
+    if broadcast_id is None:
+        return
+    _checked(broadcast_id)
+    if broadcast_id.startswith(RESERVED_PREFIX):
+        reason = f"ids starting with {RESERVED_PREFIX!r} are the scheduler's"
+        raise ValidationError("broadcast_id", broadcast_id, reason)
+    _not_foreign(store, key, broadcast_id)
 
 
 async def _target_cap(request: Request, store: Store) -> None:
@@ -87,21 +125,22 @@ async def _target_cap(request: Request, store: Store) -> None:
     },
     dependencies=[Depends(_target_cap)],
 )  # fmt: skip
-def create(
-    body: BroadcastIn, response: Response, source: Caller, store: Store
-) -> BroadcastAccepted:
+def create(body: BroadcastIn, response: Response, key: Caller, store: Store) -> BroadcastAccepted:
+    _new_id(store, key, body.broadcast_id)
     result = store.producer.send(
         body.content, [t.model_dump() for t in body.targets], content_type=body.content_type,
-        broadcast_id=body.broadcast_id, send_at=body.send_at, source=source,
+        broadcast_id=body.broadcast_id, send_at=body.send_at, source=key.name,
     )  # fmt: skip
+    if not result.created:
+        # Another key may have recorded the same broadcast since _new_id looked.
+        _not_foreign(store, key, result.broadcast_id)
+        response.status_code = 200
     # Only a validated id gets here, so it is safe in a header.
     response.headers["Location"] = f"{router.prefix}/{result.broadcast_id}"
-    if not result.created:
-        response.status_code = 200
-    record_api_broadcast(source, result.created)
+    record_api_broadcast(key.name, result.created)
     log.info(
         "broadcast accepted",
-        extra={"broadcast": result.broadcast_id, "source": source,
+        extra={"broadcast": result.broadcast_id, "source": key.name,
                "deliveries": result.deliveries, "new": result.created},
     )  # fmt: skip
     return BroadcastAccepted(**asdict(result))
@@ -112,7 +151,7 @@ def create(
     summary="List a broadcast's deliveries, a page at a time",
 )  # fmt: skip
 def deliveries(
-    broadcast_id: BroadcastId, _source: Caller, store: Store,
+    broadcast_id: BroadcastId, key: Caller, store: Store,
     state: Annotated[list[DeliveryState], Query(description="only these states")] = [],  # noqa: B006
     tenant: Annotated[str | None, Query(max_length=64, description="only this tenant")] = None,
     after: Annotated[
@@ -122,7 +161,7 @@ def deliveries(
 ) -> DeliveryList:  # fmt: skip
     broadcast_id = _checked(broadcast_id)
     wanted_tenant = None if tenant is None else ids.guid("tenant", tenant)
-    store.ledger.broadcasts.info(broadcast_id)  # 404 for an unknown broadcast
+    _owned(store, key, broadcast_id)  # 404 for an unknown (or another key's) id
     page = store.queries.page(
         broadcast_id, states=state, tenant=wanted_tenant, after=after, limit=limit
     )
@@ -133,8 +172,8 @@ def deliveries(
     "/{broadcast_id:anytext}", response_model=BroadcastStatus, responses=NOT_FOUND,
     summary="A broadcast and its deliveries counted per state",
 )  # fmt: skip
-def read(broadcast_id: BroadcastId, _source: Caller, store: Store) -> BroadcastStatus:
-    data = status.report(store.ledger, _checked(broadcast_id))
+def read(broadcast_id: BroadcastId, key: Caller, store: Store) -> BroadcastStatus:
+    data = status.report(store.ledger, _owned(store, key, broadcast_id))
     return BroadcastStatus(
         broadcast_id=data["broadcast"], source=data["source"],
         content_type=data["content_type"], created_at=data["created_at"],
@@ -148,10 +187,10 @@ def read(broadcast_id: BroadcastId, _source: Caller, store: Store) -> BroadcastS
     "/{broadcast_id:anytext}/cancel", response_model=Cancelled, responses=NOT_FOUND,
     summary="Cancel every delivery not yet sent",
 )  # fmt: skip
-def cancel(broadcast_id: BroadcastId, source: Caller, store: Store) -> Cancelled:
-    broadcast_id = _checked(broadcast_id)
+def cancel(broadcast_id: BroadcastId, key: Caller, store: Store) -> Cancelled:
+    broadcast_id = _owned(store, key, broadcast_id)
     count = store.producer.cancel(broadcast_id)
-    log.info("broadcast cancelled", extra={"broadcast": broadcast_id, "source": source,
+    log.info("broadcast cancelled", extra={"broadcast": broadcast_id, "source": key.name,
                                            "cancelled": count})  # fmt: skip
     return Cancelled(broadcast_id=broadcast_id, cancelled=count)
 
@@ -161,14 +200,14 @@ def cancel(broadcast_id: BroadcastId, source: Caller, store: Store) -> Cancelled
     summary="Re-queue failed, unknown, cancelled or waiting_auth deliveries",
 )  # fmt: skip
 def retry(
-    broadcast_id: BroadcastId, source: Caller, store: Store,
+    broadcast_id: BroadcastId, key: Caller, store: Store,
     body: Annotated[RetryIn | None, Body()] = None,
 ) -> Requeued:  # fmt: skip
-    broadcast_id = _checked(broadcast_id)
+    broadcast_id = _owned(store, key, broadcast_id)
     wanted = body or RetryIn()
     count = store.producer.retry(
         broadcast_id, wanted.states, error_code=wanted.error_code, tenant=wanted.tenant
     )
-    log.info("broadcast re-queued", extra={"broadcast": broadcast_id, "source": source,
+    log.info("broadcast re-queued", extra={"broadcast": broadcast_id, "source": key.name,
                                            "requeued": count})  # fmt: skip
     return Requeued(broadcast_id=broadcast_id, requeued=count)

@@ -35,7 +35,9 @@ REFUSED = ["scheduled", "queued", "retrying", "sending", "sent"]
 
 @pytest.fixture(scope="module")
 def http(stack: Stack) -> Iterator[httpx.Client]:
-    server: RunningApi = start_api(settings_from(stack.env | {"THREADCAST_API_KEYS": f"svc:{KEY}"}))
+    # An operator key: the broadcasts here are recorded by Python, not sent with this key.
+    keys = {"THREADCAST_API_KEYS": f"operator@ops:{KEY}"}
+    server: RunningApi = start_api(settings_from(stack.env | keys))
     with httpx.Client(
         base_url=server.base_url, headers={"Authorization": f"Bearer {KEY}"}, timeout=30
     ) as client:

@@ -19,8 +19,7 @@ HASHED = "sha256:" + hashlib.sha256(OTHER.encode()).hexdigest()
 def test_plain_and_hashed_keys_identify_their_names() -> None:
     keys = parse_api_keys(f" svc:{PLAIN} , ops:{HASHED},")
     assert [k.name for k in keys] == ["svc", "ops"]
-    assert identify(keys, PLAIN) == "svc"
-    assert identify(keys, OTHER) == "ops"
+    assert identify(keys, PLAIN) == keys[0] and identify(keys, OTHER) == keys[1]
     assert identify(keys, HASHED) is None  # the hash itself is not a key
     assert identify(keys, PLAIN + "x") is None
     assert identify(keys, "") is None
@@ -28,7 +27,18 @@ def test_plain_and_hashed_keys_identify_their_names() -> None:
 
 def test_upper_case_hex_is_accepted() -> None:
     keys = parse_api_keys("ops:sha256:" + hashlib.sha256(OTHER.encode()).hexdigest().upper())
-    assert identify(keys, OTHER) == "ops"
+    found = identify(keys, OTHER)
+    assert found is not None and found.name == "ops"
+
+
+def test_operator_keys_see_every_broadcast_plain_keys_their_own() -> None:
+    keys = parse_api_keys(f"svc:{PLAIN},operator@ops:{HASHED},odd:{PLAIN}x:operator")
+    assert [(k.name, k.operator) for k in keys] == [("svc", False), ("ops", True), ("odd", False)]
+    svc, ops, odd = keys
+    assert identify(keys, f"{PLAIN}x:operator") == odd  # a colon in a key is part of the key
+    assert svc.owns("svc") and not svc.owns("ops") and not svc.owns("cli")
+    assert ops.owns("svc") and ops.owns("schedule:weekly")
+    assert repr(ops) == "ApiKey(name='ops', operator=True)"
 
 
 @pytest.mark.parametrize(
@@ -42,6 +52,11 @@ def test_upper_case_hex_is_accepted() -> None:
         ("svc:short", "at least 16 characters"),
         ("svc:sha256:abc", "64 hex digits"),
         (f"svc:{PLAIN},svc:{OTHER}", "repeated: svc"),
+        (f"svc:{PLAIN},operator@svc:{OTHER}", "repeated: svc"),
+        (f"admin@svc:{PLAIN}", "the role before '@' can only be 'operator'"),
+        (f"@svc:{PLAIN}", "the role before '@' can only be 'operator'"),
+        (f"operator@:{PLAIN}", "entry 1 must be name:key or operator@name:key"),
+        (f"svc\n:{PLAIN}", "entry 1 must be name:key"),
     ],
 )
 def test_malformed_entries_are_refused_without_echoing_keys(raw: str, message: str) -> None:
@@ -52,7 +67,7 @@ def test_malformed_entries_are_refused_without_echoing_keys(raw: str, message: s
 
 def test_repr_shows_no_digest() -> None:
     [key] = parse_api_keys(f"svc:{PLAIN}")
-    assert repr(key) == "ApiKey(name='svc')"
+    assert repr(key) == "ApiKey(name='svc', operator=False)"
 
 
 def test_the_setting_is_checked_at_start_and_never_shown(
