@@ -17,6 +17,7 @@ state would present a refresh token that has already rotated out.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Iterable
@@ -25,8 +26,15 @@ from typing import Any
 
 import redis
 from cryptography.fernet import InvalidToken, MultiFernet
+from redis.exceptions import LockError
+from redis.lock import Lock
 
-from threadcast.constants import REFUSED_TOKEN_KEY, SIGN_IN_MARK_KEY, TOKEN_CACHE_KEY
+from threadcast.constants import (
+    REFUSED_TOKEN_KEY,
+    SIGN_IN_MARK_KEY,
+    TOKEN_CACHE_KEY,
+    TOKEN_LOCK_KEY,
+)
 from threadcast.contract import Target
 from threadcast.errors import BrokerError, ConfigError, TokenCacheError, ValidationError
 from threadcast.ledger import TokenCacheRows
@@ -138,21 +146,91 @@ class TokenCacheStore:
         return bool(_call(self._redis.exists, key, tenant=tenant))
 
     def verify_key(self) -> None:
-        """Fail at start-up, not per delivery, when the key opens none of the stored caches."""
+        """Fail at start-up, not per delivery, when the key opens none of the stored caches,
+        or when those it opens were all made for another THREADCAST_CLIENT_ID (every token
+        refresh would fail, and every delivery wait for a sign-in)."""
         tenants = self._rows.tenants()
+        opened = False
+        made_for: set[str] = set()
         for tenant in tenants:
-            blob = self._rows.load(tenant)
-            try:
-                self._cipher.decrypt((blob or "").encode())
+            opens, client_id = self._made_for(tenant)
+            if client_id == self._client_id:
                 return
-            except InvalidToken:
-                continue
-        if tenants:
+            opened = opened or opens
+            if client_id is not None:
+                made_for.add(client_id)
+        if made_for:
+            found = ", ".join(repr(c) for c in sorted(made_for)[:3])
+            raise ConfigError(
+                f"THREADCAST_CLIENT_ID is {self._client_id!r}, but the stored token caches "
+                f"({len(tenants)} tenants) were made for {found}: set it to the app "
+                "registration the tenants signed in with, or sign them in again"
+            )
+        if tenants and not opened:
             raise ConfigError(
                 "THREADCAST_TOKEN_CACHE_KEY opens none of the stored token caches "
                 f"({len(tenants)} tenants): it is not the key they were written with; "
                 "list the old key after the new one to rotate"
             )
+
+    def _made_for(self, tenant: str) -> tuple[bool, str | None]:
+        """Whether the key opens the tenant's ledger copy, and the client id it was made for
+        (None when it does not open, or holds no readable envelope)."""
+        try:
+            plain = self._cipher.decrypt((self._rows.load(tenant) or "").encode())
+        except InvalidToken:
+            return False, None
+        try:
+            envelope = json.loads(plain)
+        except ValueError:
+            return True, None
+        client_id = envelope.get("client_id") if isinstance(envelope, dict) else None
+        return True, client_id if isinstance(client_id, str) else None
+
+    def rekey(self, tenant: str, wait: float) -> list[str]:
+        """Re-encrypt the tenant's ledger and Redis copies under the first key, so the other
+        keys can be dropped. Returns the copies ("ledger", "redis") no key opens: those are
+        left as they are.
+
+        Under the tenant's refresh lock, as a worker refreshes (worker/tokens.py): a refresh
+        rotating the cache meanwhile would otherwise be overwritten by the older state
+        re-encrypted. ``threadcast login`` writes without that lock: a sign-in during a
+        rekey may be lost (sign in again). ``wait``: seconds to wait for a refresh holding
+        the lock.
+        """
+        lock = self._redis.lock(TOKEN_LOCK_KEY + tenant, timeout=wait, blocking_timeout=wait)
+        if not _call(lock.acquire, tenant=tenant):
+            taken = f"its refresh lock stayed taken for {wait:.0f} s; run threadcast rekey again"
+            raise TokenCacheError(tenant, taken)
+        try:
+            return self._rekey_locked(tenant)
+        finally:
+            _call(_release, lock, tenant=tenant)
+
+    def _rekey_locked(self, tenant: str) -> list[str]:
+        unreadable: list[str] = []
+        durable = self._rows.load(tenant)
+        rotated = None if durable is None else self._rotate(durable)
+        if rotated is not None:
+            self._rows.save(tenant, rotated, datetime.now(UTC))  # the ledger first, as save()
+        elif durable is not None:
+            unreadable.append("ledger")
+        cached = _call(self._redis.get, TOKEN_CACHE_KEY + tenant, tenant=tenant)
+        if cached is None:
+            return unreadable  # load() copies the ledger's back when it is needed
+        # The same state as the ledger's stays byte for byte the same (load compares them).
+        fresh = rotated if cached.decode() == durable else self._rotate(cached.decode())
+        if fresh is None:
+            unreadable.append("redis")
+        else:
+            _call(self._redis.set, TOKEN_CACHE_KEY + tenant, fresh, tenant=tenant)
+        return unreadable
+
+    def _rotate(self, blob: str) -> str | None:
+        try:
+            return self._cipher.rotate(blob.encode()).decode()
+        except InvalidToken:
+            return None
 
     def _open(self, tenant: str, blob: str) -> str:
         try:
@@ -199,6 +277,11 @@ def require_signed_in(
                 "has never signed in: run threadcast login --tenant " + target.tenant,
             )  # fmt: skip
         checked.add(target.tenant)
+
+
+def _release(lock: Lock) -> None:
+    with contextlib.suppress(LockError):  # it expired meanwhile: nothing left to free
+        lock.release()
 
 
 def _digest(cache_text: str) -> str:
