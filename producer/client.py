@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
 from types import TracebackType
 
 import redis
@@ -12,12 +13,19 @@ import redis
 from producer.publisher import Publisher
 from producer.sendtime import check_send_at
 from threadcast import ids
-from threadcast.contract import Broadcast, ContentType, DeliveryMessage, Target, check_text
+from threadcast.contract import (
+    Broadcast,
+    ContentType,
+    Delivery,
+    DeliveryMessage,
+    Target,
+    check_text,
+)
 from threadcast.errors import ValidationError
 from threadcast.ledger import DeliveryState, Ledger
 from threadcast.ledger.broadcasts import RETRYABLE
 from threadcast.settings import Settings, load_settings
-from threadcast.tokencache import require_signed_in
+from threadcast.tokencache import signed_in
 
 DEFAULT_RETRY_STATES = (DeliveryState.FAILED, DeliveryState.UNKNOWN)
 
@@ -62,30 +70,36 @@ class Producer:
         is claimed once). Raises ValidationError naming the field; nothing is written then.
         ``send_at`` (with a UTC offset) schedules it: ``threadcast scheduler`` releases it
         when due. A send time in the past is refused unless ``now_if_past`` (then it goes now).
+
+        ``targets`` may be any iterable, a generator too: it is read once, a target at a
+        time, each validated and written as it comes (memory does not grow with it), all in
+        the one transaction that a bad target anywhere rolls back.
         """
         check_send_at("send_at", send_at, datetime.now(UTC), now_if_past=now_if_past)
+        stream = _targets(targets, self._signed_in)
+        first = next(stream, None)
+        # Validated as any broadcast is, with its first target; the others stream past it
+        # into the ledger.
         broadcast = Broadcast(
             id=broadcast_id or ids.new_broadcast_id(),
             content=content,
             content_type=ContentType.parse("content_type", content_type),
-            targets=_targets(targets),
+            targets=() if first is None else (first,),
             source=source,
             send_at=send_at,
         )
-        self._check_signed_in(broadcast.targets)
-        batch = broadcast.deliveries()
         now = datetime.now(UTC)
-        created = self.ledger.broadcasts.add(broadcast, batch, now)
+        batch = _distinct(broadcast.id, chain(broadcast.targets, stream))
+        recorded = self.ledger.broadcasts.record(broadcast, batch, now)
         scheduled = broadcast.send_at is not None and broadcast.send_at > now
-        messages: Iterable[DeliveryMessage]
-        if created:
-            # Just committed: every delivery is ``queued`` (or all ``scheduled``), in this
-            # order; no need to read the 100,000 rows back.
-            messages = () if scheduled else (d.message() for d in batch)
-        else:
+        # Published only once committed, read back a page at a time: what a crash before or
+        # during publishing leaves out, the scheduler's orphan sweep puts in the gate later.
+        messages: Iterable[DeliveryMessage] = ()
+        if not (recorded.created and scheduled):
             messages = self.ledger.broadcasts.queued_messages(broadcast.id)
         published = self._publisher.publish(messages)
-        return SendResult(broadcast.id, len(batch), created, published, scheduled)
+        return SendResult(broadcast.id, recorded.deliveries, recorded.created, published,
+                          scheduled)  # fmt: skip
 
     def cancel(self, broadcast_id: str) -> int:
         """Cancel every delivery not yet sent (in-flight posts finish and are recorded)."""
@@ -111,8 +125,8 @@ class Producer:
         self._publisher.publish(messages)
         return len(messages)
 
-    def _check_signed_in(self, targets: tuple[Target, ...]) -> None:
-        require_signed_in(self._redis, self.ledger.token_caches, targets)
+    def _signed_in(self, tenant: str) -> bool:
+        return signed_in(self._redis, self.ledger.token_caches, tenant)
 
     def close(self) -> None:
         self._publisher.close()
@@ -146,10 +160,34 @@ def retry_state(field: str, value: DeliveryState | str) -> DeliveryState:
 _RETRYABLE = ", ".join(sorted(s.value for s in RETRYABLE))
 
 
-def _targets(raw: Iterable[Target | Mapping[str, object]]) -> tuple[Target, ...]:
+def _targets(
+    raw: Iterable[Target | Mapping[str, object]], signed_in: Callable[[str], bool]
+) -> Iterator[Target]:
+    """Each target validated as it is reached, refused at the first whose tenant never
+    signed in (as tokencache.require_signed_in does: each tenant looked up once)."""
     if isinstance(raw, (str, bytes, Mapping)):
         raise ValidationError("targets", raw, "must be a list of targets")
-    return tuple(
-        item if isinstance(item, Target) else Target.parse(f"targets[{i}]", item)
-        for i, item in enumerate(raw)
-    )
+    checked: set[str] = set()
+    for i, item in enumerate(raw):
+        target = item if isinstance(item, Target) else Target.parse(f"targets[{i}]", item)
+        if target.tenant not in checked:
+            if not signed_in(target.tenant):
+                raise ValidationError(
+                    f"targets[{i}].tenant", target.tenant,
+                    "has never signed in: run threadcast login --tenant " + target.tenant,
+                )  # fmt: skip
+            checked.add(target.tenant)
+        yield target
+
+
+def _distinct(broadcast_id: str, targets: Iterable[Target]) -> Iterator[Delivery]:
+    """One delivery per distinct target, in the order given, as Broadcast.deliveries makes
+    them. The ids seen are what a send keeps per target (~120 bytes each): the rows and
+    targets themselves are gone once written."""
+    seen: set[str] = set()
+    delivery_id = ids.delivery_ids(broadcast_id)
+    for target in targets:
+        did = delivery_id(target.tenant, target.group, target.channel)
+        if did not in seen:
+            seen.add(did)
+            yield Delivery(did, broadcast_id, target)

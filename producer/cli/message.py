@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from pathlib import Path
 
-from producer.targets import read_targets
+from producer.targets import read_targets, stream_targets
 from threadcast import ids
 from threadcast.contract import ContentType, Target
 from threadcast.errors import ValidationError
@@ -53,11 +54,29 @@ def _argument(option: str, value: str) -> str:
 
 def targets(args: argparse.Namespace) -> list[Target]:
     """The targets, validated: one from --tenant/--group/--channel, or a --targets file."""
-    single = (args.tenant, args.group, args.channel)
-    if args.targets is not None:
-        if any(single):
-            raise ValidationError("--targets", str(args.targets), "excludes --tenant/--group")
+    if _from_file(args):
         return read_targets(args.targets)
+    return _single(args)
+
+
+def target_stream(args: argparse.Namespace) -> Iterator[Target]:
+    """As :func:`targets`, but a --targets file is read as it is iterated (its rows are
+    validated then): a big file never sits in memory."""
+    if _from_file(args):
+        return stream_targets(args.targets)
+    return iter(_single(args))
+
+
+def _from_file(args: argparse.Namespace) -> bool:
+    if args.targets is None:
+        return False
+    if any((args.tenant, args.group, args.channel)):
+        raise ValidationError("--targets", str(args.targets), "excludes --tenant/--group")
+    return True
+
+
+def _single(args: argparse.Namespace) -> list[Target]:
+    single = (args.tenant, args.group, args.channel)
     if not all(single):
         raise ValidationError("--tenant/--group/--channel", None, "give all three, or --targets")
     return [

@@ -26,7 +26,7 @@ def register(commands: Any) -> None:
 
 def _send(args: argparse.Namespace, _rest: list[str]) -> int:
     content, content_type = message.content(args)
-    targets = message.targets(args)
+    targets = message.target_stream(args)  # read as the send commits it, a chunk at a time
     send_at = None if args.at is None else parse_instant("--at", args.at)
     check_send_at("--at", send_at, datetime.now(UTC), now_if_past=args.now_if_past)
     with Producer(load_settings()) as producer:
