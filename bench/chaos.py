@@ -90,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
         started = time.monotonic()
         with (
             SchedulerProcess(env, bench.workdir / "scheduler.log"),
-            Killer(victim, every=args.every, seed=11) as killer,
+            Killer(victim, every=args.every, seed=11,
+                   in_flight=args.victim * bench.settings.batch_size) as killer,
             Producer(bench.settings) as producer,
         ):
             targets = spread(tenants, args.deliveries, args.teams)

@@ -43,12 +43,14 @@ class WorkerProcess:
 
 
 def start_worker(
-    log_path: Path, env: Mapping[str, str] | None = None, concurrency: int = 2,
+    log_path: Path, env: Mapping[str, str] | None = None, concurrency: int | None = 2,
     extra: Sequence[str] = (), timeout: float = 60.0,
 ) -> WorkerProcess:  # fmt: skip
-    """Run ``threadcast worker`` and return once it consumes (it writes its ready file)."""
+    """Run ``threadcast worker`` and return once it consumes (it writes its ready file);
+    ``concurrency`` None: the worker's own default (THREADCAST_MAX_IN_FLIGHT)."""
     name = f"threadcast-{uuid.uuid4().hex[:8]}@%h"
-    argv = [sys.executable, "-m", "producer.cli", "worker", "-c", str(concurrency), "-n", name,
+    threads = [] if concurrency is None else ["-c", str(concurrency)]
+    argv = [sys.executable, "-m", "producer.cli", "worker", *threads, "-n", name,
             "--without-gossip", "--without-mingle", "--without-heartbeat", *extra]  # fmt: skip
     log = log_path.open("wb")
     ready = log_path.with_suffix(".ready")

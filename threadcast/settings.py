@@ -56,7 +56,14 @@ class Settings(BaseSettings):
     http_timeout: float = Field(default=30.0, gt=0, le=600)
     max_attempts: int = Field(default=5, ge=1, le=100)
     token_refresh_margin: float = Field(default=300.0, ge=0, le=3600)
-    worker_concurrency: int = Field(default=2, ge=1, le=256)
+    # Posts one worker process may have in flight at once, at most: its threads each hold a
+    # batch (THREADCAST_BATCH_SIZE) whose posts are in flight together. How many are really
+    # in flight follows from the permits the gate gives and Graph's answer time (Little's
+    # law: 500 posts/s answered in 250 ms are 125 in flight); this only caps it.
+    max_in_flight: int = Field(default=512, ge=1, le=4096)
+    # Worker threads (each a Celery message, i.e. a batch, at a time); unset: enough for
+    # THREADCAST_MAX_IN_FLIGHT.
+    worker_concurrency: int | None = Field(default=None, ge=1, le=1024)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Scheduling (docs/SCHEDULING.md): how late a due broadcast or occurrence may still be
     # sent, and the scheduler's leader lease (a dead leader is replaced within about this).
@@ -152,6 +159,13 @@ class Settings(BaseSettings):
         if value is not None:
             parse_api_keys(value.get_secret_value())
         return value
+
+    @property
+    def worker_threads(self) -> int:
+        """Threads a worker process runs: each takes one Celery message (a batch) at a time."""
+        if self.worker_concurrency is not None:
+            return self.worker_concurrency
+        return -(-self.max_in_flight // self.batch_size)
 
     def require(self, *names: str) -> None:
         """Stop with a ConfigError naming the first of ``names`` that is not set."""

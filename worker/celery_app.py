@@ -40,8 +40,12 @@ def create_app(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         task_default_queue=QUEUE,
+        # Threads, not processes: a thread waits on its batch's posts in flight (on the
+        # process's asyncio loop) at almost no cost, where a process would cost ~100 MB
+        # per batch (docs/PERFORMANCE.md). `-P prefork` still works, each child a loop.
+        worker_pool="threads",
         worker_prefetch_multiplier=1,
-        worker_concurrency=settings.worker_concurrency,
+        worker_concurrency=settings.worker_threads,
         # Task events feed Flower (THREADCAST_TASK_EVENTS); off by default, they cost a
         # broker message per task state change.
         worker_send_task_events=settings.task_events,
@@ -72,16 +76,36 @@ def _check_key(settings: Settings) -> None:
         context.close()
 
 
-def _register(app: Celery, settings: Settings) -> None:
-    contexts: dict[int, WorkerContext] = {}
+class _Contexts:
+    """One WorkerContext per process, shared by its threads, built on first use: a forked
+    child must not reuse its parent's sockets."""
 
-    def context() -> WorkerContext:
-        # One per process: a forked child must not reuse its parent's sockets.
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._built: dict[int, WorkerContext] = {}
+        self._building = threading.Lock()
+
+    def get(self) -> WorkerContext:
         pid = os.getpid()
-        if pid not in contexts:
-            contexts.clear()
-            contexts[pid] = WorkerContext.build(settings)
-        return contexts[pid]
+        found = self._built.get(pid)
+        if found is None:
+            with self._building:
+                if pid not in self._built:
+                    self._built.clear()
+                    self._built[pid] = WorkerContext.build(self._settings)
+                found = self._built[pid]
+        return found
+
+    def stopping(self, **_: Any) -> None:
+        # Warm shutdown: batches already taken finish and are recorded; a batch taken
+        # after this claims nothing and goes back to the gate for another worker.
+        for built in list(self._built.values()):
+            built.deliverer.stopping.set()
+
+
+def _register(app: Celery, settings: Settings) -> None:
+    contexts = _Contexts(settings)
+    signals.worker_shutting_down.connect(contexts.stopping, weak=False)
 
     @app.task(  # type: ignore[untyped-decorator]
         name=SEND_TASK, bind=True, acks_late=True, reject_on_worker_lost=True,
@@ -89,7 +113,7 @@ def _register(app: Celery, settings: Settings) -> None:
     )  # fmt: skip
     def send_delivery(self: Task, message: Any) -> None:
         """``message``: one delivery (a version-1 object) or a batch (a list of them)."""
-        deliverer = context().deliverer
+        deliverer = contexts.get().deliverer
         parsed, bad = batch_from_wire(message)
         for raw, reason in bad:
             # Recorded, acknowledged and dropped: a malformed message must never crash-loop.
@@ -123,7 +147,7 @@ def _run_dispatcher(app: Celery, settings: Settings) -> None:
         lease = LeaderLease(client, keys.LEADER, ttl=5.0)
         dispatcher = Dispatcher(
             gate, lease, _publisher(app), note_held, settings.dispatch_backlog,
-            settings.batch_size, settings.worker_concurrency,
+            settings.batch_size,
         )  # fmt: skip
         thread = threading.Thread(target=dispatcher.run, args=(stop,), name="dispatcher")
         thread.daemon = True

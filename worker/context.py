@@ -11,7 +11,6 @@ import socket
 from dataclasses import dataclass
 from datetime import timedelta
 
-import httpx
 import redis
 
 from threadcast import identity
@@ -44,8 +43,10 @@ class WorkerContext:
         tokens = TokenProvider(
             settings, store, client, identity.http_client(settings), settings.token_refresh_margin
         )
-        transport = httpx.HTTPTransport(verify=identity.ssl_context(settings))
-        graph = GraphClient(settings.graph_url, transport, settings.http_timeout)
+        graph = GraphClient(
+            settings.graph_url, identity.ssl_context(settings), settings.http_timeout,
+            connections=settings.worker_threads * settings.batch_size,
+        )  # fmt: skip
         lease = timedelta(seconds=settings.http_timeout + settings.lease_margin)
         policy = RetryPolicy(
             max_attempts=settings.max_attempts, retry_after_cap=settings.retry_after_cap,

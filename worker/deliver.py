@@ -1,65 +1,76 @@
-"""Deliveries, start to finish: token, claim, permit, POST, judge, record, park if needed.
+"""Deliveries, a batch at a time: tokens, claims, permits, POSTs in flight, outcomes.
 
-Order matters for the invariants: the claim (and its attempt row) is committed before the
-POST, so a crash mid-POST leaves a visible ``sending`` delivery with an open attempt, which
-an expired lease turns into ``unknown``; the outcome is written only by the claim holder.
-The permit is confirmed after claiming, right before the POST, so the rate limits see the
-real send time. A Celery message carries a batch of deliveries, taken one after another;
-each claim shares its transaction with the previous delivery's outcome.
+A Celery message carries a batch; a worker thread takes it in five steps:
+
+1. a token for each tenant in the batch (a tenant that has none waits, the others go on);
+2. every delivery claimed in one transaction -- the claim and its attempt row are committed
+   before any POST, so a crash mid-POST leaves a visible ``sending`` delivery that an
+   expired lease turns into ``unknown``;
+3. for each claim in turn: its permit confirmed right before its POST (so the rate limits
+   see the real send time), then the POST handed to the process's asyncio loop -- the
+   batch's posts are in flight together;
+4. the answers judged as they come (a removed endpoint rerouted, a refused token retried);
+5. every outcome recorded in one transaction, by the claims' holder only.
+
+What a kill can leave ``unknown`` is what was in flight: the posts sent and not yet recorded.
+Whatever fails before a POST gives its claim back (no request was made).
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from threadcast import metrics
 from threadcast.contract import DeliveryMessage
 from threadcast.dispatch import Gate
 from threadcast.endpoints import segment_gone
-from threadcast.errors import BrokerError, SignInRequiredError, ThreadcastError, TokenCacheError
+from threadcast.errors import (
+    BrokerError,
+    IdentityError,
+    SignInRequiredError,
+    ThreadcastError,
+    TokenCacheError,
+)
 from threadcast.ids import new_request_id
-from threadcast.ledger import Claim, DeliveryState, Finished, Ledger, Outcome, Refusal
+from threadcast.ledger import Claim, DeliveryState, Ledger, Outcome, Refusal
 from threadcast.ledger.deliveries import REROUTED
 from threadcast.logs import log_attempt
 from worker.endpoint import EndpointChooser
-from worker.graph import Endpoint, GraphClient, GraphReply
+from worker.graph import Endpoint, GraphClient, GraphReply, Post
 from worker.policy import RetryPolicy, judge
+from worker.settle import Posted, Settler
+from worker.tenants import TenantTroubles
 from worker.tokens import REFUSAL_NOTICE_SECONDS, TokenProvider
 
 log = logging.getLogger("threadcast.worker")
 
-# Cooldown fields (gate) -> the scope names of the throttled metric.
-_SCOPE_KINDS = {"app": "app", "t": "tenant", "g": "team"}
-
-
-@dataclass(frozen=True)
-class _Posted:
-    """A POST that was answered (or not), its outcome judged but not yet recorded."""
-
-    message: DeliveryMessage
-    claim: Claim
-    reply: GraphReply
-    outcome: Outcome
-    delay: float | None  # retry after this many seconds (None: no retry)
-    send_at: datetime | None
-    at: datetime
-
-    @property
-    def finished(self) -> Finished:
-        return self.claim, self.outcome, self.at
-
 
 @dataclass(frozen=True)
 class Done:
-    """What became of one message: the delivery's new state (None: untouched)."""
+    """What became of one message: the delivery's new state (None: untouched here)."""
 
     state: DeliveryState | None
+
+
+@dataclass(frozen=True)
+class _Flight:
+    """A POST on the wire: its claim, and the reply to come."""
+
+    message: DeliveryMessage
+    claim: Claim
+    post: Post
+    send_at: datetime | None
+    reply: Future[GraphReply]
+
+
+_Ready = tuple[DeliveryMessage, str]  # a message and its tenant's token
 
 
 class Deliverer:
@@ -79,94 +90,141 @@ class Deliverer:
         self._post_timeout = post_timeout  # the longest a POST may take (THREADCAST_HTTP_TIMEOUT)
         self._rng = random.Random()  # noqa: S311 - jitter, not secrecy
         self._bodies: dict[tuple[str, str], tuple[bytes, datetime | None]] = {}
+        self._settler = Settler(ledger, gate)
+        self._troubles = TenantTroubles(ledger, gate)
+        self.stopping = threading.Event()  # set on shutdown: no new claims
 
     def deliver_batch(self, messages: Sequence[DeliveryMessage]) -> list[Done]:
-        """Deliver each message in turn; what became of each, in order.
-
-        Each delivery's claim is committed in the same transaction that records the
-        previous delivery's outcome: one commit per delivery, and never more than one posted
-        delivery whose outcome is unrecorded (what a kill can leave ``unknown``). If anything
-        raises, the outcome in hand is still recorded, and the deliveries not reached stay
-        unclaimed for Celery's retry of the message.
-        """
+        """Deliver a batch; what became of each message (in no particular order)."""
+        if self.stopping.is_set():
+            return self._put_back(messages)
         done: list[Done] = []
-        posted: _Posted | None = None
+        if messages and self._endpoints.needs_probe():
+            # The endpoint is untried here: one post tests it first (at most one request
+            # per process can meet an endpoint Graph removed), then the rest go together.
+            with self._endpoints.probing:
+                if self._endpoints.needs_probe():
+                    done += self._deliver(messages[:1])
+                    messages = messages[1:]
+        return done + self._deliver(messages)
+
+    def _deliver(self, messages: Sequence[DeliveryMessage]) -> list[Done]:
+        done: list[Done] = []
+        ready = self._with_tokens(messages, done)
+        if not ready:
+            return done
+        endpoint = self._endpoints.current()
+        claims = self._ledger.deliveries.claim_many(
+            [(m.delivery_id, new_request_id()) for m, _ in ready], self._worker, self._lease,
+            datetime.now(UTC), endpoint.name,
+        )  # fmt: skip
+        flights: list[_Flight] = []
         try:
-            for message in messages:
-                if posted is not None and not self._tokens.at_hand(message.tenant):
-                    # Getting a token may take a while (a refresh, a lock): record the answer
-                    # in hand first, so it cannot outlive its lease unrecorded.
-                    self._record(posted)
-                    posted = None
-                try:
-                    token = self._tokens.token(message.tenant)
-                except (SignInRequiredError, TokenCacheError) as exc:
-                    # Both need a person (a sign-in, or the right key): wait, no attempt used.
-                    done.append(self._wait_for_sign_in(message, exc))
-                    continue
-                now = datetime.now(UTC)
-                endpoint = self._endpoints.current()
-                recorded, claim = self._ledger.deliveries.finish_and_claim(
-                    posted.finished if posted else None, message.delivery_id, self._worker,
-                    new_request_id(), self._lease, now, endpoint.name,
-                )  # fmt: skip
-                if posted is not None:
-                    previous, posted = posted, None
-                    self._settled_before(previous, bool(recorded), claim)
+            self._launch_all(ready, claims, endpoint, flights, done)
+        finally:
+            # Whatever happened, what is on the wire is waited for and recorded.
+            posted = [self._land(flight) for flight in flights]
+            self._settler.settle(posted)
+        done += [Done(p.outcome.state) for p in posted]
+        return done
+
+    # -- 1. tokens -----------------------------------------------------------------------
+    def _with_tokens(self, messages: Sequence[DeliveryMessage], done: list[Done]) -> list[_Ready]:
+        """The messages whose tenant has a token, each with it; the others wait (for a
+        sign-in, or out their tenant's trouble), each tenant asked once per batch."""
+        answers: dict[str, str | Exception | float] = {}
+        parked: dict[str, list[DeliveryMessage]] = {}  # by tenant
+        ready: list[_Ready] = []
+        for message in messages:
+            if message.tenant not in answers:
+                answers[message.tenant] = self._token(message.tenant)
+            answer = answers[message.tenant]
+            if isinstance(answer, str):
+                ready.append((message, answer))
+            elif isinstance(answer, Exception):
+                done.append(self._wait_for_sign_in(message, answer))
+            else:
+                parked.setdefault(message.tenant, []).append(message)
+        for tenant, group in parked.items():
+            wait = answers[tenant]
+            self._troubles.park(group, wait if isinstance(wait, float) else 0.0)
+            done += [Done(None)] * len(group)
+        return ready
+
+    def _token(self, tenant: str) -> str | Exception | float:
+        """The tenant's token; the error when a person must act (a sign-in, the right key);
+        or how many seconds its deliveries wait out a passing trouble."""
+        wait = self._troubles.waiting(tenant)
+        if wait is not None:
+            return wait
+        try:
+            token = self._tokens.token(tenant)
+        except (SignInRequiredError, TokenCacheError) as exc:
+            return exc
+        except (BrokerError, IdentityError) as exc:
+            return self._troubles.failed(tenant, str(exc))
+        self._troubles.recovered(tenant)
+        return token
+
+    def _wait_for_sign_in(self, message: DeliveryMessage, exc: Exception) -> Done:
+        """No attempt is used: the delivery waits until ``threadcast login`` re-queues it."""
+        reason = Outcome(
+            DeliveryState.WAITING_AUTH, error_code="sign_in_required", error_message=str(exc)
+        )
+        moved = self._ledger.deliveries.hold(message.delivery_id, reason, datetime.now(UTC))
+        self._gate.forget(message.delivery_id)
+        log.warning("delivery %s waits for a sign-in: %s", message.delivery_id, exc)
+        return Done(DeliveryState.WAITING_AUTH if moved else None)
+
+    # -- 2-3. claims, permits, POSTs -------------------------------------------------------
+    def _launch_all(
+        self, ready: list[_Ready], claims: list[Claim | Refusal], endpoint: Endpoint,
+        flights: list[_Flight], done: list[Done],
+    ) -> None:  # fmt: skip
+        """Launch each claimed delivery; if anything raises, the claims not yet launched
+        are given back before the error goes on (no request was made for them)."""
+        for index, ((message, token), claim) in enumerate(zip(ready, claims, strict=True)):
+            try:
                 if isinstance(claim, Refusal):
                     done.append(self._refused(message, claim))
                     continue
-                ready = self._ready(message, claim, endpoint)
-                if isinstance(ready, Done):
-                    done.append(ready)
-                    continue
-                posted = self._attempt(message, claim, token, endpoint, *ready)
-                done.append(Done(posted.outcome.state))
-        finally:
-            if posted is not None:
-                self._record(posted)
-        return done
+                launched = self._launch(message, claim, token, endpoint)
+            except BaseException:
+                self._give_back_all(claims[index + 1 :])
+                raise
+            if isinstance(launched, Done):
+                done.append(launched)
+            else:
+                flights.append(launched)
 
-    def _record(self, posted: _Posted) -> None:
-        """Record the outcome in hand in a transaction of its own, then settle it."""
-        self._settled(posted, self._ledger.deliveries.finish(*posted.finished))
+    def _launch(
+        self, message: DeliveryMessage, claim: Claim, token: str, endpoint: Endpoint
+    ) -> _Flight | Done:
+        """Everything between the claim and the POST: the permit and the body, then the POST.
 
-    def _settled_before(self, posted: _Posted, recorded: bool, claim: Claim | Refusal) -> None:
-        """:meth:`_settled` for the previous delivery while ``claim`` is already held: if
-        that fails, the claim (no request made yet) is given back before the error goes on."""
-        try:
-            self._settled(posted, recorded)
-        except BaseException:
-            if isinstance(claim, Claim):
-                self._ledger.deliveries.unclaim(claim, datetime.now(UTC))
-            raise
-
-    def _ready(
-        self, message: DeliveryMessage, claim: Claim, endpoint: Endpoint
-    ) -> tuple[bytes, datetime | None] | Done:
-        """Everything between the claim and the POST: the permit and the body.
-
-        No request has been made yet, so whatever fails here gives the claim back: a passing
-        fault (Redis, the ledger) is retried, never left ``sending`` for the lease sweep to
-        call ``unknown``.
+        No request has been made before the POST, so whatever fails gives the claim back: a
+        passing fault (Redis, the ledger) is retried, never left ``sending`` for the lease
+        sweep to call ``unknown``.
         """
         try:
-            # The permit is confirmed last, right before the POST: the limits count the real
-            # send time, not the moment the message was taken (a claim can wait on the ledger).
+            body, send_at = self._body(claim.broadcast_id, endpoint)
+            if datetime.now(UTC) + self._post_timeout > claim.lease_until:
+                # The claim waited (a ledger lock, a slow batch) so long that a POST begun
+                # now could outlive its lease: the lease sweep would call it unknown -- or,
+                # with THREADCAST_AMBIGUOUS=retry, send it again -- while it is in flight.
+                log.warning("delivery %s: too little lease left to post; queued again",
+                            claim.delivery_id)  # fmt: skip
+                return self._give_back(message, claim)
+            # The permit is confirmed last, right before the POST: the limits count the
+            # real send time, not the moment the message was taken.
             if not self._gate.start(message):
                 return self._give_back(message, claim)  # no room now: a fresh permit later
-            body, send_at = self._body(claim.broadcast_id, endpoint)
-        except Exception:
+        except BaseException:
             self._ledger.deliveries.unclaim(claim, datetime.now(UTC))
             raise
-        if datetime.now(UTC) + self._post_timeout > claim.lease_until:
-            # The claim waited (a ledger lock, a token refresh) so long that a POST begun now
-            # could outlive its lease: the lease sweep would call it unknown -- or, with
-            # THREADCAST_AMBIGUOUS=retry, send it again -- while it is still in flight.
-            log.warning("delivery %s: too little lease left to post; queued again",
-                        claim.delivery_id)  # fmt: skip
-            return self._give_back(message, claim)
-        return body, send_at
+        post = Post(endpoint, token, claim.group, claim.channel, body, claim.client_request_id,
+                    claim.number)  # fmt: skip
+        return _Flight(message, claim, post, send_at, self._graph.post(post))
 
     def _give_back(self, message: DeliveryMessage, claim: Claim) -> Done:
         """No POST was made: the attempt is forgotten and the delivery queues again."""
@@ -174,20 +232,44 @@ class Deliverer:
         self._gate.park(message, 0)
         return Done(None)
 
-    def _attempt(
-        self, message: DeliveryMessage, claim: Claim, token: str, endpoint: Endpoint,
-        body: bytes, send_at: datetime | None,
-    ) -> _Posted:  # fmt: skip
-        reply = self._post(claim, token, endpoint, body)
+    def _give_back_all(self, claims: Sequence[Claim | Refusal]) -> None:
+        for claim in claims:
+            if isinstance(claim, Claim):
+                try:
+                    self._ledger.deliveries.unclaim(claim, datetime.now(UTC))
+                except SQLAlchemyError as exc:  # the lease sweep settles it
+                    log.warning("delivery %s: cannot give its claim back: %s",
+                                claim.delivery_id, exc)  # fmt: skip
+
+    def _put_back(self, messages: Sequence[DeliveryMessage]) -> list[Done]:
+        """The worker is stopping: nothing is claimed; the batch waits for another worker."""
+        for message in messages:
+            try:
+                self._gate.park(message, 0)
+            except BrokerError as exc:  # still queued in the ledger: the orphan sweep
+                log.warning("delivery %s: cannot be put back: %s", message.delivery_id, exc)
+        return [Done(None)] * len(messages)
+
+    # -- 4. answers ------------------------------------------------------------------------
+    def _land(self, flight: _Flight) -> Posted:
+        """Wait for the answer and judge it (never raises: an answer must be recorded)."""
+        claim, post = flight.claim, flight.post
+        reply = _result(flight.reply)
         if segment_gone(reply.status, reply.error_message) and self._endpoints.may_switch(
-            endpoint
+            post.endpoint
         ):
             moved = self._reroute(claim, reply)
             if moved is None:
-                return self._posted_again_soon(message, claim, reply, send_at)
+                return self._posted_again_soon(flight, reply)
             claim, endpoint = moved
             body = self._body(claim.broadcast_id, endpoint)[0]
-            reply = self._post(claim, token, endpoint, body)
+            post = Post(endpoint, post.token, claim.group, claim.channel, body,
+                        claim.client_request_id, claim.number)  # fmt: skip
+            reply = _result(self._graph.post(post))
+        self._endpoints.answered(post.endpoint, reply)
+        return self._judged(flight, claim, post.token, reply)
+
+    def _judged(self, flight: _Flight, claim: Claim, token: str, reply: GraphReply) -> Posted:
         now = datetime.now(UTC)
         delay: float | None
         if reply.status == 401 and claim.previous_status != 401:
@@ -195,7 +277,7 @@ class Deliverer:
             # process has had time to hear of the refusal.
             self._tokens.reject(claim.tenant, token)
             delay = REFUSAL_NOTICE_SECONDS
-            outcome = _auth_retry(reply, now + timedelta(seconds=delay))
+            outcome = _reply_outcome(reply, DeliveryState.RETRYING, now + timedelta(seconds=delay))
         else:
             budget_used = claim.number - claim.attempt_base
             outcome, delay = judge(reply, budget_used, self._policy, now, self._rng)
@@ -203,13 +285,7 @@ class Deliverer:
                 # Graph refused for want of consent: every post of the tenant would be, so
                 # the tenant waits for a sign-in, not just this delivery.
                 self._tokens.withdraw(claim.tenant, token, outcome.error_message or "")
-        return _Posted(message, claim, reply, outcome, delay, send_at, now)
-
-    def _post(self, claim: Claim, token: str, endpoint: Endpoint, body: bytes) -> GraphReply:
-        return self._graph.post(
-            endpoint, token, claim.group, claim.channel, body, claim.client_request_id,
-            claim.number,
-        )  # fmt: skip
+        return Posted(flight.message, claim, reply, outcome, delay, flight.send_at, now)
 
     def _reroute(self, claim: Claim, reply: GraphReply) -> tuple[Claim, Endpoint] | None:
         """Graph proved the beta endpoint gone (nothing was posted): the deployment switches
@@ -228,36 +304,14 @@ class Deliverer:
             return None
         return None if moved is None else (moved, endpoint)
 
-    def _posted_again_soon(
-        self, message: DeliveryMessage, claim: Claim, reply: GraphReply,
-        send_at: datetime | None,
-    ) -> _Posted:  # fmt: skip
+    def _posted_again_soon(self, flight: _Flight, reply: GraphReply) -> Posted:
         """The answer proved nothing was posted, but the next attempt could not be opened
         under this claim: the delivery is retried shortly (on the new endpoint)."""
         now = datetime.now(UTC)
         outcome = _reply_outcome(reply, DeliveryState.RETRYING, now + timedelta(seconds=1))
-        return _Posted(message, claim, reply, outcome, 1.0, send_at, now)
+        return Posted(flight.message, flight.claim, reply, outcome, 1.0, flight.send_at, now)
 
-    def _settled(self, posted: _Posted, recorded: bool) -> None:
-        """The outcome is in the ledger (or the claim was lost): log, count, park a retry."""
-        _observe(posted.claim, posted.reply, posted.outcome, recorded, posted.send_at, posted.at)
-        if recorded and posted.delay is not None:
-            self._retry_later(posted.message, posted.reply, posted.delay)
-
-    def _retry_later(self, message: DeliveryMessage, reply: GraphReply, delay: float) -> None:
-        throttled = reply.status == 429 or (reply.status == 503 and reply.retry_after is not None)
-        try:
-            if throttled:
-                # Graph asked everyone to wait, not just this delivery.
-                scope = self._gate.cool_down(message, delay, tenant_wide=reply.status == 503)
-                log.warning("Graph %s: scope %s cools down for %.1f s", reply.status, scope, delay)
-                if reply.status == 429:
-                    metrics.record_throttled(_SCOPE_KINDS.get(scope.split(":")[0], scope))
-            self._gate.park(message, delay)
-        except BrokerError as exc:
-            # The retry is in the ledger (``retrying``); the orphan sweep queues it again.
-            log.warning("delivery %s: its retry could not be parked: %s", message.delivery_id, exc)
-
+    # -- the rest --------------------------------------------------------------------------
     def _body(self, broadcast_id: str, endpoint: Endpoint) -> tuple[bytes, datetime | None]:
         """The request body (the same for every delivery of a broadcast on one endpoint) and
         the broadcast's send time."""
@@ -270,15 +324,6 @@ class Deliverer:
                 self._bodies.clear()
             self._bodies[key] = found
         return found
-
-    def _wait_for_sign_in(self, message: DeliveryMessage, exc: Exception) -> Done:
-        reason = Outcome(
-            DeliveryState.WAITING_AUTH, error_code="sign_in_required", error_message=str(exc)
-        )
-        moved = self._ledger.deliveries.hold(message.delivery_id, reason, datetime.now(UTC))
-        self._gate.forget(message.delivery_id)  # `threadcast login` re-queues it
-        log.warning("delivery %s waits for a sign-in: %s", message.delivery_id, exc)
-        return Done(DeliveryState.WAITING_AUTH if moved else None)
 
     def reject(self, raw: object, reason: str) -> None:
         """Record a message that breaks the contract (it is acknowledged and dropped)."""
@@ -300,8 +345,12 @@ class Deliverer:
         return Done(None)
 
 
-def _auth_retry(reply: GraphReply, retry_at: datetime) -> Outcome:
-    return _reply_outcome(reply, DeliveryState.RETRYING, retry_at)
+def _result(reply: Future[GraphReply]) -> GraphReply:
+    try:
+        return reply.result()
+    except Exception as exc:  # the loop died under it: the request may have gone out
+        return GraphReply(None, 0.0, error_code=f"client:{type(exc).__name__}",
+                          error_message=str(exc)[:500], maybe_sent=True)  # fmt: skip
 
 
 def _reply_outcome(
@@ -321,24 +370,3 @@ def _log_rerouted(claim: Claim, reply: GraphReply) -> None:
         request_id=reply.request_id, client_request_id=claim.client_request_id,
         error_code=reply.error_code, latency_ms=reply.latency_ms,
     )  # fmt: skip
-    metrics.record_attempt(reply.status, claim.tenant, REROUTED)
-
-
-def _observe(
-    claim: Claim, reply: GraphReply, outcome: Outcome, recorded: bool,
-    send_at: datetime | None, now: datetime,
-) -> None:  # fmt: skip
-    """The attempt's one log line and its metrics."""
-    log_attempt(
-        log, broadcast=claim.broadcast_id, delivery=claim.delivery_id, tenant=claim.tenant,
-        attempt=claim.number, status=reply.status, outcome=outcome.state.value,
-        request_id=reply.request_id, client_request_id=claim.client_request_id,
-        error_code=reply.error_code, latency_ms=reply.latency_ms,
-    )  # fmt: skip
-    if not recorded:
-        log.warning("delivery %s: its claim was lost before the outcome was recorded",
-                    claim.delivery_id)  # fmt: skip
-    metrics.record_attempt(reply.status, claim.tenant, outcome.state.value)
-    if outcome.state is DeliveryState.SENT:
-        since = max(claim.created_at, send_at) if send_at else claim.created_at
-        metrics.observe_enqueue_to_sent((now - since).total_seconds())

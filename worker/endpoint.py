@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -35,6 +36,10 @@ class EndpointChooser:
         self._switch: Switch | None = None
         self._looked = -math.inf
         self._read_ledger = True  # the first look also asks the ledger (Redis may be new)
+        # Until chatthreads answered a post here, one post at a time tries it: with many
+        # posts in flight, a dead endpoint would otherwise meet a whole burst of them.
+        self._proven = False
+        self.probing = threading.Lock()
 
     def current(self) -> Endpoint:
         if self._setting == AUTO and self._switch is None:
@@ -43,6 +48,14 @@ class EndpointChooser:
                 self._looked = now
                 self._switch = self._look()
         return ENDPOINTS[active(self._setting, self._switch)]
+
+    def needs_probe(self) -> bool:
+        """Whether the next post tests an endpoint this process has not seen work yet."""
+        return self.current().name == CHATTHREADS and self._setting == AUTO and not self._proven
+
+    def answered(self, endpoint: Endpoint, reply: GraphReply) -> None:
+        if reply.ok and endpoint.name == CHATTHREADS:
+            self._proven = True
 
     def may_switch(self, endpoint: Endpoint) -> bool:
         return self._setting == AUTO and endpoint.name == CHATTHREADS

@@ -52,6 +52,8 @@ _REFUSED_MEMORY = 1000  # refused tokens remembered in-process before starting a
 # The longest a process keeps using a held token without asking Redis whether another
 # process saw Graph refuse it; a delivery refused with 401 is retried no sooner than this.
 REFUSAL_NOTICE_SECONDS = 1.0
+#: The longest a thread waits for another process's refresh of the same tenant.
+LOCK_WAIT_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class TokenProvider:
         self._asked: dict[str, float] = {}
         self._apps: dict[str, tuple[msal.ClientApplication, msal.SerializableTokenCache]] = {}
         self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}  # per tenant: one fetch at a time
         # Held through discovery and the token call, each up to the HTTP timeout: a lock that
         # expired mid-refresh would let a second process spend the same refresh token.
         self._lock_seconds = max(_MIN_LOCK_SECONDS, 2 * settings.http_timeout + 10)
@@ -89,22 +92,40 @@ class TokenProvider:
 
     def token(self, tenant: str) -> str:
         """A usable access token for ``tenant``; raises SignInRequiredError if none can be had."""
-        now = time.time()
+        held = self._held(tenant)
+        if held is not None:
+            return held
+        # One thread of this process fetches a tenant's token; the others wait for it
+        # (the tenant's MSAL cache object is shared, and a refresh costs a token call).
+        with self._tenant_lock(tenant):
+            held = self._held(tenant)
+            if held is not None:
+                return held
+            self._tokens.pop(tenant, None)
+            found = self._from_cache(tenant, time.time()) or self._refresh(tenant)
+            self._tokens[tenant] = found
+            self._asked[found.value] = time.monotonic()  # just checked (cache) or just issued
+            return found.value
+
+    def _held(self, tenant: str) -> str | None:
+        """The token in hand, if still usable and not refused as far as this process knows
+        (Redis is asked about it at most once per REFUSAL_NOTICE_SECONDS)."""
         held = self._tokens.get(tenant)
-        if held is not None and held.usable(self._margin, now):
-            asked = time.monotonic()
-            if asked - self._asked.get(held.value, -math.inf) < REFUSAL_NOTICE_SECONDS:
-                return held.value  # asked Redis less than a notice period ago
-            if not self._is_refused(tenant, held.value):
-                if len(self._asked) >= _REFUSED_MEMORY:
-                    self._asked.clear()
-                self._asked[held.value] = asked
-                return held.value
-        self._tokens.pop(tenant, None)
-        found = self._from_cache(tenant, now) or self._refresh(tenant)
-        self._tokens[tenant] = found
-        self._asked[found.value] = time.monotonic()  # just checked (cache) or just issued
-        return found.value
+        if held is None or not held.usable(self._margin, time.time()):
+            return None
+        asked = time.monotonic()
+        if asked - self._asked.get(held.value, -math.inf) < REFUSAL_NOTICE_SECONDS:
+            return held.value  # asked Redis less than a notice period ago
+        if self._is_refused(tenant, held.value):
+            return None
+        if len(self._asked) >= _REFUSED_MEMORY:
+            self._asked.clear()
+        self._asked[held.value] = asked
+        return held.value
+
+    def _tenant_lock(self, tenant: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(tenant, threading.Lock())
 
     def at_hand(self, tenant: str) -> bool:
         """Whether :meth:`token` can answer without a refresh (from memory, or after one quick
@@ -167,7 +188,9 @@ class TokenProvider:
     def _refresh(self, tenant: str) -> AccessToken:
         lock = self._redis.lock(
             TOKEN_LOCK_KEY + tenant, timeout=self._lock_seconds,
-            blocking_timeout=self._lock_seconds + 30,
+            # A refresh takes a token call; a lock held much longer is the tenant's trouble
+            # (its deliveries wait and come back), not a reason to hold a thread for minutes.
+            blocking_timeout=LOCK_WAIT_SECONDS,
         )  # fmt: skip
         try:
             with lock:

@@ -198,36 +198,31 @@ def test_unclaim_gives_back_a_claim_that_made_no_request(ledger: Ledger) -> None
     assert isinstance(again, Claim) and again.number == 1
 
 
-def test_finish_and_claim_records_one_outcome_and_takes_the_next_claim_together(
-    ledger: Ledger,
-) -> None:
+def test_a_batch_is_claimed_and_recorded_in_one_transaction_each(ledger: Ledger) -> None:
     b = broadcast(n=3)
     ledger.broadcasts.add(b, b.deliveries(), NOW)
     first, second, third = (d.id for d in b.deliveries())
-    recorded, claim = ledger.deliveries.finish_and_claim(None, first, "w", "c1", LEASE, NOW)
-    assert recorded is None and isinstance(claim, Claim) and claim.delivery_id == first
-    sent = Outcome(DeliveryState.SENT, http_status=204, request_id="r1")
-    recorded, claim2 = ledger.deliveries.finish_and_claim(
-        (claim, sent, NOW), second, "w", "c2", LEASE, NOW
+    claims = ledger.deliveries.claim_many(
+        [(first, "c1"), (second, "c2"), (first, "c3")], "w", LEASE, NOW, "channel-messages"
     )
-    assert recorded is True and isinstance(claim2, Claim) and claim2.delivery_id == second
-    assert ledger.deliveries.state(first) is DeliveryState.SENT
-    assert ledger.deliveries.state(second) is DeliveryState.SENDING
-    # A refused next claim (already sent) does not stop the outcome being recorded.
+    one, two, refused = claims
+    assert isinstance(one, Claim) and isinstance(two, Claim)
+    assert (one.delivery_id, two.delivery_id, one.endpoint) == (first, second, "channel-messages")
+    assert refused == Refusal(DeliveryState.SENDING, one.lease_until)  # already claimed above
+    sent = Outcome(DeliveryState.SENT, http_status=201, request_id="r1")
     retry = Outcome(DeliveryState.RETRYING, http_status=503)
-    recorded, refusal = ledger.deliveries.finish_and_claim(
-        (claim2, retry, NOW), first, "w", "c3", LEASE, NOW
-    )
-    assert recorded is True and refusal == Refusal(DeliveryState.SENT)
+    assert ledger.deliveries.finish_many([(one, sent, NOW), (two, retry, NOW)]) == [True, True]
+    assert ledger.deliveries.state(first) is DeliveryState.SENT
     assert ledger.deliveries.state(second) is DeliveryState.RETRYING
-    # An outcome its claim may no longer write is reported as not recorded, and the next
-    # claim is still taken.
-    recorded, claim3 = ledger.deliveries.finish_and_claim(
-        (claim2, Outcome(DeliveryState.FAILED, http_status=400), NOW), third, "w", "c4", LEASE,
-        NOW,
-    )  # fmt: skip
-    assert recorded is False and isinstance(claim3, Claim)
+    # An outcome its claim may no longer write is reported as not recorded; the others are.
+    [three] = ledger.deliveries.claim_many([(third, "c4")], "w", LEASE, NOW)
+    assert isinstance(three, Claim)
+    failed = Outcome(DeliveryState.FAILED, http_status=400)
+    assert ledger.deliveries.finish_many([(two, failed, NOW), (three, sent, NOW)]) == [False, True]
     assert ledger.deliveries.state(second) is DeliveryState.RETRYING
+    with ledger.engine.connect() as conn:
+        endpoints = conn.execute(text("SELECT DISTINCT endpoint FROM attempts")).scalars().all()
+    assert set(endpoints) == {"channel-messages", None}
 
 
 def test_deliveries_store_their_timestamps_exactly_as_the_broadcast_row_does(

@@ -100,18 +100,23 @@ class DeliveryBook:
         with self._engine.begin() as conn:
             return _claim(conn, delivery_id, worker, client_request_id, lease, now, endpoint)
 
-    def finish_and_claim(
-        self, finished: Finished | None, delivery_id: str, worker: str, client_request_id: str,
-        lease: timedelta, now: datetime, endpoint: str | None = None,
-    ) -> tuple[bool | None, Claim | Refusal]:  # fmt: skip
-        """Record the previous attempt's outcome and claim the next delivery, in one
-        transaction: a worker working through several deliveries commits once per delivery,
-        and still never holds more than one claim whose outcome is unrecorded. Returns
-        (whether ``finished`` was recorded, None if there was none; the claim or refusal)."""
+    def claim_many(
+        self, wanted: Sequence[tuple[str, str]], worker: str, lease: timedelta, now: datetime,
+        endpoint: str | None = None,
+    ) -> list[Claim | Refusal]:  # fmt: skip
+        """Claim each (delivery id, client-request-id) in one transaction (one commit for a
+        whole batch); the claims and refusals in the order asked."""
         with self._engine.begin() as conn:
-            recorded = None if finished is None else _finish(conn, *finished)
-            claim = _claim(conn, delivery_id, worker, client_request_id, lease, now, endpoint)
-            return recorded, claim
+            return [
+                _claim(conn, delivery_id, worker, crid, lease, now, endpoint)
+                for delivery_id, crid in wanted
+            ]
+
+    def finish_many(self, finished: Sequence[Finished]) -> list[bool]:
+        """Record several attempts' outcomes in one transaction (group commit); for each,
+        whether it was recorded (False: its claim was lost meanwhile)."""
+        with self._engine.begin() as conn:
+            return [_finish(conn, *one) for one in finished]
 
     def reroute(
         self, claim: Claim, answered: Outcome, endpoint: str, worker: str,
