@@ -197,6 +197,26 @@ def test_text_that_is_not_utf8_on_the_command_line(stack: Stack) -> None:
     assert done.stderr.startswith(b"threadcast: error: --text: ")
 
 
+@pytest.mark.usefixtures("cli_env", "unchanged")
+@pytest.mark.parametrize(
+    ("name", "text", "where"),
+    [
+        ("long.csv", "tenant,group,channel\n" + "x" * (200 * 1024) + ",g,c\n", "line 2"),
+        ("long-header.csv", "x" * (200 * 1024) + ",group,channel\n", "line 1"),
+        ("deep.json", "[" * 100_000 + "]" * 100_000, "line 1"),
+        ("deep-item.json", "[" + "[" * 100_000, "line 1"),
+    ],
+)
+def test_the_cli_refuses_a_targets_file_it_cannot_parse_in_one_line(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    name: str, text: str, where: str,
+) -> None:  # fmt: skip
+    path = tmp_path / name
+    path.write_text(text)
+    assert main(["send", "--targets", str(path), "--text", "hi"]) == 2
+    one_line(capsys, f"{path} {where}")
+
+
 @pytest.mark.usefixtures("unchanged")
 @pytest.mark.parametrize(
     ("over", "field"),
