@@ -91,7 +91,8 @@ def one_run(bench: Rig, kill: bool) -> dict[str, Any]:
     total = TENANTS * CHANNELS_PER_TENANT
     worker = bench.workers[-1]
     pid = worker.process.pid
-    cpu_before = cpu_seconds([pid])
+    pids = [w.process.pid for w in bench.workers]
+    cpu_before = cpu_seconds(pids)
     killed_at_flight = None
     with InFlight(bench) as flight, Producer(bench.settings) as producer:
         sent = producer.send(f"<p>answers {uuid.uuid4()}</p>", targets(bench.tenants, total),
@@ -107,7 +108,7 @@ def one_run(bench: Rig, kill: bool) -> dict[str, Any]:
             timeout=900, every=0.25,
         )  # fmt: skip
         most = flight.most
-    cpu = cpu_seconds([pid]) if not kill else None
+    cpu = cpu_seconds(pids) if not kill else None
     times = sent_times(bench)
     final = counts(bench, sent)
     posts = bench.admin("/stats")
@@ -125,15 +126,16 @@ def one_run(bench: Rig, kill: bool) -> dict[str, Any]:
     return figures
 
 
-def at_latency(latency_ms: int, runs: int, kill: bool) -> dict[str, Any]:
+def at_latency(latency_ms: int, runs: int, kill: bool, instances: int = 1) -> dict[str, Any]:
     sim_args = ["--latency-ms", str(latency_ms)]
     results = []
     with rig(sim_args=sim_args, log_level="INFO") as bench:
         bench.sign_in(TENANTS)
-        bench.workers.append(start_default_worker(bench, "worker"))
+        for n in range(instances):
+            bench.workers.append(start_default_worker(bench, f"worker-{n}"))
         for _ in range(runs):
             results.append(one_run(bench, kill=False))
-        memory = max(peak_memory_mb([bench.workers[-1].process.pid]))
+        memory = sum(peak_memory_mb([w.process.pid for w in bench.workers]))
         killed = one_run(bench, kill=True) if kill else None
     keys = [k for k in results[0] if k != "complete"]
     report: dict[str, Any] = {
@@ -152,8 +154,10 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=int, action="append",
                         help="answer time(s) to measure; default 0, 50, 250, 1000")  # fmt: skip
     parser.add_argument("--kill", action="store_true", help="also a run with a SIGKILL mid-way")
+    parser.add_argument("--instances", type=int, default=1, help="threadcast workers to start")
     args = parser.parse_args()
-    report = [at_latency(ms, args.runs, args.kill) for ms in args.latency_ms or [0, 50, 250, 1000]]
+    report = [at_latency(ms, args.runs, args.kill, args.instances)
+              for ms in args.latency_ms or [0, 50, 250, 1000]]  # fmt: skip
     print(json.dumps(report, indent=2))
     print("| answer time | posts/s | worker CPU ms/delivery | worker RSS MB | in flight | "
           "SIGKILL: unknown / in flight at kill |")  # fmt: skip
