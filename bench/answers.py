@@ -75,7 +75,7 @@ class InFlight:
 def start_default_worker(bench: Rig, name: str) -> Any:
     """``threadcast worker`` with the defaults: no -c, no -P."""
     env = os.environ | bench.settings.as_env()
-    return start_worker(bench.workdir / f"{name}.log", env=env, concurrency=None)
+    return start_worker(bench.workdir / f"{name}.log", env=env, concurrency=None, processes=None)
 
 
 def counts(bench: Rig, broadcast: str) -> dict[str, int]:

@@ -44,10 +44,10 @@ class WorkerProcess:
 
 def start_worker(
     log_path: Path, env: Mapping[str, str] | None = None, concurrency: int | None = 2,
-    extra: Sequence[str] = (), timeout: float = 60.0,
+    extra: Sequence[str] = (), timeout: float = 60.0, processes: int | None = 1,
 ) -> WorkerProcess:  # fmt: skip
     """Run ``threadcast worker`` and return once it consumes (it writes its ready file);
-    ``concurrency`` None: the worker's own default (THREADCAST_MAX_IN_FLIGHT)."""
+    ``concurrency`` (threads) and ``processes`` None: the worker's own defaults."""
     name = f"threadcast-{uuid.uuid4().hex[:8]}@%h"
     threads = [] if concurrency is None else ["-c", str(concurrency)]
     argv = [sys.executable, "-m", "producer.cli", "worker", *threads, "-n", name,
@@ -57,6 +57,8 @@ def start_worker(
     ready.unlink(missing_ok=True)
     child_env = dict(os.environ if env is None else env)
     child_env["THREADCAST_WORKER_READY_FILE"] = str(ready)
+    if processes is not None:
+        child_env["THREADCAST_WORKER_PROCESSES"] = str(processes)
     process = subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=child_env
     )

@@ -56,14 +56,18 @@ class Settings(BaseSettings):
     http_timeout: float = Field(default=30.0, gt=0, le=600)
     max_attempts: int = Field(default=5, ge=1, le=100)
     token_refresh_margin: float = Field(default=300.0, ge=0, le=3600)
-    # Posts one worker process may have in flight at once, at most: its threads each hold a
-    # batch (THREADCAST_BATCH_SIZE) whose posts are in flight together. How many are really
-    # in flight follows from the permits the gate gives and Graph's answer time (Little's
-    # law: 500 posts/s answered in 250 ms are 125 in flight); this only caps it.
+    # Posts one `threadcast worker` may have in flight at once, at most (its processes share
+    # it): each thread holds a batch (THREADCAST_BATCH_SIZE) whose posts are in flight
+    # together. How many are really in flight follows from the permits the gate gives and
+    # Graph's answer time (Little's law: 500 posts/s answered in 250 ms are 125 in flight);
+    # this only caps it.
     max_in_flight: int = Field(default=512, ge=1, le=4096)
     # Worker threads (each a Celery message, i.e. a batch, at a time); unset: enough for
     # THREADCAST_MAX_IN_FLIGHT.
     worker_concurrency: int | None = Field(default=None, ge=1, le=1024)
+    # Worker processes `threadcast worker` runs (each its threads and in-flight cap): one
+    # process's Python is bound at about one CPU. Unset: one per CPU.
+    worker_processes: int | None = Field(default=None, ge=1, le=64)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Scheduling (docs/SCHEDULING.md): how late a due broadcast or occurrence may still be
     # sent, and the scheduler's leader lease (a dead leader is replaced within about this).

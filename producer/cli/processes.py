@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from producer import accounts
+from producer.supervise import Supervisor
 from threadcast.constants import QUEUE
 from threadcast.settings import load_settings
 
@@ -33,7 +34,15 @@ def _worker(_args: argparse.Namespace, rest: list[str]) -> int:
     command = [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", QUEUE]
     if not any(a.startswith(("--loglevel", "-l")) for a in rest):
         command += ["--loglevel", settings.log_level]
-    os.execv(sys.executable, command + rest)  # noqa: S606 - replaces this process on purpose
+    processes = settings.worker_processes or os.cpu_count() or 1
+    if processes == 1:
+        os.execv(sys.executable, command + rest)  # noqa: S606 - replaces this process on purpose
+    env = dict(os.environ)
+    env.pop("THREADCAST_WORKER_READY_FILE", None)
+    # The cap is the command's: its processes share it.
+    env["THREADCAST_MAX_IN_FLIGHT"] = str(-(-settings.max_in_flight // processes))
+    supervisor = Supervisor(command + rest, processes, env, settings.worker_ready_file)
+    return supervisor.run()
 
 
 def _sim(_args: argparse.Namespace, rest: list[str]) -> int:
