@@ -41,6 +41,7 @@ from bench.performance import cpu_seconds, peak_memory_mb, sent_times, targets
 from bench.rig import Rig, rig, summary, wait_until
 from producer import Producer
 from producer.processes import start_worker
+from tests.integration.chaostools import children
 
 TENANTS, CHANNELS_PER_TENANT = 20, 300
 
@@ -100,7 +101,8 @@ def one_run(bench: Rig, kill: bool) -> dict[str, Any]:
         if kill:
             wait_until(lambda: counts(bench, sent)["sent"] >= total // 2, timeout=600)
             killed_at_flight = flight.last
-            os.kill(pid, signal.SIGKILL)
+            for victim in [pid, *children(pid)]:  # the supervisor and its worker processes
+                os.kill(victim, signal.SIGKILL)
             worker.process.wait()
             bench.workers.append(start_default_worker(bench, f"worker-{uuid.uuid4().hex[:6]}"))
         settled = wait_until(

@@ -11,6 +11,7 @@ batches finish and are recorded) and waited for. The command's own pid stands fo
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -26,6 +27,7 @@ log = logging.getLogger("threadcast.worker")
 _RESTART_PAUSE = 1.0  # seconds before a process that died is started again
 _QUICK_DEATHS = 5  # processes dying within _QUICK seconds of their start, in a row: give up
 _QUICK = 10.0
+_PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 @dataclass
@@ -69,7 +71,9 @@ class Supervisor:
         if port and port.isdigit():
             env["THREADCAST_METRICS_PORT"] = str(int(port) + index)  # one port per process
         command = [*self._command, "-n", f"threadcast{index}-{os.getpid()}@%h"]
-        process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            command, env=env, stdin=subprocess.DEVNULL, preexec_fn=_stop_with_parent
+        )
         self._children[index] = _Child(index, process)
 
     def _ended(self, child: _Child, code: int) -> None:
@@ -110,3 +114,13 @@ class Supervisor:
             if any(c.process.poll() is not None for c in self._children.values()):
                 return  # one died before it was ready: the wait loop restarts or gives up
             time.sleep(0.1)
+
+
+def _stop_with_parent() -> None:
+    """In the child, before it runs Celery: a SIGTERM (a warm stop) when the supervisor dies,
+    even by SIGKILL, so no worker process is left running unsupervised (Linux only)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: the processes outlive a killed supervisor

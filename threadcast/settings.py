@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     # together. How many are really in flight follows from the permits the gate gives and
     # Graph's answer time (Little's law: 500 posts/s answered in 250 ms are 125 in flight);
     # this only caps it.
-    max_in_flight: int = Field(default=512, ge=1, le=4096)
+    max_in_flight: int = Field(default=1024, ge=1, le=8192)
     # Worker threads (each a Celery message, i.e. a batch, at a time); unset: enough for
     # THREADCAST_MAX_IN_FLIGHT.
     worker_concurrency: int | None = Field(default=None, ge=1, le=1024)

@@ -98,19 +98,28 @@ class Deliverer:
         """Deliver a batch; what became of each message (in no particular order)."""
         if self.stopping.is_set():
             return self._put_back(messages)
-        done: list[Done] = []
-        if messages and self._endpoints.needs_probe():
-            # The endpoint is untried here: one post tests it first (at most one request
-            # per process can meet an endpoint Graph removed), then the rest go together.
-            with self._endpoints.probing:
-                if self._endpoints.needs_probe():
-                    done += self._deliver(messages[:1])
-                    messages = messages[1:]
-        return done + self._deliver(messages)
+        # Tenants whose token is in hand go first: a tenant whose token needs a refresh (a
+        # lock, a token call, perhaps a wait for another process's) must not hold them.
+        fast = [m for m in messages if self._tokens.at_hand(m.tenant)]
+        slow = [m for m in messages if not self._tokens.at_hand(m.tenant)]
+        return self._deliver_with_tokens(fast) + self._deliver_with_tokens(slow)
 
-    def _deliver(self, messages: Sequence[DeliveryMessage]) -> list[Done]:
+    def _deliver_with_tokens(self, messages: Sequence[DeliveryMessage]) -> list[Done]:
         done: list[Done] = []
         ready = self._with_tokens(messages, done)
+        if ready and self._endpoints.needs_probe():
+            # The endpoint is untried here: one post tests it first (at most one request
+            # per process can meet an endpoint Graph removed), then the rest go together.
+            # Only the post waits on the probe, never a token: one tenant's trouble must
+            # not hold the others.
+            with self._endpoints.probing:
+                if self._endpoints.needs_probe():
+                    done += self._deliver(ready[:1])
+                    ready = ready[1:]
+        return done + self._deliver(ready)
+
+    def _deliver(self, ready: list[_Ready]) -> list[Done]:
+        done: list[Done] = []
         if not ready:
             return done
         endpoint = self._endpoints.current()

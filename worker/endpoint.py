@@ -13,7 +13,15 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import SQLAlchemyError
 
 from threadcast import metrics
-from threadcast.endpoints import AUTO, CHANNEL_MESSAGES, CHATTHREADS, EndpointRecord, Switch, active
+from threadcast.endpoints import (
+    AUTO,
+    CHANNEL_MESSAGES,
+    CHATTHREADS,
+    EndpointRecord,
+    Switch,
+    active,
+    segment_gone,
+)
 from threadcast.errors import ThreadcastError
 from worker.graph import ENDPOINTS, Endpoint, GraphReply
 
@@ -40,13 +48,16 @@ class EndpointChooser:
         # posts in flight, a dead endpoint would otherwise meet a whole burst of them.
         self._proven = False
         self.probing = threading.Lock()
+        self._looking = threading.Lock()
 
     def current(self) -> Endpoint:
         if self._setting == AUTO and self._switch is None:
-            now = self._clock()
-            if now - self._looked >= _LOOK_EVERY:
-                self._looked = now
-                self._switch = self._look()
+            # One thread looks at a time, and the others wait for its answer: a thread that
+            # went on meanwhile would post to chatthreads on a stale "not switched".
+            with self._looking:
+                if self._switch is None and self._clock() - self._looked >= _LOOK_EVERY:
+                    self._switch = self._look()
+                    self._looked = self._clock()
         return ENDPOINTS[active(self._setting, self._switch)]
 
     def needs_probe(self) -> bool:
@@ -54,7 +65,10 @@ class EndpointChooser:
         return self.current().name == CHATTHREADS and self._setting == AUTO and not self._proven
 
     def answered(self, endpoint: Endpoint, reply: GraphReply) -> None:
-        if reply.ok and endpoint.name == CHATTHREADS:
+        """Any HTTP answer but the removed segment's proves the endpoint exists (Graph
+        resolves the path before it looks at the token or the body)."""
+        gone = segment_gone(reply.status, reply.error_message)
+        if endpoint.name == CHATTHREADS and reply.status is not None and not gone:
             self._proven = True
 
     def may_switch(self, endpoint: Endpoint) -> bool:

@@ -52,8 +52,9 @@ _REFUSED_MEMORY = 1000  # refused tokens remembered in-process before starting a
 # The longest a process keeps using a held token without asking Redis whether another
 # process saw Graph refuse it; a delivery refused with 401 is retried no sooner than this.
 REFUSAL_NOTICE_SECONDS = 1.0
-#: The longest a thread waits for another process's refresh of the same tenant.
-LOCK_WAIT_SECONDS = 15.0
+#: A thread waits for another process's refresh of the same tenant this much longer than
+#: the refresh's own token call may take (THREADCAST_HTTP_TIMEOUT).
+LOCK_WAIT_MARGIN = 5.0
 
 
 @dataclass(frozen=True)
@@ -188,9 +189,9 @@ class TokenProvider:
     def _refresh(self, tenant: str) -> AccessToken:
         lock = self._redis.lock(
             TOKEN_LOCK_KEY + tenant, timeout=self._lock_seconds,
-            # A refresh takes a token call; a lock held much longer is the tenant's trouble
-            # (its deliveries wait and come back), not a reason to hold a thread for minutes.
-            blocking_timeout=LOCK_WAIT_SECONDS,
+            # A refresh takes a token call; a lock held longer is the tenant's trouble (its
+            # deliveries wait and come back), not a reason to hold a thread for minutes.
+            blocking_timeout=self._settings.http_timeout + LOCK_WAIT_MARGIN,
         )  # fmt: skip
         try:
             with lock:

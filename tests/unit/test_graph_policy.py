@@ -100,3 +100,24 @@ def test_full_jitter_stays_within_exponential_cap() -> None:
     for attempt in range(1, 10):
         for _ in range(50):
             assert 0 <= policy.backoff(attempt, None, rng) <= min(10, 2 ** (attempt - 1))
+
+
+def test_odd_graph_answers_become_replies_that_fit_the_ledger() -> None:
+    """Whatever Graph answers is a reply the ledger can hold, never an exception: a
+    superscript Retry-After, error JSON nested past the parser's depth, a request-id longer
+    than its column, a body that is not JSON at all."""
+    from worker.graph import _reply
+
+    deep = b'{"error": ' * 100_000 + b"1" + b"}" * 100_000
+    headers = {"Retry-After": "\u00b2", "request-id": "r" * 500}
+    reply = _reply(503, headers, deep, 0.0)
+    assert reply.status == 503 and reply.retry_after is None
+    assert reply.request_id == "r" * 64
+    assert reply.error_code is None and reply.error_message is not None
+    assert len(reply.error_message) <= 500
+    created = _reply(201, {}, b'{"id": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 0.0)
+    assert created.ok and created.message_id is None
+    plain = _reply(400, {}, b"\xff\xfe not json", 0.0)
+    assert plain.error_code is None and plain.error_message is not None
+    assert parse_retry_after("9999999999999999999999") == 9999999999999999999999.0
+    assert parse_retry_after("Fri, 31 Dec 99999 23:59:59 GMT") is None
