@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,10 +31,19 @@ def _send(args: argparse.Namespace, _rest: list[str]) -> int:
     send_at = None if args.at is None else parse_instant("--at", args.at)
     check_send_at("--at", send_at, datetime.now(UTC), now_if_past=args.now_if_past)
     with Producer(load_settings()) as producer:
-        result = producer.send(
-            content, targets, content_type=content_type, broadcast_id=args.broadcast_id,
-            source=args.source, send_at=send_at, now_if_past=args.now_if_past,
-        )  # fmt: skip
+        # The send makes a few short-lived objects per target and no garbage cycles worth a
+        # collection: with the cyclic collector on, it walks the whole long-lived heap again
+        # and again while a big file is published (1,000,000 targets: about 3 s of 25).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            result = producer.send(
+                content, targets, content_type=content_type, broadcast_id=args.broadcast_id,
+                source=args.source, send_at=send_at, now_if_past=args.now_if_past,
+            )  # fmt: skip
+        finally:
+            if collecting:  # --watch runs on for as long as the broadcast does
+                gc.enable()
         if result.scheduled:
             print(f"scheduled for {args.at}: threadcast scheduler releases it then")
         if result.created:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import re
+import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from sqlalchemy import func, select
 
 from producer import Producer
 from producer.cli import main
+from producer.publisher import Publisher
 from producer.scheduler.sweeps import OrphanSweep
 from producer.targets import stream_targets
 from threadcast.contract import DeliveryMessage, Target
@@ -124,6 +126,23 @@ def test_a_bad_row_at_the_end_of_a_big_file_writes_nothing(
         ledger.close()
 
 
+def test_a_failed_send_leaves_the_ledger_as_it_was_for_the_next(
+    producer: Producer, clean_redis: redis.Redis, tmp_path: Path
+) -> None:
+    """The failure comes while rows are being moved (SQLite: on the mover thread's chunk)."""
+    tenants = signed_in(producer.ledger, 2)
+    good = rows(tenants, 25_000)
+    path = write_file(tmp_path / "t.csv", [*good, "x,y,z"])
+    for _ in range(3):  # every pooled connection has met a failure
+        with pytest.raises(ValidationError, match="line 25002"):
+            producer.send("<p>hi</p>", stream_targets(path))
+    assert ledger_rows(producer.ledger) == (0, 0, None, None)
+    for n in range(3):  # and then sends as if nothing happened
+        path = write_file(tmp_path / "t.csv", good)
+        assert producer.send(f"<p>{n}</p>", stream_targets(path)).deliveries == 25_000
+    assert ledger_rows(producer.ledger) == (3, 75_000, 0, 24_999)
+
+
 def test_a_generator_of_targets_is_read_as_it_is_written(
     producer: Producer, clean_redis: redis.Redis
 ) -> None:
@@ -167,3 +186,76 @@ def test_a_crash_between_commit_and_gate_is_put_right_by_the_orphan_sweep(
     sweep.run(datetime.now(UTC) + timedelta(seconds=61))
     assert sweep.requeued == 19_000
     assert clean_redis.hlen(keys.KNOWN) == 20_000
+
+
+def test_the_cli_sends_without_the_cyclic_collector_then_turns_it_back_on(
+    database_url: str, redis_url: str, clean_redis: redis.Redis, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    ledger = Ledger.open(database_url)
+    tenants = signed_in(ledger, 1)
+    ledger.close()
+    collecting: list[bool] = []
+    real_send = Producer.send
+
+    def send(self: Producer, *args: object, **kwargs: object) -> object:
+        collecting.append(gc.isenabled())
+        return real_send(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Producer, "send", send)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("THREADCAST_DATABASE_URL", database_url)
+    monkeypatch.setenv("THREADCAST_REDIS_URL", redis_url)
+    path = write_file(tmp_path / "t.csv", rows(tenants, 10))
+    assert main(["send", "--targets", str(path), "--text", "hi"]) == 0
+    assert "recorded 10 deliveries; published 10" in capsys.readouterr().out
+    assert collecting == [False]
+    assert gc.isenabled()
+
+
+def message(i: int) -> DeliveryMessage:
+    return DeliveryMessage(str(uuid.UUID(int=i)), "b", str(uuid.UUID(int=7)),
+                           str(uuid.UUID(int=i % 3)), f"19:c{i}@thread.tacv2")  # fmt: skip
+
+
+def test_publishing_reads_ahead_in_order_and_stops_when_either_side_fails(
+    redis_url: str, clean_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read: list[int] = []
+    reading_on: set[str] = set()
+
+    def messages(n: int, fail_at: int = -1) -> Iterator[DeliveryMessage]:
+        reading_on.add(threading.current_thread().name)
+        for i in range(n):
+            if i == fail_at:
+                raise RuntimeError("the ledger went away")
+            read.append(i)
+            yield message(i)
+
+    def readers() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "threadcast-read-ahead"]
+
+    publisher = Publisher(redis_url)
+    try:
+        assert publisher.publish(messages(25_000)) == 25_000
+        assert reading_on == {"threadcast-read-ahead"}  # while the gate talks to Redis
+        queued = clean_redis.lrange(keys.queue(str(uuid.UUID(int=7)), str(uuid.UUID(int=1))), 0, -1)
+        assert [DeliveryMessage.from_entry(e).delivery_id for e in queued] == [
+            message(i).delivery_id for i in range(1, 25_000, 3)
+        ]
+        with pytest.raises(RuntimeError, match="the ledger went away"):
+            publisher.publish(messages(50_000, fail_at=30_000))
+        assert not readers()
+
+        def gate_dies(gate: Gate, messages: Iterable[DeliveryMessage]) -> int:
+            next(iter(messages))
+            raise BrokerError("Redis went away")
+
+        read.clear()
+        monkeypatch.setattr(Gate, "enqueue", gate_dies)
+        with pytest.raises(BrokerError, match="Redis went away"):
+            publisher.publish(messages(1_000_000))
+        assert not readers()
+        assert len(read) <= 50_000  # it stopped reading: a few chunks ahead at most
+    finally:
+        publisher.close()
