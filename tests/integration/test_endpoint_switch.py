@@ -9,13 +9,15 @@ lost its copy of the switch.
 
 from __future__ import annotations
 
+import io
+import json
 import uuid
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
 
-from producer import Producer, status
+from producer import Producer, export, status
 from producer.accounts import list_accounts
 from producer.processes import start_worker
 from producer.signin import sign_in
@@ -97,6 +99,12 @@ def test_the_deployment_switches_once_and_every_delivery_is_sent(stack: Stack) -
     assert "Resource not found for the segment" in switch.reason
     assert stack.redis.get(ENDPOINT_KEY) is not None
     assert stack.worker.log_text().count("this deployment now posts to v1.0") == 1
+
+    exported = io.StringIO()
+    export.write(stack.ledger.audit.records(broadcast), "jsonl", exported)
+    logged = [a for line in exported.getvalue().splitlines()
+              for a in json.loads(line)["attempt_log"]]  # fmt: skip
+    assert {a["endpoint"] for a in logged} == {CHATTHREADS, CHANNEL_MESSAGES}
 
     shown = status.report(stack.ledger, broadcast)
     assert shown["endpoint"]["active"] == CHANNEL_MESSAGES
