@@ -38,10 +38,10 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from threadcast import identity
+from threadcast import endpoints, identity
 from threadcast.constants import SCHEDULER_LEASE_KEY, TOKEN_CACHE_KEY
 from threadcast.dispatch import keys
-from threadcast.ledger import TokenCacheRows
+from threadcast.ledger import DeploymentFacts, TokenCacheRows
 from threadcast.ledger.migrations import HEAD, current_version
 from threadcast.ledger.schema import deliveries, schedules
 from threadcast.logs import redact, secret_literals
@@ -54,13 +54,6 @@ CONNECT_TIMEOUT = 5.0
 #: windows, lease deadlines) are read against another host's clock.
 CLOCK_WARN_SECONDS = 0.5
 CLOCK_FAIL_SECONDS = 2.0
-#: Delegated Graph permissions each endpoint accepts (what the worker's tokens must carry).
-ACCEPTED_SCOPES = {
-    "chatthreads": frozenset({"Group.ReadWrite.All"}),
-    "channel-messages": frozenset({"ChannelMessage.Send", "Group.ReadWrite.All"}),
-    # Either endpoint, depending on whether the deployment has switched to v1.0 yet.
-    "auto": frozenset({"ChannelMessage.Send", "Group.ReadWrite.All"}),
-}
 _GRAPH_PREFIX = "https://graph.microsoft.com/"
 _MIN_PASSWORD = 6  # shorter URL passwords as literals would mask ordinary words
 # Greedy to the last "@" before the host: a password may hold an unescaped "@".
@@ -120,7 +113,7 @@ def check_settings() -> tuple[Settings | None, list[Result]]:
     if missing:
         need = " and ".join(missing)
         return settings, [fail("settings", f"{need} not set", f"set {need}: workers need them")]
-    detail = f"valid; endpoint {settings.endpoint}; client id {settings.client_id}"
+    detail = f"valid; endpoint setting {settings.endpoint}; client id {settings.client_id}"
     return settings, [ok("settings", detail)]
 
 
@@ -430,8 +423,19 @@ class SignIn:
 def check_tenants(probe: Probe) -> list[Result]:
     if why := probe.unavailable("ledger", "tokens"):
         return [warn("tenants", f"not checked: {why}")]
-    accepted = ACCEPTED_SCOPES.get(probe.settings.endpoint, frozenset())
+    active = endpoints.active(probe.settings.endpoint, _switch(probe))
+    accepted = endpoints.ACCEPTED_SCOPES[active]
     return [_tenant(probe, cache, accepted) for cache in probe.caches()]
+
+
+def _switch(probe: Probe) -> endpoints.Switch | None:
+    """The deployment's recorded switch to v1.0, read from the ledger (never written)."""
+    if probe.engine is None:
+        return None
+    try:
+        return endpoints.recorded(DeploymentFacts(probe.engine))
+    except SQLAlchemyError:  # a ledger not yet migrated to v7 has no such table
+        return None
 
 
 def _tenant(probe: Probe, cache: TenantCache, accepted: frozenset[str]) -> Result:
