@@ -40,7 +40,7 @@ from threadcast.errors import (
 )
 from threadcast.ids import new_request_id
 from threadcast.ledger import Claim, DeliveryState, Ledger, Outcome, Refusal
-from threadcast.ledger.deliveries import REROUTED
+from threadcast.ledger.states import REROUTED
 from threadcast.logs import log_attempt
 from worker.endpoint import EndpointChooser
 from worker.graph import Endpoint, GraphClient, GraphReply, Post

@@ -17,7 +17,7 @@ from threadcast.contract import Broadcast, ContentType, Delivery, DeliveryMessag
 from threadcast.errors import NotFoundError, ValidationError
 from threadcast.ledger.engine import READ_ONLY
 from threadcast.ledger.schema import attempts, broadcasts, deliveries
-from threadcast.ledger.states import CANCELLABLE, CLAIMABLE, DeliveryState
+from threadcast.ledger.states import CANCELLABLE, CLAIMABLE, REROUTED, DeliveryState
 
 _INSERT_CHUNK = 10_000  # SQLite rows per executemany
 # SQLite's page cache while it writes a broadcast's deliveries, in KiB (the default is 2 MiB):
@@ -456,6 +456,8 @@ class BroadcastBook:
             .where(deliveries.c.broadcast_id == broadcast_id)
             .where(attempts.c.outcome.is_not(None))
             .where(attempts.c.outcome != DeliveryState.SENT.value)
+            # Not an error: the answer proved the old endpoint gone, the post went on to v1.0.
+            .where(attempts.c.outcome != REROUTED)
             .order_by(attempts.c.id.desc())
             .limit(limit)
         )  # fmt: skip

@@ -29,12 +29,9 @@ from threadcast.contract import ContentType, DeliveryMessage
 from threadcast.ledger.broadcasts import MESSAGE_COLUMNS, message_of
 from threadcast.ledger.engine import READ_ONLY
 from threadcast.ledger.schema import attempts, broadcasts, deliveries, rejected_messages
-from threadcast.ledger.states import CLAIMABLE, DeliveryState
+from threadcast.ledger.states import CLAIMABLE, REROUTED, DeliveryState
 
 LOST_LEASE = "worker_lost"
-#: An attempt's outcome when its answer proved the endpoint gone and the post went on to
-#: another endpoint under the same claim (not a delivery state).
-REROUTED = "rerouted"
 # A delivery waiting for a retry time may be claimed this much before it (clocks differ a
 # little between the machine that parked it and the one that released it).
 EARLY_CLAIM = timedelta(seconds=0.5)
