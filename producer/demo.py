@@ -181,7 +181,7 @@ def main(scenario: str = "seed", workdir: Path | None = None) -> int:
             say(f"  signed in as {user}")
         worker = start_worker(
             workdir / "worker.log", env=os.environ | settings.as_env(),
-            concurrency=WORKER_PROCESSES,
+            concurrency=2, processes=WORKER_PROCESSES,
         )  # fmt: skip
         stack.callback(worker.stop)
         # start_worker runs this interpreter: shown so an install check can see which one.
