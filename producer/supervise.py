@@ -11,13 +11,14 @@ batches finish and are recorded) and waited for. The command's own pid stands fo
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -57,10 +58,12 @@ class Supervisor:
             self._start(index)
         self._announce_when_ready()
         while self._children:
+            # Reaped here only (never by Popen.poll/send_signal), so every end is seen once.
             pid, status = os.wait()
             child = next((c for c in self._children.values() if c.process.pid == pid), None)
             if child is not None:
-                self._ended(child, os.waitstatus_to_exitcode(status))
+                child.process.returncode = os.waitstatus_to_exitcode(status)
+                self._ended(child, child.process.returncode)
         return 1 if self._quick_deaths >= _QUICK_DEATHS else 0
 
     def _start(self, index: int) -> None:
@@ -96,8 +99,8 @@ class Supervisor:
         # signal) apply in each.
         self._stopping = True
         for child in self._children.values():
-            if child.process.poll() is None:
-                child.process.send_signal(signal.SIGTERM if signum == signal.SIGINT else signum)
+            with contextlib.suppress(ProcessLookupError):  # os.kill: it does not reap
+                os.kill(child.process.pid, signal.SIGTERM if signum == signal.SIGINT else signum)
 
     def _child_ready(self, index: int) -> Path:
         assert self._ready_file is not None
@@ -111,9 +114,19 @@ class Supervisor:
             if all(self._child_ready(i).exists() for i in self._children):
                 self._ready_file.write_text(str(os.getpid()))
                 return
-            if any(c.process.poll() is not None for c in self._children.values()):
+            if _any_ended(self._children.values()):
                 return  # one died before it was ready: the wait loop restarts or gives up
             time.sleep(0.1)
+
+
+def _any_ended(children: Iterable[_Child]) -> bool:
+    """Whether a child has ended, without reaping it (the wait loop does that)."""
+    for child in children:
+        with contextlib.suppress(ChildProcessError):
+            info = os.waitid(os.P_PID, child.process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            if info is not None:
+                return True
+    return False
 
 
 def _stop_with_parent() -> None:
