@@ -60,6 +60,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--every", type=float, default=2.0, help="seconds between kills")
     parser.add_argument("--backlog", type=int, default=64, help="THREADCAST_DISPATCH_BACKLOG")
     parser.add_argument("--database-url", help="the ledger (default: SQLite in a temp dir)")
+    parser.add_argument("--latency-ms", type=float, default=0,
+                        help="the simulator delays every answer this much (Graph: hundreds)")
     return parser.parse_args()
 
 
@@ -83,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         def victim(n: int) -> WorkerProcess:
             return start_worker(bench.workdir / f"victim-{n}.log", env=env, concurrency=args.victim)
 
-        configure(bench.sim, **FAULTS)
+        configure(bench.sim, **FAULTS, latency_ms=args.latency_ms)
         before = bench.admin("/stats")["faults"]
         content = f"<p>chaos bench {uuid.uuid4()}</p>"
         ledger = bench.ledger()
