@@ -37,7 +37,7 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.performance import cpu_seconds, peak_memory_mb, sent_times, targets
+from bench.performance import UNLIMITED, cpu_seconds, peak_memory_mb, sent_times, targets
 from bench.rig import Rig, rig, summary, wait_until
 from producer import Producer
 from producer.processes import start_worker
@@ -133,10 +133,13 @@ def one_run(bench: Rig, kill: bool) -> dict[str, Any]:
 _SWEEP_SOON = {"lease_margin": 3, "orphan_grace": 2, "orphan_released_grace": 5}
 
 
-def at_latency(latency_ms: int, runs: int, kill: bool, instances: int = 1) -> dict[str, Any]:
+def at_latency(
+    latency_ms: int, runs: int, kill: bool, instances: int = 1, unlimited: bool = False
+) -> dict[str, Any]:
     sim_args = ["--latency-ms", str(latency_ms)]
     results = []
-    with rig(sim_args=sim_args, log_level="INFO", **_SWEEP_SOON) as bench:
+    limits = UNLIMITED if unlimited else {}
+    with rig(sim_args=sim_args, log_level="INFO", **_SWEEP_SOON, **limits) as bench:
         bench.sign_in(TENANTS)
         for n in range(instances):
             bench.workers.append(start_default_worker(bench, f"worker-{n}"))
@@ -166,8 +169,10 @@ def main() -> int:
                         help="answer time(s) to measure; default 0, 50, 250, 1000")  # fmt: skip
     parser.add_argument("--kill", action="store_true", help="also a run with a SIGKILL mid-way")
     parser.add_argument("--instances", type=int, default=1, help="threadcast workers to start")
+    parser.add_argument("--unlimited", action="store_true",
+                        help="threadcast's own limits lifted: the worker's capacity")  # fmt: skip
     args = parser.parse_args()
-    report = [at_latency(ms, args.runs, args.kill, args.instances)
+    report = [at_latency(ms, args.runs, args.kill, args.instances, args.unlimited)
               for ms in args.latency_ms or [0, 50, 250, 1000]]  # fmt: skip
     print(json.dumps(report, indent=2))
     print("| answer time | posts/s | worker CPU ms/delivery | worker RSS MB | in flight | "
