@@ -28,6 +28,7 @@ from threadcast.settings import Settings, load_settings
 from threadcast.tokencache import signed_in
 
 DEFAULT_RETRY_STATES = (DeliveryState.FAILED, DeliveryState.UNKNOWN)
+_KEEP = 10_000  # deliveries of a broadcast published from memory after its commit, at most
 
 
 @dataclass(frozen=True)
@@ -89,17 +90,26 @@ class Producer:
             send_at=send_at,
         )
         now = datetime.now(UTC)
-        batch = _distinct(broadcast.id, chain(broadcast.targets, stream))
+        small = _Small()
+        batch = _distinct(broadcast.id, chain(broadcast.targets, stream), small)
         recorded = self.ledger.broadcasts.record(broadcast, batch, now)
         scheduled = broadcast.send_at is not None and broadcast.send_at > now
-        # Published only once committed, read back a page at a time: what a crash before or
-        # during publishing leaves out, the scheduler's orphan sweep puts in the gate later.
         messages: Iterable[DeliveryMessage] = ()
-        if not (recorded.created and scheduled):
+        if not recorded.created:
             messages = self.ledger.broadcasts.queued_messages(broadcast.id)
+        elif not scheduled:
+            messages = self._committed(broadcast.id, small)
         published = self._publisher.publish(messages)
         return SendResult(broadcast.id, recorded.deliveries, recorded.created, published,
                           scheduled)  # fmt: skip
+
+    def _committed(self, broadcast_id: str, small: _Small) -> Iterable[DeliveryMessage]:
+        """A broadcast just committed, all its deliveries ``queued``: published only now (what
+        a crash before or during publishing leaves out, the scheduler's orphan sweep puts
+        in the gate later), from memory when it is small, else read back a page at a time."""
+        if small.messages is not None:
+            return small.messages
+        return self.ledger.broadcasts.queued_messages(broadcast_id)
 
     def cancel(self, broadcast_id: str) -> int:
         """Cancel every delivery not yet sent (in-flight posts finish and are recorded)."""
@@ -180,7 +190,7 @@ def _targets(
         yield target
 
 
-def _distinct(broadcast_id: str, targets: Iterable[Target]) -> Iterator[Delivery]:
+def _distinct(broadcast_id: str, targets: Iterable[Target], small: _Small) -> Iterator[Delivery]:
     """One delivery per distinct target, in the order given, as Broadcast.deliveries makes
     them. The ids seen are what a send keeps per target (~120 bytes each): the rows and
     targets themselves are gone once written."""
@@ -190,4 +200,22 @@ def _distinct(broadcast_id: str, targets: Iterable[Target]) -> Iterator[Delivery
         did = delivery_id(target.tenant, target.group, target.channel)
         if did not in seen:
             seen.add(did)
-            yield Delivery(did, broadcast_id, target)
+            delivery = Delivery(did, broadcast_id, target)
+            if small.messages is not None:
+                small.keep(delivery)
+            yield delivery
+
+
+class _Small:
+    """The messages of a broadcast's deliveries while there are at most _KEEP: a small one
+    (every HTTP API request is) is published from memory after its commit, with no read back
+    (a query and a thread per send); a bigger one lets go of them and is read back."""
+
+    def __init__(self) -> None:
+        self.messages: list[DeliveryMessage] | None = []
+
+    def keep(self, delivery: Delivery) -> None:
+        if self.messages is not None and len(self.messages) < _KEEP:
+            self.messages.append(delivery.message())
+        else:
+            self.messages = None

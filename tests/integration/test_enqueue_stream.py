@@ -161,6 +161,27 @@ def test_a_generator_of_targets_is_read_as_it_is_written(
     assert alive[0] < 100, alive  # a list-based send holds all 25,000 here
 
 
+def test_a_small_broadcast_is_published_from_memory_a_big_one_read_back(
+    producer: Producer, clean_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenants = signed_in(producer.ledger, 2)
+    read_back: list[str] = []
+    real = producer.ledger.broadcasts.queued_messages
+
+    def queued_messages(broadcast_id: str) -> Iterator[DeliveryMessage]:
+        read_back.append(broadcast_id)
+        return real(broadcast_id)
+
+    monkeypatch.setattr(producer.ledger.broadcasts, "queued_messages", queued_messages)
+    as_dicts = [dict(zip(("tenant", "group", "channel"), x.split(","), strict=True))
+                for x in rows(tenants, 10_001)]  # fmt: skip
+    small = producer.send("<p>small</p>", as_dicts[:10_000], broadcast_id="small")
+    big = producer.send("<p>big</p>", as_dicts, broadcast_id="big")
+    assert (small.published, big.published) == (10_000, 10_001)
+    assert read_back == ["big"]
+    assert clean_redis.hlen(keys.KNOWN) == 20_001
+
+
 def test_a_crash_between_commit_and_gate_is_put_right_by_the_orphan_sweep(
     producer: Producer, clean_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
