@@ -73,8 +73,9 @@ class Producer:
         when due. A send time in the past is refused unless ``now_if_past`` (then it goes now).
 
         ``targets`` may be any iterable, a generator too: it is read once, a target at a
-        time, each validated and written as it comes (memory does not grow with it), all in
-        the one transaction that a bad target anywhere rolls back.
+        time, each validated and written as it comes, all in the one transaction that a bad
+        target anywhere rolls back. What stays in memory per target is its delivery id
+        (~125 bytes: duplicates and the fingerprint of a re-send need them).
         """
         check_send_at("send_at", send_at, datetime.now(UTC), now_if_past=now_if_past)
         stream = _targets(targets, self._signed_in)

@@ -262,7 +262,8 @@ class BroadcastBook:
 
     def record(self, broadcast: Broadcast, batch: Iterable[Delivery], now: datetime) -> Recorded:
         """Record the broadcast and its deliveries in one transaction, reading ``batch``
-        once as the rows are written (a chunk at a time: memory does not grow with it).
+        once as the rows are written, a chunk at a time (of each row only its id is kept,
+        for the fingerprint).
 
         ``batch`` holds each delivery once (Broadcast.deliveries and the producer collapse
         duplicates; a repeated id is an IntegrityError). Anything ``batch`` raises rolls
