@@ -54,7 +54,6 @@ CONNECT_TIMEOUT = 5.0
 #: windows, lease deadlines) are read against another host's clock.
 CLOCK_WARN_SECONDS = 0.5
 CLOCK_FAIL_SECONDS = 2.0
-_GRAPH_PREFIX = "https://graph.microsoft.com/"
 _MIN_PASSWORD = 6  # shorter URL passwords as literals would mask ordinary words
 # Greedy to the last "@" before the host: a password may hold an unescaped "@".
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s'\"]*@")
@@ -455,7 +454,7 @@ def _sign_in(probe: Probe, cache: TenantCache) -> SignIn:
     tokens = [t for t in data.get("AccessToken", {}).values() if t.get("realm") == cache.tenant]
     newest = max(tokens, key=lambda t: float(t["expires_on"]), default=None)
     granted: dict[str, Any] = newest or next(iter(data.get("RefreshToken", {}).values()), {})
-    scopes = tuple(s.removeprefix(_GRAPH_PREFIX) for s in str(granted.get("target", "")).split())
+    scopes = tuple(endpoints.scope_names(granted.get("target")))
     return SignIn(
         cache.tenant,
         users[0] if users else None,

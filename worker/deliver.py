@@ -100,8 +100,9 @@ class Deliverer:
             return self._put_back(messages)
         # Tenants whose token is in hand go first: a tenant whose token needs a refresh (a
         # lock, a token call, perhaps a wait for another process's) must not hold them.
-        fast = [m for m in messages if self._tokens.at_hand(m.tenant)]
-        slow = [m for m in messages if not self._tokens.at_hand(m.tenant)]
+        in_hand = {t: self._tokens.at_hand(t) for t in {m.tenant for m in messages}}
+        fast = [m for m in messages if in_hand[m.tenant]]
+        slow = [m for m in messages if not in_hand[m.tenant]]
         return self._deliver_with_tokens(fast) + self._deliver_with_tokens(slow)
 
     def _deliver_with_tokens(self, messages: Sequence[DeliveryMessage]) -> list[Done]:
