@@ -38,7 +38,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from threadcast import endpoints, identity
+from threadcast import endpoints, heartbeat, identity
 from threadcast.constants import SCHEDULER_LEASE_KEY, TOKEN_CACHE_KEY
 from threadcast.dispatch import keys
 from threadcast.ledger import DeploymentFacts, TokenCacheRows
@@ -639,12 +639,31 @@ def check_dispatcher(probe: Probe) -> Result:
         return warn("dispatcher", f"not checked: {why}")
     held = _lease("dispatcher", probe.redis, keys.LEADER)
     if held is not None:
-        return held
+        return _heartbeat(held, probe.redis) if held.status is Status.OK else held
     return fail(
         "dispatcher",
         "no dispatcher holds its lease: no worker is running",
         "start threadcast worker (every worker runs a dispatcher; one holds the lease)",
     )
+
+
+def _heartbeat(held: Result, client: redis.Redis) -> Result:
+    """A held lease proves the dispatcher's loop renews it; its heartbeat proves its turns
+    release work (a turn failing over and over still renews the lease)."""
+    reading = heartbeat.read(client)
+    fix = (
+        "see the log of the worker holding the lease (its /healthz shows the dispatcher); "
+        "restart that worker if it does not recover"
+    )
+    if reading is None or reading.stale:
+        age = "none" if reading is None else f"{reading.age:.0f} s old"
+        return fail("dispatcher", f"it holds its lease but its heartbeat is {age}", fix)
+    beat = reading.beat
+    if beat.error is not None:
+        return warn(
+            "dispatcher", f"its turns fail ({beat.error}); it backs off and tries again", fix
+        )
+    return replace(held, detail=f"{held.detail}; {beat.released} released by this holder")
 
 
 def check_scheduler(probe: Probe) -> Result:

@@ -33,6 +33,11 @@ VISIBILITY_TIMEOUT_SECONDS: Final = 3600
 
 #: Scheduling (producer/scheduler): the leader lease's Redis key, holding the leader's id.
 SCHEDULER_LEASE_KEY: Final = KEY_PREFIX + "scheduler:leader"
+#: The dispatcher's heartbeat: JSON of its holder, work done and last error, written with this
+#: TTL on every turn of the process that holds the dispatcher's lease. Its remaining TTL says
+#: how long ago the last turn was, on Redis's clock (no host clock is compared).
+DISPATCHER_HEARTBEAT_KEY: Final = KEY_PREFIX + "dispatcher:heartbeat"
+DISPATCHER_HEARTBEAT_TTL_SECONDS: Final = 30.0
 #: A send time this far in the past is still "now" (clocks differ, commands take time).
 SEND_AT_TOLERANCE_SECONDS: Final = 5.0
 #: A broadcast or occurrence released later than this after its time is marked ``late``.

@@ -5,16 +5,18 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 import redis
 from celery import Celery, Task, signals
 
-from threadcast import metrics
+from threadcast import heartbeat, metrics
 from threadcast.constants import QUEUE, SEND_TASK, VISIBILITY_TIMEOUT_SECONDS
 from threadcast.contract import DeliveryMessage, batch_from_wire, batch_to_wire
 from threadcast.dispatch import Gate, Limits, keys
+from threadcast.heartbeat import Heartbeat
 from threadcast.lease import LeaderLease
 from threadcast.ledger import Ledger
 from threadcast.logs import configure_logging
@@ -23,6 +25,10 @@ from worker.context import WorkerContext
 from worker.dispatcher import Dispatcher
 
 log = logging.getLogger("threadcast.worker")
+
+#: /healthz fails when this process's dispatcher loop has not gone round for this long (it
+#: goes round at least every couple of seconds, leader or not).
+_LOOP_STALE_SECONDS = 60.0
 
 
 def create_app(settings: Settings) -> Celery:
@@ -52,16 +58,22 @@ def create_app(settings: Settings) -> Celery:
         task_send_sent_event=settings.task_events,
     )
     _register(app, settings)
-    _run_dispatcher(app, settings)
-    _observe(settings)
+    watch = _DispatcherWatch(settings)
+    _run_dispatcher(app, settings, watch)
+    _observe(settings, watch)
     return app
 
 
-def _observe(settings: Settings) -> None:
-    """Our log format (text or JSON, redacted) instead of Celery's; metrics on a port."""
+def _observe(settings: Settings, watch: _DispatcherWatch) -> None:
+    """Our log format (text or JSON, redacted) instead of Celery's; metrics and health on a
+    port."""
     signals.setup_logging.connect(lambda **_: configure_logging(settings), weak=False)
-    # In the parent, before the pool forks: children write to the multiprocess directory.
-    signals.worker_init.connect(lambda **_: metrics.serve(settings), weak=False)
+
+    def serve(**_: Any) -> None:
+        # In the parent, before the pool forks: children write to the multiprocess directory.
+        metrics.serve(settings, metrics.HeartbeatCollector(watch.redis), health=watch.health)
+
+    signals.worker_init.connect(serve, weak=False)
     signals.worker_process_shutdown.connect(
         lambda pid=None, **_: metrics.process_exited(pid or os.getpid()), weak=False
     )
@@ -122,7 +134,54 @@ def _register(app: Celery, settings: Settings) -> None:
             deliverer.deliver_batch(parsed)
 
 
-def _run_dispatcher(app: Celery, settings: Settings) -> None:
+class _DispatcherWatch:
+    """This process's dispatcher thread and what ``/healthz`` says of it.
+
+    Healthy: the thread is alive and its loop went round within ``_LOOP_STALE_SECONDS``
+    (whether or not this process holds the lease). The cluster's heartbeat (whoever leads)
+    is shown beside it but does not fail this process: a Redis outage must not make an
+    orchestrator restart every worker at once."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.redis = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0
+        )
+        self.dispatcher: Dispatcher | None = None
+        self.thread: threading.Thread | None = None
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        dispatcher, thread = self.dispatcher, self.thread
+        if dispatcher is None or thread is None:
+            return True, {"dispatcher": "starting"}  # the worker is not ready yet
+        since = time.monotonic() - dispatcher.turned_at
+        ok = thread.is_alive() and since < _LOOP_STALE_SECONDS
+        local = {
+            "alive": thread.is_alive(),
+            "last_turn_seconds_ago": round(since, 3),
+            "leader": dispatcher.leading,
+            "restarts": dispatcher.restarts,
+            "error": dispatcher.error,
+        }
+        return ok, {"dispatcher": local, "heartbeat": self._heartbeat()}
+
+    def _heartbeat(self) -> dict[str, Any] | str:
+        try:
+            reading = heartbeat.read(self.redis)
+        except redis.RedisError as exc:
+            return f"Redis unreachable: {type(exc).__name__}"
+        if reading is None:
+            return "none: no dispatcher turned within its TTL"
+        beat = reading.beat
+        return {
+            "holder": beat.holder,
+            "age_seconds": round(reading.age, 3),
+            "stale": reading.stale,
+            "released": beat.released,
+            "error": beat.error,
+        }
+
+
+def _run_dispatcher(app: Celery, settings: Settings, watch: _DispatcherWatch) -> None:
     """Start the dispatcher thread when the worker is ready; stop it on shutdown."""
     stop = threading.Event()
 
@@ -146,11 +205,17 @@ def _run_dispatcher(app: Celery, settings: Settings) -> None:
 
         lease = LeaderLease(client, keys.LEADER, ttl=5.0)
         dispatcher = Dispatcher(
-            gate, lease, _publisher(app), note_held, settings.dispatch_backlog,
+            gate,
+            lease,
+            _publisher(app),
+            note_held,
+            settings.dispatch_backlog,
             settings.batch_size,
-        )  # fmt: skip
-        thread = threading.Thread(target=dispatcher.run, args=(stop,), name="dispatcher")
+            heartbeat=Heartbeat(client),
+        )
+        thread = threading.Thread(target=dispatcher.supervise, args=(stop,), name="dispatcher")
         thread.daemon = True
+        watch.dispatcher, watch.thread = dispatcher, thread
         thread.start()
 
     def announce(**_: Any) -> None:

@@ -16,6 +16,7 @@ The loop (:mod:`producer.scheduler.loop`) runs jobs in list order, each at most 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -73,8 +74,13 @@ class SchedulerContext:
         self.close()
 
 
-def default_jobs(ctx: SchedulerContext) -> list[Job]:
-    """The jobs every scheduler runs while leader, in order."""
+def _always() -> bool:
+    return True
+
+
+def default_jobs(ctx: SchedulerContext, keep_lease: Callable[[], bool] = _always) -> list[Job]:
+    """The jobs every scheduler runs while leader, in order. ``keep_lease`` renews the leader
+    lease and says whether it is still held: long jobs call it between chunks of work."""
     grace = ctx.settings.schedule_grace
     release = ReleaseDue(ctx.ledger, ctx.publisher, grace)
     occurrences = ReleaseOccurrences(ctx.ledger, ctx.producer)
@@ -84,6 +90,7 @@ def default_jobs(ctx: SchedulerContext) -> list[Job]:
     orphans = OrphanSweep(
         ctx.ledger, gate, grace=ctx.settings.orphan_grace,
         released_grace=ctx.settings.orphan_released_grace,
+        keep_lease=keep_lease,
     )  # fmt: skip
     return [
         Job("release-due-broadcasts", TICK_SECONDS, release.run),

@@ -4,12 +4,17 @@
   it becomes ``unknown`` (the post may exist), or is re-queued with THREADCAST_AMBIGUOUS=retry.
 - Orphan sweep: the ledger says ``queued``/``retrying`` but Redis no longer knows the
   delivery (flushed, restarted, failed over), or released it long ago and no worker took it:
-  it is put back in the gate. A duplicate is harmless, a worker claims a delivery once.
+  it is put back in the gate. A duplicate is harmless, a worker claims a delivery once. Each
+  run looks at a bounded page (``page`` deliveries, in chunks) and the next run goes on from
+  where it stopped (a cursor on the delivery id, starting over after a full pass), so a run
+  takes well under the scheduler's lease however many deliveries wait; between chunks it
+  renews the lease, and stops if it was lost.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -39,22 +44,42 @@ class LeaseSweep:
         self.settled += settled
 
 
+def _always() -> bool:
+    return True
+
+
 @dataclass
 class OrphanSweep:
     ledger: Ledger
     gate: Gate
     grace: float = 60.0  # a delivery younger than this may still be on its way into Redis
     released_grace: float = 300.0  # released to Celery this long ago and still not taken
+    page: int = 20_000  # deliveries looked at per run, at most
+    chunk: int = 1_000  # deliveries per ledger read and Redis look-up
+    keep_lease: Callable[[], bool] = _always  # renews the scheduler's lease; False: lost
+    cursor: str = ""  # the last delivery id looked at; the next run goes on after it
     requeued: int = 0  # in all runs
+    passes: int = 0  # full passes over the waiting deliveries completed
 
     def run(self, now: datetime) -> None:
         cutoff = now - timedelta(seconds=self.grace)
-        after, requeued = "", 0
-        while batch := self.ledger.deliveries.stale_waiting(cutoff, after):
-            lost = self._lost(batch, now)
-            if lost:
-                requeued += self.gate.enqueue(lost)
-            after = batch[-1].delivery_id
+        seen, requeued = 0, 0
+        while seen < self.page:
+            if not self.keep_lease():
+                log.warning("orphan sweep: the scheduler lease was lost; stopping this run")
+                break
+            limit = min(self.chunk, self.page - seen)
+            batch = self.ledger.deliveries.stale_waiting(cutoff, self.cursor, limit)
+            if batch:
+                lost = self._lost(batch, now)
+                if lost:
+                    requeued += self.gate.enqueue(lost)
+                self.cursor = batch[-1].delivery_id
+                seen += len(batch)
+            if len(batch) < limit:  # the end: the next run starts a new pass
+                self.cursor = ""
+                self.passes += 1
+                break
         if requeued:
             log.warning("re-queued %d deliveries that Redis had lost", requeued)
         self.requeued += requeued

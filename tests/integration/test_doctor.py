@@ -31,8 +31,10 @@ from producer.scheduler import run_scheduler
 from tests.integration.conftest import Stack
 from tests.integration.stack import wait_for
 from tests.integration.tokentools import leaks, new_tenant
-from threadcast.constants import SCHEDULER_LEASE_KEY
+from threadcast import heartbeat
+from threadcast.constants import DISPATCHER_HEARTBEAT_KEY, SCHEDULER_LEASE_KEY
 from threadcast.dispatch import keys
+from threadcast.heartbeat import Heartbeat
 from threadcast.ledger import migrations
 from threadcast.ledger.engine import make_engine
 from threadcast.tokencache import TokenCacheStore
@@ -200,6 +202,20 @@ def test_no_dispatcher_and_a_stale_lease(
         client.set(keys.LEADER, "gone-host:123:abcd")  # a lease nothing renews or expires
         code, verdicts, text = checkup(capsys)
         assert verdicts["dispatcher"] == "fail" and "has no TTL" in line(text, "dispatcher")
+
+        # A lease renewed by a loop whose turns never complete: no heartbeat.
+        client.set(keys.LEADER, "stuck-host:7:abcd", px=5_000)
+        code, verdicts, text = checkup(capsys)
+        assert verdicts["dispatcher"] == "fail"
+        assert "holds its lease but its heartbeat is none" in line(text, "dispatcher")
+        beat = heartbeat.Beat("stuck-host:7:abcd", 3, 0, "OperationalError: refused")
+        Heartbeat(client).beat(beat)
+        code, verdicts, text = checkup(capsys)
+        assert verdicts["dispatcher"] == "warn"
+        assert "its turns fail (OperationalError: refused)" in line(text, "dispatcher")
+        client.pexpire(DISPATCHER_HEARTBEAT_KEY, 2_000)  # written 28 s ago
+        code, verdicts, text = checkup(capsys)
+        assert verdicts["dispatcher"] == "fail" and "s old" in line(text, "dispatcher")
     finally:
         client.flushdb()
         client.close()

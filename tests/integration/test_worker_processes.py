@@ -12,10 +12,13 @@ import os
 import signal
 import time
 import uuid
+from typing import Any
 
+import httpx
 import pytest
 
 from producer import Producer
+from producer.devredis import free_port
 from producer.processes import start_worker
 from tests.integration.chaostools import children, count_in, spread
 from tests.integration.conftest import Stack
@@ -54,3 +57,34 @@ def test_two_processes_share_the_work_and_a_killed_one_is_started_again(stack: S
         assert worker.log_text().count("Warm shutdown") == 2
     finally:
         worker.stop()
+
+
+def test_every_process_answers_healthz_with_its_dispatcher_and_the_heartbeat(
+    stack: Stack,
+) -> None:
+    port = free_port()
+    while free_port() == port + 1:  # the second process serves on the next port
+        pass
+    env = stack.env | {"THREADCAST_METRICS_PORT": str(port)}
+    worker = start_worker(stack.workdir / "health.log", env=env, concurrency=2, processes=2)
+    try:
+        bid = _send(stack, 10)
+        wait_for(lambda: count_in(stack.ledger, bid, ["sent"]) == 10, what="10 sent")
+        answers = [health(port), health(port + 1)]
+        for status, body in answers:
+            assert status == 200 and body["status"] == "ok", body
+            assert body["dispatcher"]["alive"] is True
+            assert body["dispatcher"]["last_turn_seconds_ago"] < 10
+            assert body["heartbeat"]["stale"] is False and body["heartbeat"]["error"] is None
+        holders = {body["heartbeat"]["holder"] for _, body in answers}
+        assert len(holders) == 1  # one dispatcher leads; both processes read its heartbeat
+        scrape = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert "threadcast_dispatcher_up 1.0" in scrape
+        assert "threadcast_dispatcher_heartbeat_age_seconds" in scrape
+    finally:
+        worker.stop()
+
+
+def health(port: int) -> tuple[int, dict[str, Any]]:
+    answer = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+    return answer.status_code, answer.json()

@@ -36,10 +36,11 @@ from threadcast.metrics.recording import (
     record_token_refresh,
     set_parked,
 )
-from threadcast.metrics.store import StoreCollector
+from threadcast.metrics.store import HeartbeatCollector, StoreCollector
 
 __all__ = [
     "MULTIPROC_ENV",
+    "HeartbeatCollector",
     "MetricsServer",
     "StoreCollector",
     "observe_enqueue_to_sent",

@@ -9,18 +9,22 @@ and a scrape merges them. The parent calls :func:`prepare_multiprocess_dir` once
 
 from __future__ import annotations
 
+import json
 import os
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from wsgiref.simple_server import WSGIServer
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     exposition,
+    make_wsgi_app,
     multiprocess,
-    start_http_server,
 )
 from prometheus_client.registry import Collector
 
@@ -84,8 +88,18 @@ class MetricsServer:
         self.thread.join(5)
 
 
-def serve(settings: Settings, *extra: Collector, host: str = "0.0.0.0") -> MetricsServer | None:  # noqa: S104
-    """Serve ``/metrics`` on ``THREADCAST_METRICS_PORT`` in a daemon thread; None if unset.
+#: ``/healthz``: whether this process is healthy, and what it knows (JSON-serialisable).
+Health = Callable[[], tuple[bool, dict[str, Any]]]
+
+
+def serve(
+    settings: Settings,
+    *extra: Collector,
+    host: str = "0.0.0.0",  # noqa: S104
+    health: Health | None = None,
+) -> MetricsServer | None:
+    """Serve ``/metrics`` (and ``/healthz`` when ``health`` is given: 200 or 503 with its
+    JSON) on ``THREADCAST_METRICS_PORT`` in a daemon thread; None if unset.
 
     Worker: call it in the Celery parent process only (``celeryd_init``/``worker_init``),
     never in a prefork child. Scheduler: once at start.
@@ -93,7 +107,35 @@ def serve(settings: Settings, *extra: Collector, host: str = "0.0.0.0") -> Metri
     if settings.metrics_port is None:
         return None
     prepare_multiprocess_dir()
-    server, thread = start_http_server(
-        settings.metrics_port, addr=host, registry=scrape_registry(*extra)
+    app = _with_health(make_wsgi_app(scrape_registry(*extra)), health)
+    server = make_server(
+        host, settings.metrics_port, app, _ThreadingServer, handler_class=_QuietHandler
     )
+    thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
+    thread.start()
     return MetricsServer(server, thread)
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # the base class names it so
+        pass  # a scrape every few seconds is not news
+
+
+def _with_health(metrics_app: Any, health: Health | None) -> Any:
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if health is None or environ.get("PATH_INFO") != "/healthz":
+            return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+        try:
+            ok, body = health()
+        except Exception as exc:  # a health check must answer
+            ok, body = False, {"error": f"{type(exc).__name__}: {exc}"}
+        payload = json.dumps({"status": "ok" if ok else "failing", **body}).encode()
+        status = "200 OK" if ok else "503 Service Unavailable"
+        start_response(status, [("Content-Type", "application/json")])
+        return [payload]
+
+    return app

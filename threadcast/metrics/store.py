@@ -14,6 +14,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
+from threadcast import heartbeat
 from threadcast.constants import QUEUE
 from threadcast.ledger import DeliveryQueries
 from threadcast.metrics.definitions import PREFIX
@@ -33,6 +34,7 @@ class StoreCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from self._deliveries()
         yield from self._queue()
+        yield from HeartbeatCollector(self._redis).collect()
 
     def _deliveries(self) -> Iterator[Metric]:
         family = GaugeMetricFamily(
@@ -59,3 +61,40 @@ class StoreCollector(Collector):
             up = 0
         yield family
         yield GaugeMetricFamily(PREFIX + "redis_up", "1 if Redis answered", value=up)
+
+
+class HeartbeatCollector(Collector):
+    """``threadcast_dispatcher_up`` (1 while some worker's dispatcher turns: its heartbeat is
+    fresh), ``threadcast_dispatcher_heartbeat_age_seconds`` and
+    ``threadcast_dispatcher_errors`` (1 while its last turn failed). Served by the API and by
+    every worker: the same cluster-wide values, so aggregate with ``max``, not ``sum``."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._redis = client
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            reading = heartbeat.read(self._redis)
+        except redis.RedisError:
+            return  # redis_up (API) or the scrape's gap says so; nothing to claim here
+        up = 0 if reading is None or reading.stale else 1
+        yield GaugeMetricFamily(
+            PREFIX + "dispatcher_up",
+            "1 if a dispatcher's heartbeat is fresh (it turned within "
+            f"{heartbeat.STALE_AFTER_SECONDS:g} s)",
+            value=up,
+        )
+        if reading is not None:
+            yield GaugeMetricFamily(
+                PREFIX + "dispatcher_heartbeat_age_seconds",
+                "Seconds since the dispatcher's last heartbeat, on Redis's clock",
+                value=reading.age,
+            )
+            yield GaugeMetricFamily(
+                PREFIX + "dispatcher_failing",
+                "1 while the dispatcher's last turn failed (it backs off and tries again)",
+                value=0 if reading.beat.error is None else 1,
+            )
