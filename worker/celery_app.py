@@ -57,8 +57,8 @@ def create_app(settings: Settings) -> Celery:
         worker_send_task_events=settings.task_events,
         task_send_sent_event=settings.task_events,
     )
-    _register(app, settings)
-    watch = _DispatcherWatch(settings)
+    contexts = _register(app, settings)
+    watch = _DispatcherWatch(settings, contexts)
     _run_dispatcher(app, settings, watch)
     _observe(settings, watch)
     return app
@@ -108,6 +108,10 @@ class _Contexts:
                 found = self._built[pid]
         return found
 
+    def built(self) -> WorkerContext | None:
+        """This process's context, if a delivery built it yet."""
+        return self._built.get(os.getpid())
+
     def stopping(self, **_: Any) -> None:
         # Warm shutdown: batches already taken finish and are recorded; a batch taken
         # after this claims nothing and goes back to the gate for another worker.
@@ -115,7 +119,7 @@ class _Contexts:
             built.deliverer.stopping.set()
 
 
-def _register(app: Celery, settings: Settings) -> None:
+def _register(app: Celery, settings: Settings) -> _Contexts:
     contexts = _Contexts(settings)
     signals.worker_shutting_down.connect(contexts.stopping, weak=False)
 
@@ -125,13 +129,18 @@ def _register(app: Celery, settings: Settings) -> None:
     )  # fmt: skip
     def send_delivery(self: Task, message: Any) -> None:
         """``message``: one delivery (a version-1 object) or a batch (a list of them)."""
-        deliverer = contexts.get().deliverer
+        context = contexts.get()
         parsed, bad = batch_from_wire(message)
         for raw, reason in bad:
             # Recorded, acknowledged and dropped: a malformed message must never crash-loop.
-            deliverer.reject(raw, reason)
+            context.deliverer.reject(raw, reason)
         if parsed:
-            deliverer.deliver_batch(parsed)
+            # Within this process's in-flight bound (Little's law, worker/flight.py): a
+            # thread over it waits here, before claiming anything.
+            with context.flight.slots(len(parsed)):
+                context.deliverer.deliver_batch(parsed)
+
+    return contexts
 
 
 class _DispatcherWatch:
@@ -142,7 +151,8 @@ class _DispatcherWatch:
     is shown beside it but does not fail this process: a Redis outage must not make an
     orchestrator restart every worker at once."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, contexts: _Contexts) -> None:
+        self._contexts = contexts
         self.redis = redis.Redis.from_url(
             settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0
         )
@@ -162,7 +172,17 @@ class _DispatcherWatch:
             "restarts": dispatcher.restarts,
             "error": dispatcher.error,
         }
-        return ok, {"dispatcher": local, "heartbeat": self._heartbeat()}
+        body = {"dispatcher": local, "heartbeat": self._heartbeat()}
+        built = self._contexts.built()
+        if built is not None:  # after the first delivery
+            flight = built.flight
+            body["in_flight"] = {
+                "now": flight.in_flight,
+                "limit": flight.limit,
+                "peak": flight.peak,
+                "cap": flight.cap,
+            }
+        return ok, body
 
     def _heartbeat(self) -> dict[str, Any] | str:
         try:

@@ -21,6 +21,7 @@ from threadcast.settings import Settings
 from threadcast.tokencache import TokenCacheStore
 from worker.deliver import Deliverer
 from worker.endpoint import EndpointChooser
+from worker.flight import FlightControl
 from worker.graph import GraphClient
 from worker.policy import RetryPolicy
 from worker.tokens import TokenProvider
@@ -34,6 +35,7 @@ class WorkerContext:
     tokens: TokenProvider
     graph: GraphClient
     deliverer: Deliverer
+    flight: FlightControl
 
     @classmethod
     def build(cls, settings: Settings) -> WorkerContext:
@@ -53,7 +55,8 @@ class WorkerContext:
             retry_ambiguous=settings.ambiguous == "retry",
         )
         name = f"{socket.gethostname()}/{os.getpid()}"
-        gate = Gate(client, Limits.from_settings(settings))
+        limits = Limits.from_settings(settings)
+        gate = Gate(client, limits)
         chooser = EndpointChooser(
             settings.endpoint, EndpointRecord(client, ledger.deployment), name
         )
@@ -61,7 +64,11 @@ class WorkerContext:
             ledger, gate, tokens, graph, chooser, policy, name, lease,
             timedelta(seconds=settings.http_timeout),
         )  # fmt: skip
-        return cls(ledger, client, store, tokens, graph, deliverer)
+        # The permits the gate can give this process at most: the app's whole ceiling.
+        flight = FlightControl(
+            limits.app / limits.window, settings.max_in_flight, settings.batch_size
+        )
+        return cls(ledger, client, store, tokens, graph, deliverer, flight)
 
     def close(self) -> None:
         self.graph.close()

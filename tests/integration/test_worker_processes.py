@@ -76,6 +76,10 @@ def test_every_process_answers_healthz_with_its_dispatcher_and_the_heartbeat(
             assert body["dispatcher"]["alive"] is True
             assert body["dispatcher"]["last_turn_seconds_ago"] < 10
             assert body["heartbeat"]["stale"] is False and body["heartbeat"]["error"] is None
+        flights = [body["in_flight"] for _, body in answers if "in_flight" in body]
+        assert flights  # a process that delivered shows its in-flight bound (Little's law)
+        for flight in flights:
+            assert flight["now"] == 0 and 16 <= flight["limit"] <= flight["cap"]
         holders = {body["heartbeat"]["holder"] for _, body in answers}
         assert len(holders) == 1  # one dispatcher leads; both processes read its heartbeat
         scrape = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
