@@ -6,6 +6,7 @@ once and pass the result down.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -89,7 +90,9 @@ class Settings(BaseSettings):
     tenant_limits: dict[str, TenantLimits] = Field(default_factory=dict)
     limit_guard_ms: float = Field(default=20.0, ge=0, le=1000)
     retry_after_cap: float = Field(default=300.0, gt=0, le=86_400)
-    dispatch_backlog: int = Field(default=64, ge=1, le=100_000)
+    # Deliveries released to the workers and not yet taken, at most; unset: 100 ms of the
+    # app's permits, at least 64 and at most THREADCAST_MAX_IN_FLIGHT (dispatch_room).
+    dispatch_backlog: int | None = Field(default=None, ge=1, le=100_000)
     # Deliveries per Celery message: a worker process takes them in turn, one claim at a
     # time, so a batch amortises Celery's per-message cost without widening what a killed
     # worker leaves unknown (docs/PERFORMANCE.md).
@@ -170,6 +173,15 @@ class Settings(BaseSettings):
         if self.worker_concurrency is not None:
             return self.worker_concurrency
         return -(-self.max_in_flight // self.batch_size)
+
+    @property
+    def dispatch_room(self) -> int:
+        """Deliveries the dispatcher keeps released and not yet taken: enough for the workers
+        to find work the moment a place frees, scaling with the permits the gate gives."""
+        if self.dispatch_backlog is not None:
+            return self.dispatch_backlog
+        per_second = self.app_rps / (1.0 + self.limit_guard_ms / 1000.0)
+        return max(64, min(self.max_in_flight, math.ceil(per_second * 0.1)))
 
     def require(self, *names: str) -> None:
         """Stop with a ConfigError naming the first of ``names`` that is not set."""

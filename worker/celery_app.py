@@ -229,7 +229,7 @@ def _run_dispatcher(app: Celery, settings: Settings, watch: _DispatcherWatch) ->
             lease,
             _publisher(app),
             note_held,
-            settings.dispatch_backlog,
+            settings.dispatch_room,
             settings.batch_size,
             heartbeat=Heartbeat(client),
         )

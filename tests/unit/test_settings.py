@@ -96,3 +96,10 @@ def test_channel_rps_defaults_to_graphs_limit_and_is_overridden_per_tenant(
     assert limits.for_tenant(TENANT) == TenantRates(50, 4, 3000, 0)  # 0 holds the tenant
     assert limits.for_tenant("00000000-0000-0000-0000-000000000001").channel == 2
     assert limits.overrides_json() == {TENANT: "[50, 4, 3000, 0]"}
+
+
+def test_the_dispatch_backlog_follows_the_permits_the_gate_gives() -> None:
+    assert load_settings().dispatch_room == 64  # Graph's 500/s: 100 ms of permits is 49
+    assert load_settings(app_rps=5_000).dispatch_room == 491
+    assert load_settings(app_rps=100_000).dispatch_room == 1024  # never beyond the in-flight cap
+    assert load_settings(app_rps=100_000, dispatch_backlog=10).dispatch_room == 10  # set: as set
