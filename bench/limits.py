@@ -5,7 +5,10 @@ Scenarios, each against the simulator enforcing Graph's limits with sliding 1-se
 - accuracy: 10 tenants x 1,000 deliveries over 50 teams, 4 worker processes, the simulator
   enforcing tenant 20/s, team 4/s, app 100/s (scaled to what this machine drives). Reports
   throughput against the binding limit (app 100/s), 429s, the highest count in any 1-second
-  window per scope, and requests sent during an announced Retry-After.
+  window per scope, requests sent during an announced Retry-After, and the lag from each
+  post's permit (its time in the app's sliding log, on Redis's clock, as `start` moved it
+  right before the POST) to its arrival at the simulator: the jitter the limit guard
+  (THREADCAST_LIMIT_GUARD_MS) must cover is that lag's spread.
 - celery: the same workload through a plain Celery task with ``rate_limit`` = the tenant
   limit and default prefetch, same 4 processes, bounded to --celery-seconds.
 - fairness: while tenant A's 20,000-delivery broadcast is in flight, how long tenant B's
@@ -26,6 +29,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -92,6 +96,63 @@ def throttle_report(bench: Rig) -> dict[str, Any]:
             "worst_window_to_limit": {k: round(v, 3) for k, v in worst.items()}}  # fmt: skip
 
 
+class PermitWatch:
+    """Samples the app's sliding log every 20 ms: each permit's last score is the time its
+    post started, on Redis's clock (the simulator runs on this host: the same clock)."""
+
+    def __init__(self, bench: Rig) -> None:
+        import redis as redis_lib
+
+        from threadcast.dispatch import keys
+
+        self._client = redis_lib.Redis.from_url(bench.settings.redis_url)
+        self._key = keys.APP_LOG
+        self.started: dict[str, float] = {}  # delivery id -> when its post started
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            for permit, score in self._client.zrange(self._key, 0, -1, withscores=True):
+                self.started[permit.decode().split("@", 1)[0]] = float(score)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._client.close()
+
+
+def permit_lags(bench: Rig, producer: Producer, started: dict[str, float]) -> dict[str, Any]:
+    """Arrival at the simulator minus the permit's start time, per accepted post, in ms."""
+    from sqlalchemy import select
+
+    from threadcast.ledger.schema import attempts
+
+    with producer.ledger.engine.connect() as conn:
+        rows = conn.execute(select(attempts.c.client_request_id, attempts.c.delivery_id)).all()
+    delivery_of = {r.client_request_id: r.delivery_id for r in rows}
+    lags: list[float] = []
+    offset = 0
+    while page := bench.admin(f"/posts?offset={offset}&limit=10000")["posts"]:
+        offset += len(page)
+        for post in page:
+            delivery = delivery_of.get(post["client_request_id"])
+            if delivery in started:
+                lags.append((_epoch(post["received_at"]) - started[delivery]) * 1000)
+    lags.sort()
+    if not lags:
+        return {"permit_to_arrival_ms": None}
+
+    def at(q: float) -> float:
+        return round(lags[min(len(lags) - 1, int(q * len(lags)))], 2)
+
+    return {"permit_to_arrival_ms": {
+        "matched": len(lags), "min": round(lags[0], 2), "p50": at(0.5), "p90": at(0.9),
+        "p99": at(0.99), "max": round(lags[-1], 2), "spread": round(lags[-1] - lags[0], 2),
+    }}  # fmt: skip
+
+
 def accuracy(runs: int, per_tenant: int) -> dict[str, Any]:
     results = []
     with rig(sim_args=SIM_LIMITS, **LIMITS) as bench:
@@ -100,17 +161,20 @@ def accuracy(runs: int, per_tenant: int) -> dict[str, Any]:
         for _ in range(runs):
             bench.http.post(f"{bench.sim.admin_url}/reset").raise_for_status()
             targets = workload(bench.tenants, per_tenant, 5)
+            watch = PermitWatch(bench)
             with Producer(bench.settings) as producer:
                 sent = producer.send("<p>accuracy</p>", targets, content_type="html")
                 total = len(targets)
                 wait_sent(producer, sent.broadcast_id, total, timeout=total / BINDING * 2 + 120)
                 counts = producer.ledger.broadcasts.counts(sent.broadcast_id)
+                watch.stop()
+                lags = permit_lags(bench, producer, watch.started)
             times = sorted(posts_times(bench))
             rate = (len(times) - 1) / (times[-1] - times[0])
             results.append({"deliveries": total, "sent": counts["sent"],
                             "accepted": len(times), "throughput": round(rate, 2),
                             "of_binding_limit": round(rate / BINDING, 4),
-                            **throttle_report(bench)})  # fmt: skip
+                            **throttle_report(bench), **lags})  # fmt: skip
     return {"runs": results, "throughput": summary([r["throughput"] for r in results]),
             "of_binding_limit": summary([r["of_binding_limit"] for r in results])}  # fmt: skip
 
