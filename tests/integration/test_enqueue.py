@@ -50,7 +50,11 @@ def redis_state(client: redis.Redis) -> dict[bytes, Any]:
 def one_command_per_delivery(client: redis.Redis, messages: list[DeliveryMessage]) -> None:
     """What Gate.enqueue did before it grouped its commands."""
     pipe = client.pipeline(transaction=True)
+    seen: set[str] = set()
     for m in messages:
+        if m.delivery_id in seen:  # one entry per delivery (issue 14)
+            continue
+        seen.add(m.delivery_id)
         pipe.rpush(keys.queue(m.tenant, m.group), m.entry(NOW))
         pipe.zadd(keys.teams(m.tenant), {m.group: NOW}, nx=True)
         pipe.zadd(keys.TENANTS, {m.tenant: NOW}, nx=True)
@@ -70,7 +74,7 @@ def test_gate_enqueue_leaves_what_one_command_per_delivery_left(
                         f"19:c{i}@thread.tacv2")
         for i in range(25_000)
     ]  # fmt: skip
-    messages.append(messages[7])  # a delivery published twice stays known once, queued twice
+    messages.append(messages[7])  # a delivery published twice is known once, queued once
     # Scores already present stay (NX): an earlier tenant and team.
     clean_redis.zadd(keys.TENANTS, {tenants[0]: 5.0})
     clean_redis.zadd(keys.teams(tenants[1]), {teams[tenants[1]][0]: 6.0})
@@ -80,7 +84,7 @@ def test_gate_enqueue_leaves_what_one_command_per_delivery_left(
     clean_redis.flushdb()
     for key, value in before.items():
         clean_redis.zadd(key, dict(value))
-    assert Gate(clean_redis, clock=lambda: NOW).enqueue(iter(messages)) == len(messages)
+    assert Gate(clean_redis, clock=lambda: NOW).enqueue(iter(messages)) == len(messages) - 1
     assert redis_state(clean_redis) == expected
 
 
@@ -147,6 +151,11 @@ def test_a_send_writes_then_publishes_every_distinct_target_in_order(
             deliveries.update().where(deliveries.c.seq < 100)
             .values(state=DeliveryState.QUEUED.value)
         )  # fmt: skip
+    again = producer.send("<p>hi</p>", work, content_type="html", broadcast_id="big-1")
+    # The gate still holds each of them: one entry per delivery, nothing goes in twice
+    # (issue 14: each copy cost a permit and a quota count).
+    assert (again.created, again.deliveries, again.published) == (False, 12_000, 0)
+    clean_redis.flushdb()  # the gate lost them: a re-send puts the queued ones back
     again = producer.send("<p>hi</p>", work, content_type="html", broadcast_id="big-1")
     assert (again.created, again.deliveries, again.published) == (False, 12_000, 100)
     with pytest.raises(ValidationError, match=r"^broadcast_id: .*different broadcast"):

@@ -20,7 +20,7 @@ import pytest
 import redis
 
 from threadcast.contract import DeliveryMessage
-from threadcast.dispatch import Gate, Limits, keys
+from threadcast.dispatch import Gate, Limits, Start, keys
 from threadcast.dispatch import gate as gate_module
 from threadcast.dispatch.limits import TenantRates
 from threadcast.dispatch.scripts import prelude
@@ -151,7 +151,7 @@ def test_cooldown_stops_the_scope_until_it_ends(
     hit = next(m for m in first if m.group == team_a)
     scope = gate.cool_down(hit, 4 * WINDOW, tenant_wide=False)
     assert scope == keys.team_scope(tenant, team_a)
-    until = float(clean_redis.hget(keys.COOLDOWNS, scope) or 0)
+    until = float(clean_redis.get(keys.cooldown(scope)) or 0)
     released = drain(gate, 6 * WINDOW)
     a_times = [at for at, m in released if m.group == team_a]
     assert a_times and min(a_times) >= until
@@ -177,11 +177,15 @@ def test_channel_daily_quota_holds_until_midnight(
     gate = make_gate(channel_daily=2, channel=10)
     tenant, team = guid(), guid()
     channel = "19:one@thread.tacv2"
-    gate.enqueue([to(tenant, team, channel) for _ in range(3)])
+    gate.enqueue([to(tenant, team, channel) for _ in range(2)])
     release = gate.release(100)
-    assert len(release.messages) == 2 and len(release.held) == 1
-    # Counted in the hash of today's UTC date and held until the next UTC midnight, both
-    # by Redis's clock.
+    assert len(release.messages) == 2 and not release.held
+    # Counted at the real send (start), in the hash of today's UTC date, by Redis's clock.
+    assert all(gate.start(m) is Start.GO for m in release.messages)
+    gate.enqueue([to(tenant, team, channel)])
+    release = gate.release(100)
+    assert not release.messages and len(release.held) == 1
+    # Held until the next UTC midnight, by Redis's clock.
     today = datetime.fromtimestamp(release.at, UTC)
     midnight = (today + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     assert clean_redis.hget(keys.channel_day(today), f"{tenant}:{team}:{channel}") == b"2"
@@ -227,15 +231,15 @@ def test_a_stale_permit_takes_a_fresh_slot_only_if_there_is_room(make_gate: Make
     tenant, team = guid(), guid()
     gate.enqueue(messages(tenant, [team], 4))
     fresh, stale = gate.release(100).messages
-    assert gate.start(fresh) is True
+    assert gate.start(fresh) is Start.GO
     time.sleep(0.6)  # the second permit waited too long in the queue
-    assert gate.start(stale) is True  # its slot was given back and taken again now
+    assert gate.start(stale) is Start.GO  # its slot was given back and taken again now
     # The team's window is now full (two sends in the last second): no fresh slot for a
     # message that comes without a permit (or with an expired one).
     late = to(tenant, team, "19:late@thread.tacv2")
-    assert gate.start(late) is False
+    assert gate.start(late) is Start.NO_ROOM
     time.sleep(2.05)
-    assert gate.start(late) is True
+    assert gate.start(late) is Start.GO
 
 
 def test_parked_retries_come_back_first_when_due(
@@ -385,13 +389,13 @@ def test_start_takes_a_fresh_slot_only_if_the_channel_has_room(make_gate: MakeGa
     tenant, team = guid(), guid()
     gate.enqueue([to(tenant, team, "19:one@thread.tacv2")])
     (sent,) = gate.release(100).messages
-    assert gate.start(sent) is True
+    assert gate.start(sent) is Start.GO
     # No permit (or an expired one): the team has room, the channel has not.
     late = to(tenant, team, "19:one@thread.tacv2")
-    assert gate.start(late) is False
-    assert gate.start(to(tenant, team, "19:two@thread.tacv2")) is True
+    assert gate.start(late) is Start.NO_ROOM
+    assert gate.start(to(tenant, team, "19:two@thread.tacv2")) is Start.GO
     time.sleep(1.05)
-    assert gate.start(late) is True
+    assert gate.start(late) is Start.GO
 
 
 def test_a_429_on_a_channel_alone_at_its_limit_cools_that_channel(
@@ -405,7 +409,7 @@ def test_a_429_on_a_channel_alone_at_its_limit_cools_that_channel(
     # The channel is at 1 of 1, the team at 2 of 4: the channel is what Graph throttled.
     scope = gate.cool_down(hit, 6 * WINDOW, tenant_wide=False)
     assert scope == keys.channel_scope(tenant, team, one)
-    until = float(clean_redis.hget(keys.COOLDOWNS, scope) or 0)
+    until = float(clean_redis.get(keys.cooldown(scope)) or 0)
     time.sleep(1.1 * WINDOW)  # the channel's window has passed; its cooldown has not
     gate.enqueue([to(tenant, team, one), to(tenant, team, "19:three@thread.tacv2")])
     released = drain(gate, 6 * WINDOW)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from threadcast.dispatch.gate import Gate, Release
+from threadcast.dispatch.gate import Gate, Release, Start
 from threadcast.dispatch.limits import Limits
 
-__all__ = ["Gate", "Limits", "Release"]
+__all__ = ["Gate", "Limits", "Release", "Start"]

@@ -12,6 +12,7 @@ durations (a delay, a Retry-After), not instants.
 
 from __future__ import annotations
 
+import enum
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -27,9 +28,28 @@ from threadcast.dispatch.limits import Limits
 from threadcast.dispatch.scripts import Scripts
 from threadcast.errors import BrokerError
 
-_CHUNK = 10_000  # deliveries per enqueue transaction (one MULTI/EXEC of a few commands)
+_CHUNK = 10_000  # deliveries per enqueue script call
 _PERMIT_MAX_AGE = 0.5  # seconds a released permit may wait in the Celery queue
+_DAY_TTL = 2 * 86_400  # seconds a day's quota hash outlives its last write
+#: How long a broadcast's cancellation stays marked in the gate: every entry of it leaves long
+#: before (a quota hold waits until midnight at most, a retry minutes).
+CANCEL_MARK_SECONDS = 3 * 86_400
+_STUCK_PAGE = 1000  # deliveries per stuck.lua call
 _T = TypeVar("_T")
+
+
+class Start(enum.Enum):
+    """What :meth:`Gate.start` says about a permit, right before the POST."""
+
+    GO = "go"  # send now
+    NO_ROOM = "no_room"  # a scope is full: no POST, park the delivery
+    CANCELLED = "cancelled"  # its broadcast was cancelled: no POST, record it cancelled
+
+    def __bool__(self) -> bool:
+        return self is Start.GO
+
+
+_STARTS = {1: Start.GO, 0: Start.NO_ROOM, 2: Start.CANCELLED}
 
 
 @dataclass(frozen=True)
@@ -63,37 +83,38 @@ class Gate:
         return self._limits_or_none
 
     # -- producers ---------------------------------------------------------------------
-    def enqueue(self, messages: Iterable[DeliveryMessage]) -> int:
-        """Put deliveries in to wait for their turn; returns how many.
+    def enqueue(self, messages: Iterable[DeliveryMessage], *, replace: bool = False) -> int:
+        """Put deliveries in to wait for their turn; returns how many went in.
 
-        Each chunk is one MULTI/EXEC of a few multi-value commands, not four per delivery:
-        one RPUSH per team queue (its entries in the order given), one ZADD NX per tenant
-        for its teams, one ZADD NX for the tenants and one HSET of the known deliveries."""
+        One entry per delivery: a delivery the gate already holds (waiting, delayed or
+        released) is skipped, so a re-send or a retry published twice costs no second permit
+        and no second quota count. ``replace`` puts it in whatever the gate says: for the
+        sweeps, which re-queue a delivery Redis lost or released long ago and no worker took.
+
+        Each chunk is one script call (enqueue.lua, atomic): one RPUSH per team queue (its
+        entries in the order given), one ZADD NX per team and per tenant, and an HSETNX per
+        delivery."""
         count, iterator = 0, iter(messages)
+        flag = "1" if replace else "0"
+        step = 3 if replace else 2
         while chunk := list(islice(iterator, _CHUNK)):
             now = self._enqueue_time()
             queues: dict[tuple[str, str], list[str]] = {}
-            known: dict[str, str] = {}
             for m in chunk:
                 entries = queues.get((m.tenant, m.group))
                 if entries is None:
                     entries = queues[(m.tenant, m.group)] = []
-                entries.append(m.entry(now))
-                known[m.delivery_id] = "p"
-            teams: dict[str, dict[str, float]] = {}
-            for tenant, group in queues:
-                teams.setdefault(tenant, {})[group] = now
-            pipe = self._redis.pipeline(transaction=True)
+                if replace:
+                    entries += (m.delivery_id, m.channel, m.entry(now))
+                else:
+                    entries += (m.delivery_id, m.entry(now))
+            args: list[object] = [repr(now), flag, keys.PREFIX]
             for (tenant, group), entries in queues.items():
-                pipe.rpush(keys.queue(tenant, group), *entries)
-            for tenant, groups in teams.items():
-                pipe.zadd(keys.teams(tenant), groups, nx=True)
-            pipe.zadd(keys.TENANTS, dict.fromkeys(teams, now), nx=True)
-            pipe.hset(keys.KNOWN, mapping=known)  # type: ignore[arg-type]  # dict is invariant
-            _run(pipe.execute)
-            count += len(chunk)
-        if count:
-            self.wake()
+                args += (tenant, group, len(entries) // step)
+                args += entries
+            count += int(_run(
+                self._scripts.enqueue, keys=[keys.TENANTS, keys.KNOWN, keys.WAKE], args=args
+            ))  # fmt: skip
         return count
 
     def _enqueue_time(self) -> float:
@@ -111,34 +132,64 @@ class Gate:
         _run(pipe.execute)
 
     # -- workers -----------------------------------------------------------------------
-    def start(self, message: DeliveryMessage) -> bool:
-        """Confirm the permit right before sending (the delivery then leaves the gate). A
-        missing or stale permit is replaced by a fresh one if every scope has room now;
-        False: no room — park the delivery."""
+    def start(self, message: DeliveryMessage) -> Start:
+        """Confirm the permit right before sending (the delivery then leaves the gate) and
+        count the send against its channel's daily quota. A missing or stale permit is
+        replaced by a fresh one if every scope has room now. ``Start.NO_ROOM``: park the
+        delivery; ``Start.CANCELLED``: its broadcast was cancelled, no POST may be made."""
         rates = self._limits.for_tenant(message.tenant)
         t, g, c = message.tenant, message.group, message.channel
         result = _run(
             self._scripts.start,
-            keys=[keys.APP_LOG, keys.tenant_log(t), keys.team_log(t, g),
-                  keys.channel_log(t, g, c), keys.KNOWN, keys.COOLDOWNS],
+            keys=[*_logs(message), keys.KNOWN, keys.CANCELLED, keys.cooldown("app"),
+                  keys.cooldown(keys.tenant_scope(t)), keys.cooldown(keys.team_scope(t, g)),
+                  keys.cooldown(keys.channel_scope(t, g, c))],
             args=[message.permit or f"{message.delivery_id}@late", _PERMIT_MAX_AGE,
                   message.delivery_id, self._limits.window, self._limits.app, rates.tenant,
-                  rates.team, rates.channel, keys.tenant_scope(t), keys.team_scope(t, g),
-                  keys.channel_scope(t, g, c)],
+                  rates.team, rates.channel, message.broadcast_id, _where(message),
+                  rates.channel_daily, keys.PREFIX, _DAY_TTL],
         )  # fmt: skip
-        return bool(result)
+        return _STARTS[int(result)]
 
-    def park(self, message: DeliveryMessage, delay: float) -> None:
-        """Put a delivery back to wait ``delay`` seconds (0: at the front of its queue)."""
-        _run(
+    def park(self, message: DeliveryMessage, delay: float, *, give_back: bool = False) -> bool:
+        """Put a delivery back to wait ``delay`` seconds (0: at the front of its queue).
+
+        ``give_back``: its permit was never used (no POST was made), so its slot and quota
+        reservation are freed -- never pass it after a POST, whose permit stands for a real
+        request. A delivery of a cancelled broadcast is not parked: False."""
+        return bool(_run(
             self._scripts.park,
             keys=[keys.DELAYED, keys.TENANTS, keys.KNOWN,
                   keys.queue(message.tenant, message.group), keys.teams(message.tenant),
-                  keys.WAKE],
+                  keys.WAKE, keys.CANCELLED, *_logs(message)],
             # The script stamps the entry's ready time, on Redis's clock.
             args=[message.entry(0.0), max(0.0, delay), message.tenant, message.group,
-                  message.delivery_id],
-        )  # fmt: skip
+                  message.delivery_id, message.permit or "", "1" if give_back else "0",
+                  message.broadcast_id, _where(message), keys.PREFIX],
+        ))  # fmt: skip
+
+    def drop(self, message: DeliveryMessage) -> bool:
+        """A released delivery that is not claimable (sent, cancelled, unknown, held by another
+        claim) leaves the gate: no park; its permit, if never started, is given back (out of
+        the sliding logs and its channel's quota reservation). True if one was given back."""
+        if not message.permit:
+            return False
+        return bool(_run(
+            self._scripts.drop,
+            keys=[*_logs(message), keys.KNOWN],
+            args=[message.delivery_id, message.permit, _where(message), keys.PREFIX],
+        ))  # fmt: skip
+
+    def cancel(self, broadcast_id: str) -> None:
+        """Mark the broadcast cancelled (for CANCEL_MARK_SECONDS): its waiting entries leave
+        without a permit or a quota count as the release and promotion reach them, and a
+        worker that claimed one of its deliveries before the cancel gets no permit for it."""
+        _run(self._scripts.cancel, keys=[keys.CANCELLED, keys.WAKE],
+             args=[broadcast_id, CANCEL_MARK_SECONDS])  # fmt: skip
+
+    def uncancel(self, broadcast_id: str) -> None:
+        """Remove the broadcast's cancellation mark (an operator re-queues its deliveries)."""
+        _run(self._scripts.cancel, keys=[keys.CANCELLED, keys.WAKE], args=[broadcast_id, 0])
 
     def cool_down(self, message: DeliveryMessage, seconds: float, *, tenant_wide: bool) -> str:
         """Nobody sends into the scope Graph throttled until ``seconds`` pass; returns the
@@ -148,8 +199,9 @@ class Gate:
         t, g, c = message.tenant, message.group, message.channel
         scope = _run(
             self._scripts.cooldown,
-            keys=[keys.COOLDOWNS, keys.APP_LOG, keys.tenant_log(t), keys.team_log(t, g),
-                  keys.channel_log(t, g, c)],
+            keys=[keys.cooldown("app"), keys.cooldown(keys.tenant_scope(t)),
+                  keys.cooldown(keys.team_scope(t, g)), keys.cooldown(keys.channel_scope(t, g, c)),
+                  *_logs(message)],
             args=[self._limits.window, self._limits.app, rates.tenant, rates.team,
                   rates.channel, seconds, "tenant" if tenant_wide else "auto",
                   keys.tenant_scope(t), keys.team_scope(t, g), keys.channel_scope(t, g, c)],
@@ -173,7 +225,7 @@ class Gate:
         """Move due retries and holds back into their queues."""
         return int(_run(
             self._scripts.promote,
-            keys=[keys.DELAYED, keys.TENANTS, keys.KNOWN],
+            keys=[keys.DELAYED, keys.TENANTS, keys.KNOWN, keys.CANCELLED],
             args=[limit, keys.PREFIX],
         ))  # fmt: skip
 
@@ -182,10 +234,10 @@ class Gate:
         limits = self._limits
         released, held, wake, parked, issued = _run(
             self._scripts.release,
-            keys=[keys.TENANTS, keys.APP_LOG, keys.LIMITS, keys.COOLDOWNS, keys.KNOWN,
+            keys=[keys.TENANTS, keys.APP_LOG, keys.LIMITS, keys.CANCELLED, keys.KNOWN,
                   keys.DELAYED],
             args=[limits.window, limits.app, limits.tenant, limits.team, limits.channel_daily,
-                  limits.channel, budget, keys.PREFIX, 2 * 86_400],
+                  limits.channel, budget, keys.PREFIX, _DAY_TTL],
         )  # fmt: skip
         messages = [
             DeliveryMessage.from_entry(released[i], _text(released[i + 1]))
@@ -217,11 +269,44 @@ class Gate:
 
     # -- the sweeper -------------------------------------------------------------------
     def whereabouts(self, delivery_ids: Sequence[str]) -> list[str | None]:
-        """For each delivery: "p" (waiting), "r<time>" (released at), None (unknown here)."""
+        """For each delivery: "p" (waiting: in its queue or delayed), "r<time>" (released at,
+        Redis's clock), None (unknown here)."""
         if not delivery_ids:
             return []
         found = _run(self._redis.hmget, keys.KNOWN, list(delivery_ids))
-        return [None if v is None else _text(v) for v in found]
+        return [None if v is None else _waiting(_text(v)) for v in found]
+
+    def stuck(self, messages: Sequence[DeliveryMessage]) -> list[str]:
+        """The ids of the deliveries the gate says are waiting ("p" in :meth:`whereabouts`)
+        that cannot be waiting anywhere: their team's queue, their team in the tenant's
+        teams, or their tenant is gone (queued), or no delayed entry has their due time
+        (delayed). For the orphan sweep, which re-queues them with ``replace``. Takes the
+        messages (the ledger's ``stale_waiting`` gives them) because the check needs each
+        delivery's tenant and team; one bounded script call per 1,000 deliveries."""
+        stuck: list[str] = []
+        for start in range(0, len(messages), _STUCK_PAGE):
+            args: list[str] = [keys.PREFIX]
+            for m in messages[start : start + _STUCK_PAGE]:
+                args += (m.delivery_id, m.tenant, m.group)
+            found = _run(self._scripts.stuck, keys=[keys.KNOWN, keys.TENANTS, keys.DELAYED],
+                         args=args)  # fmt: skip
+            stuck += [_text(d) for d in found]
+        return stuck
+
+
+def _logs(message: DeliveryMessage) -> list[str]:
+    """The sliding logs a permit of this delivery is in: app, tenant, team, channel."""
+    t, g, c = message.tenant, message.group, message.channel
+    return [keys.APP_LOG, keys.tenant_log(t), keys.team_log(t, g), keys.channel_log(t, g, c)]
+
+
+def _where(message: DeliveryMessage) -> str:
+    """The channel's field in the day's quota hash."""
+    return f"{message.tenant}:{message.group}:{message.channel}"
+
+
+def _waiting(known: str) -> str:
+    return "p" if known.startswith("d") else known
 
 
 def _text(value: Any) -> str:

@@ -18,8 +18,11 @@ DELAYED = PREFIX + "delayed"
 APP_LOG = PREFIX + "log:app"  # zset permit -> send time, the app-wide sliding log
 # hash tenant -> JSON [tenant_rps, team_rps, channel_daily, channel_rps] (limits.TenantRates)
 LIMITS = PREFIX + "limits"
-COOLDOWNS = PREFIX + "cool"  # hash scope -> until (Retry-After)
-KNOWN = PREFIX + "known"  # hash delivery -> "p" (pending) | "r<time>" (released to Celery)
+# hash delivery -> "p" (in its team queue) | "d<due>" (in the delayed zset at that score)
+# | "r<time>" (released to Celery with the permit "<delivery>@<time>")
+KNOWN = PREFIX + "known"
+# zset broadcast -> when its cancellation mark lapses (a few days; the zset expires as well)
+CANCELLED = PREFIX + "cancelled"
 WAKE = PREFIX + "wake"  # list: a push wakes the dispatcher
 LEADER = PREFIX + "leader"  # the dispatcher's lease
 
@@ -45,8 +48,16 @@ def channel_log(tenant: str, team: str, channel: str) -> str:
 
 
 def channel_day(day: datetime) -> str:
-    """The day's quota hash (field ``<tenant>:<team>:<channel>``); ``day`` is a UTC date."""
+    """The day's quota hash; ``day`` is a UTC date. Field ``<tenant>:<team>:<channel>``: the
+    posts started that day; ``r|<tenant>:<team>:<channel>``: permits released that day and not
+    yet started. It expires two days after its last write."""
     return f"{PREFIX}day:{day:%Y%m%d}"
+
+
+def cooldown(scope: str) -> str:
+    """A scope's Retry-After cooldown (``scope`` as :func:`tenant_scope` etc., or ``app``): a
+    string holding when it ends, which expires then."""
+    return f"{PREFIX}cool:{scope}"
 
 
 def tenant_scope(tenant: str) -> str:

@@ -5,25 +5,41 @@
 -- with a wrong clock cannot park a delivery too briefly or for too long. The entry's ready
 -- time ("a") is re-stamped with the due time on the same clock.
 --
+-- With `give back` the delivery's permit was never used (no POST was made): if it is still
+-- outstanding (common.lua), its slot in the logs and its quota reservation are freed. A
+-- delivery of a cancelled broadcast is not parked at all: it leaves the gate.
+--
 -- KEYS[1] delayed zset   KEYS[2] tenants zset   KEYS[3] known hash   KEYS[4] team queue
--- KEYS[5] tenant's teams zset   KEYS[6] wake list
+-- KEYS[5] tenant's teams zset   KEYS[6] wake list   KEYS[7] cancelled zset
+-- KEYS[8..11] app, tenant, team, channel logs
 -- ARGV[1] entry (JSON)   ARGV[2] delay (seconds)   ARGV[3] tenant   ARGV[4] team
--- ARGV[5] delivery id
--- Returns 1.
+-- ARGV[5] delivery id   ARGV[6] permit ('' when none)   ARGV[7] give back ('1' | '0')
+-- ARGV[8] broadcast   ARGV[9] '<tenant>:<team>:<channel>'   ARGV[10] key prefix
+-- Returns 1 (parked) or 0 (dropped: its broadcast is cancelled).
 
 local now, delay = redis_now(), tonumber(ARGV[2])
+if ARGV[7] == '1' and ARGV[6] ~= '' then
+  give_back(KEYS[3], ARGV[5], ARGV[6], {KEYS[8], KEYS[9], KEYS[10], KEYS[11]}, ARGV[9],
+            ARGV[10])
+end
+if broadcast_cancelled(KEYS[7], ARGV[8], now) then
+  local known = redis.call('HGET', KEYS[3], ARGV[5])
+  if known and string.sub(known, 1, 1) ~= 'r' then redis.call('HDEL', KEYS[3], ARGV[5]) end
+  return 0
+end
 local due = now + math.max(0, delay)
 local e = cjson.decode(ARGV[1])
 e.a = math.floor(due * 1000 + 0.5) / 1000 -- milliseconds, as the producer writes it
 local entry = cjson.encode(e)
 if delay > 0 then
   redis.call('ZADD', KEYS[1], due, entry)
+  redis.call('HSET', KEYS[3], ARGV[5], 'd' .. string.format('%.17g', due))
 else
   redis.call('LPUSH', KEYS[4], entry)
   redis.call('ZADD', KEYS[5], 'NX', now, ARGV[4])
   redis.call('ZADD', KEYS[2], 'NX', now, ARGV[3])
+  redis.call('HSET', KEYS[3], ARGV[5], 'p')
 end
-redis.call('HSET', KEYS[3], ARGV[5], 'p')
 redis.call('LPUSH', KEYS[6], '1')
 redis.call('LTRIM', KEYS[6], 0, 0)
 return 1

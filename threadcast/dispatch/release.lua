@@ -25,7 +25,16 @@
 -- by keys.py's patterns (every key shares one hash tag, so a Redis Cluster keeps them in one
 -- slot); the day's name is only known here, from Redis's clock.
 --
--- KEYS[1] tenants zset   KEYS[2] app log   KEYS[3] limits hash   KEYS[4] cooldowns hash
+-- A delivery of a cancelled broadcast (the cancelled zset) is dropped when popped, with no
+-- permit and no quota count, and its known field removed; at most DROP_MAX per call, so a
+-- cancelled million leaves in bounded slices, never blocking Redis for long.
+--
+-- The daily quota counts sends (start.lua) plus the permits released and not yet started
+-- (common.lua): a delivery whose channel's sends reached the quota is held until midnight;
+-- one that only outstanding permits block waits a window (they may still be given back).
+-- Cooldowns are keys of their own (keys.cooldown) that expire when they end.
+--
+-- KEYS[1] tenants zset   KEYS[2] app log   KEYS[3] limits hash   KEYS[4] cancelled zset
 -- KEYS[5] known hash     KEYS[6] delayed zset
 -- ARGV[1] window (seconds)  ARGV[2] app limit per window  ARGV[3] default tenant limit
 -- ARGV[4] default team limit  ARGV[5] default channel daily  ARGV[6] default channel limit
@@ -35,7 +44,7 @@
 -- again ("" when nothing waits); parked = how many wait in the delayed set; now = when the
 -- permits were issued. Times are strings: a Lua number reaches the caller as an integer.
 
-local tenants_key, app_log, limits_key, cool_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local tenants_key, app_log, limits_key, cancelled_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local known_key, delayed_key = KEYS[5], KEYS[6]
 local now = redis_now()
 local window = tonumber(ARGV[1])
@@ -51,12 +60,26 @@ local HORIZON = 0.001 -- served scopes are re-scored inside it: still eligible t
 local STEP = 0.000001
 local FOREVER = 1e12
 local BLOCKED_MIN = now + 2 * HORIZON -- a blocked scope must leave the eligible range
+local DROP_MAX = 2000 -- cancelled entries dropped per call at most
+local NOW_TEXT = string.format('%.6f', now)
 
 local released, held = {}, {}
 local served = 0
 local moved = 0 -- deliveries popped (served, held or parked): orders the re-scores
 local channel_parked = {} -- channel -> deliveries parked for it in this call
 local next_wake = nil
+local drops = 0
+local cancelled = {} -- broadcast -> bool, looked up once per call
+redis.call('ZREMRANGEBYSCORE', cancelled_key, '-inf', now)
+
+local function is_cancelled(broadcast)
+  local found = cancelled[broadcast]
+  if found == nil then
+    found = broadcast_cancelled(cancelled_key, broadcast, now)
+    cancelled[broadcast] = found
+  end
+  return found
+end
 
 local function blocked_until(log, limit, cool_field)
   if limit <= 0 then return FOREVER end
@@ -67,7 +90,7 @@ local function blocked_until(log, limit, cool_field)
     local oldest = redis.call('ZRANGE', log, n - limit, n - limit, 'WITHSCORES')
     free_at = tonumber(oldest[2]) + window
   end
-  local cool = tonumber(redis.call('HGET', cool_key, cool_field) or '0')
+  local cool = cooling_until(prefix, cool_field)
   if cool > free_at then free_at = cool end
   return free_at
 end
@@ -81,16 +104,22 @@ local function tenant_limits(tenant)
   return {t[1] or defaults[1], t[2] or defaults[2], t[3] or defaults[3], t[4] or defaults[4]}
 end
 
+local function delay(entry, e, due)
+  redis.call('ZADD', delayed_key, due, entry)
+  redis.call('HSET', known_key, e.d, 'd' .. string.format('%.17g', due))
+end
+
 local function issue(entry, e, logs, where)
-  local permit = e.d .. '@' .. string.format('%.6f', now)
+  local permit = e.d .. '@' .. NOW_TEXT
   redis.call('ZADD', app_log, now, permit)
   for _, log in ipairs(logs) do
     redis.call('ZADD', log, now, permit)
     redis.call('EXPIRE', log, LOG_TTL)
   end
-  redis.call('HINCRBY', day_key, where, 1)
+  -- Outstanding until start.lua counts the send (or the permit is given back).
+  redis.call('HINCRBY', day_key, 'r|' .. where, 1)
   redis.call('EXPIRE', day_key, day_ttl)
-  redis.call('HSET', known_key, e.d, 'r' .. string.format('%.3f', now))
+  redis.call('HSET', known_key, e.d, 'r' .. NOW_TEXT)
   table.insert(released, entry)
   table.insert(released, permit)
   served = served + 1
@@ -98,12 +127,18 @@ end
 
 -- A popped delivery: held for its channel's daily quota, parked until its channel frees,
 -- or released.
-local function dispatch_entry(entry, tenant, team, lim, tenant_log, team_log)
-  local e = cjson.decode(entry)
+local function dispatch_entry(entry, e, tenant, team, lim, tenant_log, team_log)
   local where = tenant .. ':' .. team .. ':' .. e.c
-  if tonumber(redis.call('HGET', day_key, where) or '0') >= lim[3] then
-    redis.call('ZADD', delayed_key, midnight, entry)
+  local sends = tonumber(redis.call('HGET', day_key, where) or '0')
+  if sends >= lim[3] then
+    delay(entry, e, midnight)
     table.insert(held, entry)
+    return
+  end
+  local outstanding = tonumber(redis.call('HGET', day_key, 'r|' .. where) or '0')
+  if sends + outstanding >= lim[3] then
+    -- Permits not yet started fill the quota: they may still be given back.
+    delay(entry, e, now + window)
     return
   end
   local channel_log = prefix .. 'log:c:' .. where
@@ -112,7 +147,7 @@ local function dispatch_entry(entry, tenant, team, lim, tenant_log, team_log)
     local waiting = channel_parked[where] or 0
     channel_parked[where] = waiting + 1
     local due = channel_until + math.floor(waiting / lim[4]) * window
-    redis.call('ZADD', delayed_key, due, entry)
+    delay(entry, e, due)
   else
     issue(entry, e, {tenant_log, team_log, channel_log}, where)
   end
@@ -126,9 +161,20 @@ local function serve_team(tenant, lim, teams_key, team, tenant_log)
     redis.call('ZADD', teams_key, math.max(team_until, BLOCKED_MIN), team)
     return
   end
-  local entry = redis.call('LPOP', queue)
+  local entry, e
+  repeat
+    entry = redis.call('LPOP', queue)
+    if not entry then break end
+    e = cjson.decode(entry)
+    if is_cancelled(e.b) then
+      -- Its broadcast was cancelled: it leaves without a permit or a quota count.
+      if redis.call('HGET', known_key, e.d) == 'p' then redis.call('HDEL', known_key, e.d) end
+      drops = drops + 1
+      entry = nil
+    end
+  until entry or drops >= DROP_MAX
   if not entry then
-    redis.call('ZREM', teams_key, team)
+    if redis.call('LLEN', queue) == 0 then redis.call('ZREM', teams_key, team) end
     return
   end
   moved = moved + 1
@@ -137,7 +183,7 @@ local function serve_team(tenant, lim, teams_key, team, tenant_log)
   else
     redis.call('ZADD', teams_key, now + STEP * moved, team)
   end
-  dispatch_entry(entry, tenant, team, lim, tenant_log, team_log)
+  dispatch_entry(entry, e, tenant, team, lim, tenant_log, team_log)
   redis.call('ZADD', tenants_key, now + STEP * moved, tenant)
 end
 
@@ -167,7 +213,7 @@ local function serve_tenant(tenant)
 end
 
 local turns, max_turns = 0, budget * 8 + 64
-while served < budget and turns < max_turns do
+while served < budget and turns < max_turns and drops < DROP_MAX do
   turns = turns + 1
   local app_until = blocked_until(app_log, app_limit, 'app')
   if app_until > now then next_wake = app_until; break end
@@ -181,7 +227,7 @@ while served < budget and turns < max_turns do
 end
 -- Out of turns with work still eligible (deliveries parked for their channel take turns
 -- without being served): the caller should come back at once, not sleep.
-if turns >= max_turns then next_wake = now end
+if turns >= max_turns or drops >= DROP_MAX then next_wake = now end
 
 local first_delayed = redis.call('ZRANGE', delayed_key, 0, 0, 'WITHSCORES')
 if #first_delayed > 0 then

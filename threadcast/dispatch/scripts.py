@@ -1,7 +1,8 @@
 """The dispatch Lua scripts: package files, registered once per Redis client.
 
-Each script is registered with ``clock.lua`` in front of it: the one clock (Redis's TIME)
-and the UTC date every script reads time through. A Lua error's line number therefore
+Each script is registered with ``clock.lua`` and ``common.lua`` in front of it: the one clock
+(Redis's TIME) and the UTC date every script reads time through, and the helpers they share
+(a broadcast's cancellation, giving a permit back). A Lua error's line number therefore
 counts the prelude's lines too.
 """
 
@@ -12,12 +13,16 @@ from typing import Any
 
 import redis
 
-_NAMES = ("release", "promote", "park", "start", "cooldown")
+_NAMES = ("release", "promote", "park", "start", "cooldown", "enqueue", "drop", "cancel", "stuck")
 
 
 def prelude() -> str:
-    """clock.lua: the functions every dispatch script may call (``redis_now``, ``utc_date``)."""
-    return (resources.files(__package__) / "clock.lua").read_text(encoding="utf-8")
+    """clock.lua and common.lua: the functions every dispatch script may call (``redis_now``,
+    ``utc_date``, ``broadcast_cancelled``, ``give_back``, ...)."""
+    package = resources.files(__package__)
+    return "\n".join(
+        (package / name).read_text(encoding="utf-8") for name in ("clock.lua", "common.lua")
+    )
 
 
 class Scripts:
@@ -25,10 +30,10 @@ class Scripts:
 
     def __init__(self, client: redis.Redis) -> None:
         package = resources.files(__package__)
-        clock = prelude()
+        shared = prelude()
         self._scripts = {
             name: client.register_script(
-                clock + "\n" + (package / f"{name}.lua").read_text(encoding="utf-8")
+                shared + "\n" + (package / f"{name}.lua").read_text(encoding="utf-8")
             )
             for name in _NAMES
         }

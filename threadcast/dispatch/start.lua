@@ -4,9 +4,15 @@
 -- time keeps the sliding logs exact for every later decision. A permit older than `max_age`
 -- (the message waited in the queue) or gone (Redis lost the logs) gives its slot back and
 -- tries to take a fresh one now, under the same checks the release makes (app, tenant, team
--- and channel); only when a scope is full (or cooling down) does the worker park the
--- delivery. So a slow queue costs a re-check, never a cycle of stale permits, and a late
--- send can never crowd a window.
+-- and channel, and the channel's daily quota); only when a scope is full (or cooling down)
+-- does the worker park the delivery. So a slow queue costs a re-check, never a cycle of
+-- stale permits, and a late send can never crowd a window.
+--
+-- The channel's daily quota is counted here, at the real send, in the day of the send; the
+-- permit's reservation (common.lua: outstanding since the release) ends.
+--
+-- A delivery whose broadcast was cancelled gets no permit: its reservation is given back and
+-- the worker records it cancelled without a POST.
 --
 -- "now" is Redis's TIME (clock.lua), the clock the permit was issued on: a worker whose own
 -- clock lags cannot record its send earlier than it happens.
@@ -15,35 +21,51 @@
 -- longer waits anywhere in Redis.
 --
 -- KEYS[1] app log   KEYS[2] tenant log   KEYS[3] team log   KEYS[4] channel log
--- KEYS[5] known hash   KEYS[6] cooldowns hash
+-- KEYS[5] known hash   KEYS[6] cancelled zset
+-- KEYS[7..10] cooldown keys: app, tenant, team, channel (keys.cooldown)
 -- ARGV[1] permit id   ARGV[2] max age (seconds)   ARGV[3] delivery id   ARGV[4] window
 -- ARGV[5] app limit   ARGV[6] tenant limit   ARGV[7] team limit   ARGV[8] channel limit
--- ARGV[9] tenant cooldown field   ARGV[10] team cooldown field   ARGV[11] channel cooldown field
--- Returns 1 (go) or 0 (no room now: park it).
+-- ARGV[9] broadcast   ARGV[10] '<tenant>:<team>:<channel>'   ARGV[11] channel daily quota
+-- ARGV[12] key prefix   ARGV[13] day-hash ttl (seconds)
+-- Returns 1 (go), 0 (no room now: park it) or 2 (its broadcast is cancelled: no POST).
 
 local SCOPES = 4
-local permit, max_age = ARGV[1], tonumber(ARGV[2])
+local permit, max_age, delivery = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local where, daily, prefix = ARGV[10], tonumber(ARGV[11]), ARGV[12]
 local now = redis_now()
+local window = tonumber(ARGV[4])
+local logs = {KEYS[1], KEYS[2], KEYS[3], KEYS[4]}
+if broadcast_cancelled(KEYS[6], ARGV[9], now) then
+  give_back(KEYS[5], delivery, permit, logs, where, prefix)
+  redis.call('HDEL', KEYS[5], delivery)
+  return 2
+end
+local day_key = prefix .. 'day:' .. utc_date(now)
 local issued = redis.call('ZSCORE', KEYS[1], permit)
 if not issued or now - tonumber(issued) > max_age then
-  for i = 1, SCOPES do redis.call('ZREM', KEYS[i], permit) end
-  local window = tonumber(ARGV[4])
-  local fields = {'app', ARGV[9], ARGV[10], ARGV[11]}
+  -- Stale or lost: its slot and its reservation go back, and a fresh slot is taken if every
+  -- scope has room now.
+  if not give_back(KEYS[5], delivery, permit, logs, where, prefix) then
+    for i = 1, SCOPES do redis.call('ZREM', KEYS[i], permit) end
+  end
   for i = 1, SCOPES do
     local limit = tonumber(ARGV[4 + i])
     redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. (now - window))
     if limit <= 0 or redis.call('ZCARD', KEYS[i]) >= limit then return 0 end
-    local cool = tonumber(redis.call('HGET', KEYS[6], fields[i]) or '0')
+    local cool = tonumber(redis.call('GET', KEYS[6 + i]) or '0')
     if cool > now then return 0 end
   end
-  redis.call('ZADD', KEYS[1], now, permit)
-  -- A log this path creates (Redis lost it) must expire like one the release creates.
-  for i = 2, SCOPES do
-    redis.call('ZADD', KEYS[i], now, permit)
-    redis.call('EXPIRE', KEYS[i], math.ceil(window) + 60)
-  end
+  local sends = tonumber(redis.call('HGET', day_key, where) or '0')
+  local outstanding = tonumber(redis.call('HGET', day_key, 'r|' .. where) or '0')
+  if sends + outstanding >= daily then return 0 end
+  for i = 1, SCOPES do redis.call('ZADD', KEYS[i], now, permit) end
 else
+  give_back(KEYS[5], delivery, permit, {}, where, prefix) -- the reservation becomes a send
   for i = 1, SCOPES do redis.call('ZADD', KEYS[i], 'XX', now, permit) end
 end
-redis.call('HDEL', KEYS[5], ARGV[3])
+-- Every log this script touches expires like one the release creates.
+for i = 2, SCOPES do redis.call('EXPIRE', KEYS[i], math.ceil(window) + 60) end
+redis.call('HINCRBY', day_key, where, 1)
+redis.call('EXPIRE', day_key, tonumber(ARGV[13]))
+redis.call('HDEL', KEYS[5], delivery)
 return 1

@@ -1,0 +1,63 @@
+-- enqueue.lua: put deliveries in to wait, one entry per delivery.
+--
+-- A delivery the gate already holds (known: 'p' queued, 'd<due>' delayed, 'r<time>'
+-- released) is skipped: an idempotent re-send or a retry published twice costs no second
+-- permit and no second quota count. With `replace` (the sweeps: Redis lost the entry, or it
+-- was released long ago and never taken) it is put in whatever known says; a permit it
+-- replaces that was still outstanding gives its quota reservation back.
+--
+-- The entries of one team go in with one RPUSH (in slices), in the order given; a team and a
+-- tenant that got entries become eligible (ZADD NX, with the caller's time: Redis's, read
+-- once per chunk by the caller).
+--
+-- KEYS[1] tenants zset   KEYS[2] known hash   KEYS[3] wake list
+-- ARGV[1] now   ARGV[2] replace ('1' | '0')   ARGV[3] key prefix
+-- then per team: tenant, team, n, and n times: delivery id, entry (and, with replace,
+-- the channel after the id)
+-- Returns how many entries went in.
+
+local tenants_key, known_key = KEYS[1], KEYS[2]
+local now, replace, prefix = ARGV[1], ARGV[2] == '1', ARGV[3]
+local SLICE = 4000 -- values per RPUSH (Lua's unpack has a stack limit)
+local step = replace and 3 or 2
+local pushed, i = 0, 4
+local tenants = {}
+while i <= #ARGV do
+  local tenant, team, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  i = i + 3
+  local fresh = {}
+  for j = i, i + (n - 1) * step, step do
+    local d = ARGV[j]
+    if replace then
+      local old = redis.call('HGET', known_key, d)
+      if old and string.sub(old, 1, 1) == 'r' then
+        local at = string.sub(old, 2)
+        local day_key = prefix .. 'day:' .. utc_date(tonumber(at))
+        local field = 'r|' .. tenant .. ':' .. team .. ':' .. ARGV[j + 1]
+        if redis.call('HINCRBY', day_key, field, -1) <= 0 then redis.call('HDEL', day_key, field) end
+      end
+      redis.call('HSET', known_key, d, 'p')
+      fresh[#fresh + 1] = ARGV[j + 2]
+    elseif redis.call('HSETNX', known_key, d, 'p') == 1 then
+      fresh[#fresh + 1] = ARGV[j + 1]
+    end
+  end
+  i = i + n * step
+  if #fresh > 0 then
+    local queue = prefix .. 'q:' .. tenant .. ':' .. team
+    for from = 1, #fresh, SLICE do
+      redis.call('RPUSH', queue, unpack(fresh, from, math.min(from + SLICE - 1, #fresh)))
+    end
+    redis.call('ZADD', prefix .. 'teams:' .. tenant, 'NX', now, team)
+    if not tenants[tenant] then
+      tenants[tenant] = true
+      redis.call('ZADD', tenants_key, 'NX', now, tenant)
+    end
+    pushed = pushed + #fresh
+  end
+end
+if pushed > 0 then
+  redis.call('LPUSH', KEYS[3], '1')
+  redis.call('LTRIM', KEYS[3], 0, 0)
+end
+return pushed
