@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,11 +22,14 @@ from threadcast.contract import (
     Target,
     check_text,
 )
-from threadcast.errors import ValidationError
+from threadcast.dispatch import Gate
+from threadcast.errors import BrokerError, ValidationError
 from threadcast.ledger import DeliveryState, Ledger
 from threadcast.ledger.broadcasts import RETRYABLE
 from threadcast.settings import Settings, load_settings
 from threadcast.tokencache import signed_in
+
+log = logging.getLogger("threadcast.producer")
 
 DEFAULT_RETRY_STATES = (DeliveryState.FAILED, DeliveryState.UNKNOWN)
 _KEEP = 10_000  # deliveries of a broadcast published from memory after its commit, at most
@@ -52,6 +56,7 @@ class Producer:
         self.settings = settings or load_settings()
         self.ledger = Ledger.open(self.settings.database_url)
         self._redis = redis.Redis.from_url(self.settings.redis_url)
+        self._gate = Gate(self._redis)
         self._publisher = Publisher(self.settings.redis_url)
 
     def send(
@@ -113,8 +118,19 @@ class Producer:
         return self.ledger.broadcasts.queued_messages(broadcast_id)
 
     def cancel(self, broadcast_id: str) -> int:
-        """Cancel every delivery not yet sent (in-flight posts finish and are recorded)."""
-        return self.ledger.broadcasts.cancel(broadcast_id, datetime.now(UTC))
+        """Cancel every delivery not yet sent (in-flight posts finish and are recorded): once
+        this returns, no post of the broadcast starts. The ledger refuses every later claim;
+        the gate's mark (written before returning) also stops a delivery claimed just before
+        the cancel from starting its POST, and lets its waiting entries go without a permit.
+        With Redis unreachable the ledger's cancel still holds (docs/RELIABILITY.md)."""
+        count = self.ledger.broadcasts.cancel(broadcast_id, datetime.now(UTC))
+        try:
+            self._gate.cancel(broadcast_id)
+        except BrokerError as exc:
+            log.warning("broadcast %s is cancelled in the ledger, but the gate could not be told "
+                        "(%s): a delivery claimed just before the cancel may still be posted",
+                        broadcast_id, exc)  # fmt: skip
+        return count
 
     def retry(
         self, broadcast_id: str, states: Sequence[DeliveryState | str] = DEFAULT_RETRY_STATES,
@@ -130,6 +146,10 @@ class Producer:
             check_text("error_code", error_code)  # compared in SQL: NUL would be an outage
         if tenant is not None:
             tenant = ids.guid("tenant", tenant)
+        if DeliveryState.CANCELLED in wanted:
+            # Before the ledger lifts the cancellation, so that nothing re-queued meets the
+            # gate's mark (and is dropped); a failure here changes nothing in the ledger.
+            self._gate.uncancel(broadcast_id)
         messages = self.ledger.broadcasts.requeue(
             broadcast_id, wanted, datetime.now(UTC), error_code=error_code, tenant=tenant
         )

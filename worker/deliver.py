@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.exc import SQLAlchemyError
 
 from threadcast.contract import DeliveryMessage
-from threadcast.dispatch import Gate
+from threadcast.dispatch import Gate, Start
 from threadcast.endpoints import segment_gone
 from threadcast.errors import (
     BrokerError,
@@ -227,8 +227,11 @@ class Deliverer:
                 return self._give_back(message, claim)
             # The permit is confirmed last, right before the POST: the limits count the
             # real send time, not the moment the message was taken.
-            if not self._gate.start(message):
+            verdict = self._gate.start(message)
+            if verdict is Start.NO_ROOM:
                 return self._give_back(message, claim)  # no room now: a fresh permit later
+            if verdict is Start.CANCELLED:
+                return self._cancelled(claim)
         except BaseException:
             self._ledger.deliveries.unclaim(claim, datetime.now(UTC))
             raise
@@ -237,10 +240,17 @@ class Deliverer:
         return _Flight(message, claim, post, send_at, self._graph.post(post))
 
     def _give_back(self, message: DeliveryMessage, claim: Claim) -> Done:
-        """No POST was made: the attempt is forgotten and the delivery queues again."""
+        """No POST was made: the attempt is forgotten and the delivery queues again (its
+        unused permit given back)."""
         self._ledger.deliveries.unclaim(claim, datetime.now(UTC))
-        self._gate.park(message, 0)
+        self._gate.park(message, 0, give_back=True)
         return Done(None)
+
+    def _cancelled(self, claim: Claim) -> Done:
+        """Its broadcast was cancelled after the claim: no POST; recorded ``cancelled``."""
+        moved = self._ledger.deliveries.cancel_claim(claim, datetime.now(UTC))
+        log.info("delivery %s not posted: its broadcast was cancelled", claim.delivery_id)
+        return Done(DeliveryState.CANCELLED if moved else None)
 
     def _give_back_all(self, claims: Sequence[Claim | Refusal]) -> None:
         for claim in claims:
@@ -255,7 +265,7 @@ class Deliverer:
         """The worker is stopping: nothing is claimed; the batch waits for another worker."""
         for message in messages:
             try:
-                self._gate.park(message, 0)
+                self._gate.park(message, 0, give_back=True)
             except BrokerError as exc:  # still queued in the ledger: the orphan sweep
                 log.warning("delivery %s: cannot be put back: %s", message.delivery_id, exc)
         return [Done(None)] * len(messages)
@@ -343,12 +353,16 @@ class Deliverer:
     def _refused(self, message: DeliveryMessage, refusal: Refusal) -> Done:
         if refusal.state is None:
             self.reject(message.to_wire(), f"unknown delivery id {message.delivery_id}")
+            self._gate.drop(message)
         elif refusal.not_before is not None:
             # It came back before its retry time: it waits in the gate until then.
             wait = (refusal.not_before - datetime.now(UTC)).total_seconds()
-            self._gate.park(message, wait)
+            self._gate.park(message, wait, give_back=True)
             log.info("delivery %s not claimed: due in %.1f s", message.delivery_id, wait)
         else:
+            # Sent, cancelled, unknown, or held by another claim: it leaves the gate, and
+            # its permit, never used, goes back (no slot, no quota count).
+            self._gate.drop(message)
             log.info(
                 "delivery %s not claimed: it is %s", message.delivery_id, refusal.state.value
             )

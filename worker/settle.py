@@ -66,17 +66,20 @@ class Settler:
         for one in posted:
             _log(one)
         recorded = self._record(posted)
-        for one, written in zip(posted, recorded, strict=True):
-            _count(one, written)
-            if written and one.delay is not None:
+        for one, state in zip(posted, recorded, strict=True):
+            _count(one, state is not None)
+            if state is DeliveryState.RETRYING and one.delay is not None:
                 self._retry_later(one.message, one.reply, one.delay)
+            elif state is DeliveryState.CANCELLED and one.delay is not None:
+                # Its broadcast was cancelled: not retried, but a throttled scope still cools.
+                self._retry_later(one.message, one.reply, one.delay, park=False)
 
-    def _record(self, posted: Sequence[Posted]) -> list[bool]:
+    def _record(self, posted: Sequence[Posted]) -> list[DeliveryState | None]:
         deadline = max(p.claim.lease_until for p in posted)
         wait = _FIRST_WAIT
         while True:
             try:
-                return self._ledger.deliveries.finish_many([p.finished for p in posted])
+                return self._ledger.deliveries.record_many([p.finished for p in posted])
             except SQLAlchemyError as exc:
                 if datetime.now(UTC).timestamp() + wait >= deadline.timestamp():
                     raise
@@ -87,7 +90,9 @@ class Settler:
             self._sleep(wait)
             wait = min(wait * 2, _LONGEST_WAIT)
 
-    def _retry_later(self, message: DeliveryMessage, reply: GraphReply, delay: float) -> None:
+    def _retry_later(
+        self, message: DeliveryMessage, reply: GraphReply, delay: float, *, park: bool = True
+    ) -> None:
         throttled = reply.status == 429 or (reply.status == 503 and reply.retry_after is not None)
         try:
             if throttled:
@@ -96,7 +101,8 @@ class Settler:
                 log.warning("Graph %s: scope %s cools down for %.1f s", reply.status, scope, delay)
                 if reply.status == 429:
                     metrics.record_throttled(_SCOPE_KINDS.get(scope.split(":")[0], scope))
-            self._gate.park(message, delay)
+            if park:
+                self._gate.park(message, delay)
         except BrokerError as exc:
             # The retry is in the ledger (``retrying``); the orphan sweep queues it again.
             log.warning("delivery %s: its retry could not be parked: %s", message.delivery_id, exc)

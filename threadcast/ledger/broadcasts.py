@@ -353,7 +353,8 @@ class BroadcastBook:
 
     def cancel(self, broadcast_id: str, now: datetime) -> int:
         """Stop everything of the broadcast not yet sent; a POST in flight finishes and is
-        recorded. Returns how many deliveries were cancelled."""
+        recorded (any answer but ``sent`` or ``unknown`` is recorded ``cancelled``), and no
+        delivery of it is claimed again. Returns how many deliveries were cancelled now."""
         with self._engine.begin() as conn:
             self._require(conn, broadcast_id)
             conn.execute(
@@ -375,7 +376,9 @@ class BroadcastBook:
     ) -> list[DeliveryMessage]:  # fmt: skip
         """Send matching deliveries in a RETRYABLE state (others in ``states`` match
         nothing) back to ``queued`` with a fresh retry budget; returns their messages for
-        publishing."""
+        publishing. Re-queueing ``cancelled`` deliveries lifts the broadcast's cancellation in
+        the same transaction (claims refuse a cancelled broadcast's deliveries); the caller
+        removes the gate's mark (Gate.uncancel) before publishing them."""
         allowed = [s.value for s in states if s in RETRYABLE]
         query = (
             update(deliveries)
@@ -394,6 +397,11 @@ class BroadcastBook:
                     next_attempt_at=None, updated_at=now,
                 ).returning(*MESSAGE_COLUMNS)
             ).all()  # fmt: skip
+            if rows and DeliveryState.CANCELLED.value in allowed:
+                conn.execute(
+                    update(broadcasts).where(broadcasts.c.id == broadcast_id)
+                    .values(cancelled_at=None)
+                )  # fmt: skip
         return [message_of(r) for r in rows]
 
     @staticmethod

@@ -31,6 +31,10 @@ from threadcast.ledger.engine import READ_ONLY
 from threadcast.ledger.schema import attempts, broadcasts, deliveries, rejected_messages
 from threadcast.ledger.states import CLAIMABLE, REROUTED, DeliveryState
 
+#: What a cancelled broadcast's delivery records instead of an outcome other than these: a
+#: ``sent`` post is the truth, an ``unknown`` one may exist (an operator must know).
+KEPT_AFTER_CANCEL = frozenset({DeliveryState.SENT, DeliveryState.UNKNOWN})
+
 LOST_LEASE = "worker_lost"
 # A delivery waiting for a retry time may be claimed this much before it (clocks differ a
 # little between the machine that parked it and the one that released it).
@@ -112,8 +116,17 @@ class DeliveryBook:
     def finish_many(self, finished: Sequence[Finished]) -> list[bool]:
         """Record several attempts' outcomes in one transaction (group commit); for each,
         whether it was recorded (False: its claim was lost meanwhile)."""
+        return [state is not None for state in self.record_many(finished)]
+
+    def record_many(self, finished: Sequence[Finished]) -> list[DeliveryState | None]:
+        """As :meth:`finish_many`, but for each the state recorded (None: not recorded): an
+        outcome other than ``sent`` or ``unknown`` of a cancelled broadcast's delivery is
+        recorded ``cancelled`` (the attempt row keeps what Graph answered)."""
         with self._engine.begin() as conn:
-            return [_finish(conn, *one) for one in finished]
+            cancelled = _cancelled_among(
+                conn, {c.broadcast_id for c, o, _ in finished if o.state not in KEPT_AFTER_CANCEL}
+            )
+            return [_finish(conn, c, o, at, c.broadcast_id in cancelled) for c, o, at in finished]
 
     def reroute(
         self, claim: Claim, answered: Outcome, endpoint: str, worker: str,
@@ -124,6 +137,8 @@ class DeliveryBook:
         attempt does not count against the delivery's budget. None: the claim was lost."""
         number = claim.number + 1
         with self._engine.begin() as conn:
+            if _cancelled_among(conn, {claim.broadcast_id}):
+                return None  # no new POST after a cancel: the answer is recorded, cancelled
             moved = conn.execute(
                 update(deliveries)
                 .where(deliveries.c.id == claim.delivery_id)
@@ -150,7 +165,28 @@ class DeliveryBook:
 
     def unclaim(self, claim: Claim, now: datetime) -> bool:
         """Give a claim back before any request was made (its permit had expired): the
-        delivery is ``queued`` again and the attempt that never happened is forgotten."""
+        delivery is ``queued`` again -- ``cancelled`` if its broadcast was cancelled meanwhile
+        -- and the attempt that never happened is forgotten."""
+        with self._engine.begin() as conn:
+            cancelled = _cancelled_among(conn, {claim.broadcast_id})
+            state = DeliveryState.CANCELLED if cancelled else DeliveryState.QUEUED
+            changed = conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == claim.delivery_id)
+                .where(deliveries.c.state == DeliveryState.SENDING.value)
+                .where(deliveries.c.attempts == claim.number)
+                .values(
+                    state=state.value, attempts=claim.number - 1,
+                    lease_owner=None, lease_until=None, updated_at=now,
+                )
+            ).rowcount == 1  # fmt: skip
+            if changed:
+                conn.execute(delete(attempts).where(attempts.c.id == claim.attempt_id))
+        return changed
+
+    def cancel_claim(self, claim: Claim, now: datetime) -> bool:
+        """The gate refused the permit because the broadcast was cancelled after the claim: no
+        request was made, the attempt is forgotten and the delivery is ``cancelled``."""
         with self._engine.begin() as conn:
             changed = conn.execute(
                 update(deliveries)
@@ -158,8 +194,8 @@ class DeliveryBook:
                 .where(deliveries.c.state == DeliveryState.SENDING.value)
                 .where(deliveries.c.attempts == claim.number)
                 .values(
-                    state=DeliveryState.QUEUED.value, attempts=claim.number - 1,
-                    lease_owner=None, lease_until=None, updated_at=now,
+                    state=DeliveryState.CANCELLED.value, attempts=claim.number - 1,
+                    lease_owner=None, lease_until=None, next_attempt_at=None, updated_at=now,
                 )
             ).rowcount == 1  # fmt: skip
             if changed:
@@ -175,8 +211,7 @@ class DeliveryBook:
         (it was frozen, or slow), and an answer beats a guess -- a 503 that comes late means
         the post does not exist, and the delivery is retried instead of left ``unknown``.
         """
-        with self._engine.begin() as conn:
-            return _finish(conn, claim, outcome, now)
+        return self.finish_many([(claim, outcome, now)])[0]
 
     def reject_message(self, worker: str, reason: str, message: str, now: datetime) -> None:
         """Keep a poison message (truncated) and why it was refused, for the audit."""
@@ -257,10 +292,14 @@ class DeliveryBook:
         )
         settled, again = 0, []
         with self._engine.begin() as conn:
-            for row in conn.execute(query).all():
-                if _settle_lost_lease(conn, row[0], row.attempts, now, retry):
+            rows = conn.execute(query).all()
+            # A cancelled broadcast's delivery is not retried: it is cancelled.
+            cancelled = _cancelled_among(conn, {row[1] for row in rows}) if retry else set()
+            for row in rows:
+                stop = row[1] in cancelled
+                if _settle_lost_lease(conn, row[0], row.attempts, now, retry, cancelled=stop):
                     settled += 1
-                    if retry:
+                    if retry and not stop:
                         again.append(message_of(row[:5]))
         return settled, again
 
@@ -323,10 +362,12 @@ def _close_attempt(
 
 
 def _settle_lost_lease(
-    conn: Connection, delivery_id: str, number: int, now: datetime, retry: bool = False
-) -> bool:
+    conn: Connection, delivery_id: str, number: int, now: datetime, retry: bool = False,
+    *, cancelled: bool = False,
+) -> bool:  # fmt: skip
     outcome = Outcome(
-        DeliveryState.RETRYING if retry else DeliveryState.UNKNOWN,
+        DeliveryState.CANCELLED if cancelled
+        else DeliveryState.RETRYING if retry else DeliveryState.UNKNOWN,
         error_code=LOST_LEASE,
         error_message="the worker holding this delivery stopped mid-attempt; "
         "the post may or may not have reached Graph",
@@ -375,7 +416,7 @@ def _refuse(conn: Connection, delivery_id: str, now: datetime) -> Refusal:
     row = conn.execute(
         select(
             deliveries.c.state, deliveries.c.lease_until, deliveries.c.attempts,
-            deliveries.c.next_attempt_at,
+            deliveries.c.next_attempt_at, deliveries.c.broadcast_id,
         ).where(deliveries.c.id == delivery_id)
     ).first()  # fmt: skip
     if row is None:
@@ -386,6 +427,16 @@ def _refuse(conn: Connection, delivery_id: str, now: datetime) -> Refusal:
         # silently sent again.
         _settle_lost_lease(conn, delivery_id, row.attempts, now)
         return Refusal(DeliveryState.UNKNOWN)
+    if state in CLAIMABLE and _cancelled_among(conn, {row.broadcast_id}):
+        # Waiting when its broadcast was cancelled (an outcome recorded across the cancel):
+        # it is cancelled now, never posted.
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id == delivery_id)
+            .where(deliveries.c.state == state.value)
+            .values(state=DeliveryState.CANCELLED.value, next_attempt_at=None, updated_at=now)
+        )
+        return Refusal(DeliveryState.CANCELLED)
     if state in CLAIMABLE and row.next_attempt_at is not None:
         # Not due yet: a message that came back early (a batch Celery delivered again after
         # its worker died, an orphan sweep's re-publish) must not cut a backoff short.
@@ -393,8 +444,27 @@ def _refuse(conn: Connection, delivery_id: str, now: datetime) -> Refusal:
     return Refusal(state, row.lease_until if state is DeliveryState.SENDING else None)
 
 
-def _finish(conn: Connection, claim: Claim, outcome: Outcome, now: datetime) -> bool:
-    _close_attempt(conn, claim.attempt_id, outcome, now)
+def _cancelled_among(conn: Connection, broadcast_ids: set[str]) -> set[str]:
+    """Which of the broadcasts are cancelled, read under a share lock on their rows: a cancel
+    (which updates the row) waits for this transaction, or this one reads it committed. So an
+    outcome is either recorded before the cancel (which then cancels it, if still waiting)
+    or sees it -- never neither. (SQLite: every writer is serialised by BEGIN IMMEDIATE.)"""
+    if not broadcast_ids:
+        return set()
+    rows = conn.execute(
+        select(broadcasts.c.id, broadcasts.c.cancelled_at)
+        .where(broadcasts.c.id.in_(sorted(broadcast_ids)))
+        .with_for_update(read=True)
+    ).all()
+    return {row.id for row in rows if row.cancelled_at is not None}
+
+
+def _finish(
+    conn: Connection, claim: Claim, outcome: Outcome, now: datetime, cancelled: bool = False
+) -> DeliveryState | None:
+    _close_attempt(conn, claim.attempt_id, outcome, now)  # what Graph answered, as judged
+    if cancelled and outcome.state not in KEPT_AFTER_CANCEL:
+        outcome = replace(outcome, state=DeliveryState.CANCELLED, next_attempt_at=None)
     params = {
         "p_id": claim.delivery_id, "p_state": outcome.state.value, "p_now": now,
         "p_next": outcome.next_attempt_at, "p_status": outcome.http_status,
@@ -405,7 +475,7 @@ def _finish(conn: Connection, claim: Claim, outcome: Outcome, now: datetime) -> 
         query, params["p_message_id"] = _FINISH_SENT, outcome.message_id
     else:
         query, params["p_number"] = _FINISH_OTHER, claim.number
-    return bool(conn.execute(query, params).rowcount == 1)
+    return outcome.state if conn.execute(query, params).rowcount == 1 else None
 
 
 # The statements of the hot path, built once: building a statement costs more than SQLite
@@ -420,6 +490,13 @@ _CLAIM = (
             deliveries.c.next_attempt_at.is_(None),
             deliveries.c.next_attempt_at <= bindparam("p_due"),
         )
+    )
+    # Never a delivery of a cancelled broadcast (a primary-key lookup per claim).
+    .where(
+        select(broadcasts.c.cancelled_at)
+        .where(broadcasts.c.id == deliveries.c.broadcast_id)
+        .scalar_subquery()
+        .is_(None)
     )
     .values(
         state=DeliveryState.SENDING.value, lease_owner=bindparam("p_owner"),
