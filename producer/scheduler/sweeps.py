@@ -37,7 +37,7 @@ class LeaseSweep:
             now, retry=self.retry_ambiguous
         )
         if again:
-            self.gate.enqueue(again)
+            self.gate.enqueue(again, replace=True)
         if settled:
             log.warning("%d deliveries lost their worker mid-attempt: %s", settled,
                         "re-queued" if self.retry_ambiguous else "marked unknown")  # fmt: skip
@@ -73,7 +73,7 @@ class OrphanSweep:
             if batch:
                 lost = self._lost(batch, now)
                 if lost:
-                    requeued += self.gate.enqueue(lost)
+                    requeued += self.gate.enqueue(lost, replace=True)
                 self.cursor = batch[-1].delivery_id
                 seen += len(batch)
             if len(batch) < limit:  # the end: the next run starts a new pass
