@@ -1,7 +1,7 @@
 -- enqueue.lua: put deliveries in to wait, one entry per delivery.
 --
 -- A delivery the gate already holds (known: 'p' queued, 'd<due>' delayed, 'r<time>'
--- released) is skipped: an idempotent re-send or a retry published twice costs no second
+-- released) is skipped (atomically: the whole chunk is one script): an idempotent re-send or a retry published twice costs no second
 -- permit and no second quota count. With `replace` (the sweeps: Redis lost the entry, or it
 -- was released long ago and never taken) it is put in whatever known says; a permit it
 -- replaces that was still outstanding gives its quota reservation back.
@@ -26,9 +26,9 @@ while i <= #ARGV do
   local tenant, team, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   i = i + 3
   local fresh = {}
-  for j = i, i + (n - 1) * step, step do
-    local d = ARGV[j]
-    if replace then
+  if replace then
+    for j = i, i + (n - 1) * step, step do
+      local d = ARGV[j]
       local old = redis.call('HGET', known_key, d)
       if old and string.sub(old, 1, 1) == 'r' then
         local at = string.sub(old, 2)
@@ -38,8 +38,28 @@ while i <= #ARGV do
       end
       redis.call('HSET', known_key, d, 'p')
       fresh[#fresh + 1] = ARGV[j + 2]
-    elseif redis.call('HSETNX', known_key, d, 'p') == 1 then
-      fresh[#fresh + 1] = ARGV[j + 1]
+    end
+  else
+    -- What known already holds, a slice at a time (one HMGET, not a call per delivery);
+    -- `seen` catches a delivery given twice in this call.
+    local seen, news = {}, {}
+    for from = 0, n - 1, SLICE do
+      local upto = math.min(from + SLICE, n) - 1
+      local ids = {}
+      for k = from, upto do ids[#ids + 1] = ARGV[i + k * 2] end
+      local held = redis.call('HMGET', known_key, unpack(ids))
+      for k = from, upto do
+        local d = ARGV[i + k * 2]
+        if not held[k - from + 1] and not seen[d] then
+          seen[d] = true
+          fresh[#fresh + 1] = ARGV[i + k * 2 + 1]
+          news[#news + 1] = d
+          news[#news + 1] = 'p'
+        end
+      end
+    end
+    for from = 1, #news, SLICE do
+      redis.call('HSET', known_key, unpack(news, from, math.min(from + SLICE - 1, #news)))
     end
   end
   i = i + n * step
