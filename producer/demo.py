@@ -63,7 +63,7 @@ class Outcome:
     """What one run left behind, read once nothing moves any more."""
 
     expected: int
-    final: dict[str, Any]  # status.report of the broadcast
+    final: dict[str, Any]  # the broadcast's report as `threadcast status --json` prints it
     stats: dict[str, Any]  # the simulator's GET /_sim/stats
     switch: Switch | None  # the ledger's deployment row (the truth)
     redis_copy: Switch | None  # Redis's copy of it, which every worker process reads
@@ -235,7 +235,7 @@ def _run(
     print(status.render(final))
     expected = TENANTS * TEAMS_PER_TENANT * CHANNELS_PER_TEAM
     copy = None if raw is None else Switch.from_json(raw)
-    return Outcome(expected, final, stats, switch, copy)
+    return Outcome(expected, status.as_json(final), stats, switch, copy)
 
 
 def _judge(plan: Scenario, outcome: Outcome) -> int:

@@ -1,13 +1,18 @@
-"""``threadcast status``: where a broadcast's deliveries stand, once or live."""
+"""``threadcast status``: where a broadcast's deliveries stand, once or live.
+
+:func:`report` builds the one :class:`~producer.reports.BroadcastReport` from the ledger; the
+rest renders it: :func:`render` (text), :func:`as_json` (``--json``), :func:`bar` (``--watch``).
+The HTTP API answers the same report.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
 import time
-from dataclasses import asdict
 from typing import Any, TextIO
 
+from producer.reports import BroadcastReport, EndpointReport
 from threadcast import endpoints
 from threadcast.ledger import DeliveryQueries, DeliveryState, Ledger
 
@@ -15,81 +20,96 @@ from threadcast.ledger import DeliveryQueries, DeliveryState, Ledger
 MOVING = frozenset(
     {DeliveryState.SCHEDULED, DeliveryState.QUEUED, DeliveryState.SENDING, DeliveryState.RETRYING}
 )
+# At an end: what the progress bar fills.
+SETTLED = (DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.CANCELLED)
 
 
-def report(ledger: Ledger, broadcast_id: str, endpoint: str = endpoints.AUTO) -> dict[str, Any]:
-    """One JSON-ready object: the broadcast, a count per state, its latest errors, and the
-    Graph endpoint (``endpoint``: the THREADCAST_ENDPOINT setting) its posts go to."""
+def report(ledger: Ledger, broadcast_id: str, endpoint: str = endpoints.AUTO) -> BroadcastReport:
+    """The broadcast, a count per state, what waits and why, its latest errors, and the Graph
+    endpoint (``endpoint``: the THREADCAST_ENDPOINT setting) its posts go to."""
     info = ledger.broadcasts.info(broadcast_id)
     counts = ledger.broadcasts.counts(broadcast_id)
-    errors = ledger.broadcasts.recent_errors(broadcast_id)
-    waiting = ledger.broadcasts.waiting(broadcast_id)
-    return {
-        "broadcast": info.id,
-        "source": info.source,
-        "content_type": info.content_type.value,
-        "created_at": info.created_at.isoformat(),
-        "send_at": info.send_at.isoformat() if info.send_at else None,
-        "total": info.target_count,
-        **counts,
-        "done": not any(counts[s.value] for s in MOVING),
-        "errors": [asdict(e) | {"at": e.at.isoformat()} for e in errors],
-        "waiting": [
-            asdict(w) | {"until": w.until.isoformat() if w.until else None} for w in waiting
-        ],
-        "endpoint": endpoint_report(ledger, broadcast_id, endpoint),
-    }
+    return BroadcastReport(
+        broadcast_id=info.id,
+        source=info.source,
+        content_type=info.content_type,
+        created_at=info.created_at,
+        send_at=info.send_at,
+        total=info.target_count,
+        counts=counts,
+        settled=sum(counts[s.value] for s in SETTLED),
+        done=not any(counts[s.value] for s in MOVING),
+        waiting=ledger.broadcasts.waiting(broadcast_id),
+        endpoint=endpoint_report(ledger, broadcast_id, endpoint),
+        errors=ledger.broadcasts.recent_errors(broadcast_id),
+    )
 
 
-def endpoint_report(ledger: Ledger, broadcast_id: str, setting: str) -> dict[str, Any]:
+def endpoint_report(ledger: Ledger, broadcast_id: str, setting: str) -> EndpointReport:
     switch = endpoints.recorded(ledger.deployment)
-    return {
-        "setting": setting,
-        "active": endpoints.active(setting, switch),
-        "summary": endpoints.describe(setting, switch),
-        "switch": asdict(switch) if switch else None,
-        "attempts": DeliveryQueries(ledger.engine).attempts_by_endpoint(broadcast_id),
-    }
+    return EndpointReport(
+        setting=setting,
+        active=endpoints.active(setting, switch),
+        summary=endpoints.describe(setting, switch),
+        switch=switch,
+        attempts=DeliveryQueries(ledger.engine).attempts_by_endpoint(broadcast_id),
+    )
 
 
-def render(data: dict[str, Any]) -> str:
-    lines = [f"broadcast {data['broadcast']} ({data['total']} deliveries, from {data['source']})"]
-    lines += [f"  {s.value:<13}{data[s.value]:>8}" for s in DeliveryState if data[s.value]]
-    lines.append(f"endpoint: {data['endpoint']['summary']}")
-    for name, outcomes in sorted(data["endpoint"]["attempts"].items()):
+def as_json(data: BroadcastReport) -> dict[str, Any]:
+    """``status --json``: the report exactly as ``GET /v1/broadcasts/{id}`` answers it, plus
+    the keys it had before it was shared: ``broadcast`` (the id) and every state's count at
+    the top level (as in ``counts``; no state is named like a field, tests/unit checks)."""
+    shown = data.model_dump(mode="json")
+    return {"broadcast": data.broadcast_id, **shown, **shown["counts"]}
+
+
+def dumps(data: BroadcastReport) -> str:
+    return json.dumps(as_json(data), indent=2)
+
+
+def render(data: BroadcastReport) -> str:
+    counts = data.counts
+    lines = [f"broadcast {data.broadcast_id} ({data.total} deliveries, from {data.source})"]
+    lines += [f"  {s.value:<13}{counts[s.value]:>8}" for s in DeliveryState if counts[s.value]]
+    lines.append(f"endpoint: {data.endpoint.summary}")
+    for name, outcomes in sorted(data.endpoint.attempts.items()):
         shown = ", ".join(f"{outcome} {n}" for outcome, n in sorted(outcomes.items()))
         lines.append(f"  attempts on {name}: {shown}")
-    if data["waiting"]:
+    if data.waiting:
         lines.append("waiting:")
-        for w in data["waiting"]:
-            until = f" until {w['until']}" if w["until"] else ""
-            lines.append(f"  {w['count']:>6} {w['state']}, {w['reason']}{until}: {w['message']}")
-    if data["errors"]:
+        for w in data.waiting:
+            until = f" until {w.until.isoformat()}" if w.until else ""
+            lines.append(f"  {w.count:>6} {w.state}, {w.reason}{until}: {w.message}")
+    if data.errors:
         lines.append("latest errors:")
-        for e in data["errors"]:
+        for e in data.errors:
             lines.append(
-                f"  {e['at']}  {e['channel']} (tenant {e['tenant']}): HTTP {e['http_status']} "
-                f"{e['error_code']}: {e['error_message']} [request-id {e['request_id']}]"
+                f"  {e.at.isoformat()}  {e.channel} (tenant {e.tenant}): HTTP {e.http_status} "
+                f"{e.error_code}: {e.error_message} [request-id {e.request_id}]"
             )
     return "\n".join(lines)
 
 
-def bar(data: dict[str, Any], width: int = 30) -> str:
-    total = max(1, data["total"])
-    settled = data["sent"] + data["failed"] + data["cancelled"]
-    filled = int(width * settled / total)
+def bar(data: BroadcastReport, width: int = 30) -> str:
+    counts = data.counts
+    filled = int(width * data.settled / max(1, data.total))
     others = ", ".join(
-        f"{s.value} {data[s.value]}"
+        f"{s.value} {counts[s.value]}"
         for s in DeliveryState
-        if s is not DeliveryState.SENT and data[s.value]
+        if s is not DeliveryState.SENT and counts[s.value]
     )
-    return f"[{'#' * filled}{'.' * (width - filled)}] {data['sent']}/{data['total']} sent  {others}"
+    sent = counts[DeliveryState.SENT.value]
+    return f"[{'#' * filled}{'.' * (width - filled)}] {sent}/{data.total} sent  {others}"
 
 
 def watch(
-    ledger: Ledger, broadcast_id: str, out: TextIO | None = None, every: float = 0.5,
+    ledger: Ledger,
+    broadcast_id: str,
+    out: TextIO | None = None,
+    every: float = 0.5,
     endpoint: str = endpoints.AUTO,
-) -> dict[str, Any]:  # fmt: skip
+) -> BroadcastReport:
     """Redraw a progress bar until nothing is moving any more; return the last report."""
     out = out or sys.stdout
     live = out.isatty()
@@ -98,11 +118,7 @@ def watch(
         line = bar(data)
         out.write(f"\r{line}\033[K" if live else line + "\n")
         out.flush()
-        if data["done"]:
+        if data.done:
             out.write("\n" if live else "")
             return data
         time.sleep(every if live else max(every, 2.0))
-
-
-def dumps(data: dict[str, Any]) -> str:
-    return json.dumps(data, indent=2)

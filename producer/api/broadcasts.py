@@ -22,7 +22,6 @@ from producer.api.limits import too_many_targets_message
 from producer.api.models import (
     BroadcastAccepted,
     BroadcastIn,
-    BroadcastStatus,
     Cancelled,
     DeliveryList,
     ErrorBody,
@@ -30,10 +29,11 @@ from producer.api.models import (
     RetryIn,
 )
 from producer.api.services import Services, services
+from producer.reports import BroadcastReport
 from threadcast import ids
 from threadcast.apikeys import ApiKey
 from threadcast.errors import NotFoundError, ValidationError
-from threadcast.ledger import DeliveryState, ErrorLine
+from threadcast.ledger import DeliveryState
 from threadcast.metrics import record_api_broadcast
 
 log = logging.getLogger("threadcast.api")
@@ -169,18 +169,12 @@ def deliveries(
 
 
 @router.get(
-    "/{broadcast_id:anytext}", response_model=BroadcastStatus, responses=NOT_FOUND,
-    summary="A broadcast and its deliveries counted per state",
+    "/{broadcast_id:anytext}", response_model=BroadcastReport, responses=NOT_FOUND,
+    summary="A broadcast: its deliveries per state, what waits and why, its endpoint, errors",
 )  # fmt: skip
-def read(broadcast_id: BroadcastId, key: Caller, store: Store) -> BroadcastStatus:
-    data = status.report(store.ledger, _owned(store, key, broadcast_id))
-    return BroadcastStatus(
-        broadcast_id=data["broadcast"], source=data["source"],
-        content_type=data["content_type"], created_at=data["created_at"],
-        send_at=data["send_at"], total=data["total"],
-        counts={s.value: data[s.value] for s in DeliveryState}, done=data["done"],
-        errors=[ErrorLine(**e) for e in data["errors"]],
-    )  # fmt: skip
+def read(broadcast_id: BroadcastId, key: Caller, store: Store) -> BroadcastReport:
+    # The one report `threadcast status` shows too (producer/reports.py).
+    return status.report(store.ledger, _owned(store, key, broadcast_id), store.settings.endpoint)
 
 
 @router.post(

@@ -2,7 +2,9 @@
 
 Request models refuse unknown fields and wrong JSON types; what a value must look like (a
 GUID, a channel id, a broadcast id, content size, send time) is checked once, by the
-Producer, so the API and the CLI can never disagree about it.
+Producer, so the API and the CLI can never disagree about it. A broadcast's status is not
+here: ``GET /v1/broadcasts/{id}`` answers :class:`producer.reports.BroadcastReport`, the one
+report ``threadcast status`` shows too.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from threadcast.ledger import DeliveryRow, DeliveryState, ErrorLine
+from threadcast.ledger import DeliveryRow, DeliveryState
 
 _EXAMPLE_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 _EXAMPLE_GROUP = "02bd9fd6-8f93-4758-87c3-1fb73740a315"
@@ -73,18 +75,6 @@ class BroadcastAccepted(BaseModel):
     created: bool = Field(description="false: this broadcast id was recorded before")
     published: int = Field(description="deliveries handed to the workers now")
     scheduled: bool = Field(description="waiting for its send time")
-
-
-class BroadcastStatus(BaseModel):
-    broadcast_id: str
-    source: str = Field(description="the name of the API key (or the CLI) that sent it")
-    content_type: str
-    created_at: datetime
-    send_at: datetime | None
-    total: int
-    counts: dict[str, int] = Field(description="deliveries per state; every state is present")
-    done: bool = Field(description="nothing is moving any more")
-    errors: list[ErrorLine] = Field(description="the latest failed attempts, newest first")
 
 
 class DeliveryList(BaseModel):

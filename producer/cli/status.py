@@ -13,7 +13,9 @@ from threadcast.settings import load_settings
 def register(commands: Any) -> None:
     st = commands.add_parser("status", help="counts per state and the latest errors")
     st.add_argument("broadcast_id")
-    st.add_argument("--json", action="store_true", help="one JSON object")
+    st.add_argument(
+        "--json", action="store_true", help="one JSON object, as GET /v1/broadcasts/{id} answers"
+    )
     st.add_argument("--watch", action="store_true", help="live progress until done")
     st.set_defaults(run=_status)
 

@@ -107,10 +107,10 @@ def test_the_deployment_switches_once_and_every_delivery_is_sent(stack: Stack) -
     assert {a["endpoint"] for a in logged} == {CHATTHREADS, CHANNEL_MESSAGES}
 
     shown = status.report(stack.ledger, broadcast)
-    assert shown["endpoint"]["active"] == CHANNEL_MESSAGES
-    assert shown["endpoint"]["attempts"][CHANNEL_MESSAGES] == {"sent": 24}
+    assert shown.endpoint.active == CHANNEL_MESSAGES
+    assert shown.endpoint.attempts[CHANNEL_MESSAGES] == {"sent": 24}
     assert "switched from chatthreads" in status.render(shown)
-    assert shown["errors"] == []  # a rerouted attempt is not an error
+    assert shown.errors == []  # a rerouted attempt is not an error
     assert {a.endpoint for a in list_accounts(stack.settings)} == {CHANNEL_MESSAGES}
 
 

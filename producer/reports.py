@@ -1,0 +1,61 @@
+"""What a broadcast's status is, as one typed value every surface renders.
+
+:class:`BroadcastReport` is built once, by :func:`producer.status.report`, from the ledger;
+``threadcast status`` prints it as text (:func:`producer.status.render`) or JSON
+(:func:`producer.status.as_json`), and ``GET /v1/broadcasts/{id}`` answers it as its response
+model. A field added here therefore reaches all three (tests/integration/test_api_report.py
+checks it does). Nothing here reads the ledger: the HTTP API imports it for its schema.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from threadcast.contract import ContentType
+from threadcast.endpoints import Switch
+from threadcast.ledger import ErrorLine, WaitLine
+
+
+class _Report(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class EndpointReport(_Report):
+    """Where the deployment's posts go, and where this broadcast's attempts went."""
+
+    setting: str = Field(description="THREADCAST_ENDPOINT: auto, chatthreads or channel-messages")
+    active: str = Field(description="the Graph endpoint a post goes to now")
+    summary: str = Field(description="the same in one line, as `threadcast status` prints it")
+    switch: Switch | None = Field(
+        description="the deployment's one switch to v1.0 channel messages (auto), as the "
+        "ledger records it: when, why, by which worker; null: none recorded"
+    )
+    attempts: dict[str, dict[str, int]] = Field(
+        description="this broadcast's attempts per endpoint and outcome; `rerouted`: one that "
+        "met the removed beta segment and went on to v1.0 under the same claim"
+    )
+
+
+class BroadcastReport(_Report):
+    """A broadcast and where its deliveries stand."""
+
+    broadcast_id: str
+    source: str = Field(description="the name of the API key (or the CLI) that sent it")
+    content_type: ContentType
+    created_at: datetime
+    send_at: datetime | None = Field(description="its send time; null: sent at once")
+    total: int = Field(description="its deliveries (distinct targets)")
+    counts: dict[str, int] = Field(description="deliveries per state; every state is present")
+    settled: int = Field(
+        description="deliveries at an end: sent, failed or cancelled (progress: settled/total)"
+    )
+    done: bool = Field(description="nothing is moving any more")
+    waiting: list[WaitLine] = Field(
+        description="queued or retrying deliveries held for a reason (a channel's daily quota "
+        "until midnight UTC, a retry time), counted per state and reason, with the latest time "
+        "one of them may go again"
+    )
+    endpoint: EndpointReport
+    errors: list[ErrorLine] = Field(description="the latest failed attempts, newest first")
