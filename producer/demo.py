@@ -31,7 +31,7 @@ import httpx
 import redis
 from cryptography.fernet import Fernet
 
-import simulator.process
+import simulator  # its public entry only: start() and RunningSimulator
 from producer import devredis, status
 from producer.client import Producer
 from producer.processes import start_worker
@@ -160,9 +160,7 @@ def main(scenario: str = "seed", workdir: Path | None = None) -> int:
     say(f"scenario {plan.name}: {plan.about}")
     with contextlib.ExitStack() as stack:
         redis_url = _redis(stack.callback)
-        sim = simulator.process.start(
-            workdir / "sim", device_approve_delay=1.0, extra_args=plan.sim_flags
-        )
+        sim = simulator.start(workdir / "sim", device_approve_delay=1.0, extra_args=plan.sim_flags)
         stack.callback(sim.stop)
         flags = "".join(f" {flag}" for flag in plan.sim_flags)
         say(f"simulator at {sim.graph_url} (CA {sim.ca_bundle}){flags}")
@@ -219,9 +217,7 @@ def _targets(tenants: list[str]) -> Iterator[Target]:
                 yield Target(tenant, team, f"19:{uuid.uuid4().hex}@thread.tacv2")
 
 
-def _run(
-    settings: Settings, tenants: list[str], sim: simulator.process.RunningSimulator
-) -> Outcome:
+def _run(settings: Settings, tenants: list[str], sim: simulator.RunningSimulator) -> Outcome:
     with Producer(settings) as producer:
         result = producer.send(CONTENT, list(_targets(tenants)), content_type="html", source="demo")
         say(f"broadcast {result.broadcast_id}: {result.deliveries} deliveries queued")
