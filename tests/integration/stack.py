@@ -79,9 +79,15 @@ def wait_for(check: Callable[[], bool], timeout: float = 60.0, what: str = "cond
 
 
 # Kept up by the running dispatcher and workers on their own (sliding logs that empty and
-# expire, the dispatcher's lease, daily counters): not something a producer writes.
-_TRANSIENT = (b"threadcast:{dispatch}:log:", b"threadcast:{dispatch}:day:",
-              b"threadcast:{dispatch}:leader", b"_kombu.")  # fmt: skip
+# expire, the dispatcher's lease and heartbeat, daily counters): not something a producer
+# writes.
+_TRANSIENT = (
+    b"threadcast:{dispatch}:log:",
+    b"threadcast:{dispatch}:day:",
+    b"threadcast:{dispatch}:leader",
+    b"threadcast:dispatcher:heartbeat",
+    b"_kombu.",
+)
 
 
 def footprint(ledger: Ledger, client: redis.Redis) -> tuple[object, ...]:
