@@ -243,7 +243,7 @@ class Deliverer:
         """No POST was made: the attempt is forgotten and the delivery queues again (its
         unused permit given back)."""
         self._ledger.deliveries.unclaim(claim, datetime.now(UTC))
-        self._gate.park(message, 0, give_back=True)
+        self._gate.park(message, 0)
         return Done(None)
 
     def _cancelled(self, claim: Claim) -> Done:
@@ -265,7 +265,7 @@ class Deliverer:
         """The worker is stopping: nothing is claimed; the batch waits for another worker."""
         for message in messages:
             try:
-                self._gate.park(message, 0, give_back=True)
+                self._gate.park(message, 0)
             except BrokerError as exc:  # still queued in the ledger: the orphan sweep
                 log.warning("delivery %s: cannot be put back: %s", message.delivery_id, exc)
         return [Done(None)] * len(messages)
@@ -357,7 +357,7 @@ class Deliverer:
         elif refusal.not_before is not None:
             # It came back before its retry time: it waits in the gate until then.
             wait = (refusal.not_before - datetime.now(UTC)).total_seconds()
-            self._gate.park(message, wait, give_back=True)
+            self._gate.park(message, wait)
             log.info("delivery %s not claimed: due in %.1f s", message.delivery_id, wait)
         else:
             # Sent, cancelled, unknown, or held by another claim: it leaves the gate, and

@@ -119,6 +119,25 @@ def test_a_permit_given_back_costs_no_quota(make_gate: MakeGate, clean_redis: re
     assert gate.drop(later) is False and clean_redis.zcard(keys.APP_LOG) == 1
 
 
+def test_a_park_gives_back_only_a_permit_never_started(
+    make_gate: MakeGate, clean_redis: redis.Redis
+) -> None:
+    gate = make_gate(team=100, channel=10)
+    tenant, team = guid(), guid()
+    unused, posted = to(tenant, team, "19:u@thread.tacv2"), to(tenant, team, "19:p@thread.tacv2")
+    gate.enqueue([unused, posted])
+    first, second = gate.release(100).messages
+    assert clean_redis.zcard(keys.APP_LOG) == 2
+    # Parked with its permit unused (a token trouble, a failed publish): the slot goes back.
+    assert gate.park(first, 0.0) is True
+    assert clean_redis.zcard(keys.APP_LOG) == 1
+    # Parked for a retry after its POST: the permit stands for a real request and stays.
+    assert gate.start(second) is Start.GO
+    assert gate.park(second, 5.0) is True
+    assert clean_redis.zcard(keys.APP_LOG) == 1
+    assert today(clean_redis) == {f"{tenant}:{team}:19:p@thread.tacv2": 1}
+
+
 # -- cancel -----------------------------------------------------------------------------------
 
 

@@ -151,12 +151,12 @@ class Gate:
         )  # fmt: skip
         return _STARTS[int(result)]
 
-    def park(self, message: DeliveryMessage, delay: float, *, give_back: bool = False) -> bool:
+    def park(self, message: DeliveryMessage, delay: float) -> bool:
         """Put a delivery back to wait ``delay`` seconds (0: at the front of its queue).
 
-        ``give_back``: its permit was never used (no POST was made), so its slot and quota
-        reservation are freed -- never pass it after a POST, whose permit stands for a real
-        request. A delivery of a cancelled broadcast is not parked: False."""
+        A permit it carries that was never started (no POST made under it) is given back:
+        its slot and its quota reservation are freed. A delivery of a cancelled broadcast is
+        not parked: False."""
         return bool(_run(
             self._scripts.park,
             keys=[keys.DELAYED, keys.TENANTS, keys.KNOWN,
@@ -164,8 +164,8 @@ class Gate:
                   keys.WAKE, keys.CANCELLED, *_logs(message)],
             # The script stamps the entry's ready time, on Redis's clock.
             args=[message.entry(0.0), max(0.0, delay), message.tenant, message.group,
-                  message.delivery_id, message.permit or "", "1" if give_back else "0",
-                  message.broadcast_id, _where(message), keys.PREFIX],
+                  message.delivery_id, message.permit or "", message.broadcast_id,
+                  _where(message), keys.PREFIX],
         ))  # fmt: skip
 
     def drop(self, message: DeliveryMessage) -> bool:

@@ -5,24 +5,26 @@
 -- with a wrong clock cannot park a delivery too briefly or for too long. The entry's ready
 -- time ("a") is re-stamped with the due time on the same clock.
 --
--- With `give back` the delivery's permit was never used (no POST was made): if it is still
--- outstanding (common.lua), its slot in the logs and its quota reservation are freed. A
--- delivery of a cancelled broadcast is not parked at all: it leaves the gate.
+-- A permit that `known` still names was never started (start.lua forgets it on "go"): no
+-- POST was made under it, so its slot in the logs and its quota reservation are freed
+-- (common.lua). Whoever parks it -- a worker giving a claim back, a tenant's token trouble,
+-- the dispatcher after a failed publish -- leaks nothing. A delivery of a cancelled
+-- broadcast is not parked at all: it leaves the gate.
 --
 -- KEYS[1] delayed zset   KEYS[2] tenants zset   KEYS[3] known hash   KEYS[4] team queue
 -- KEYS[5] tenant's teams zset   KEYS[6] wake list   KEYS[7] cancelled zset
 -- KEYS[8..11] app, tenant, team, channel logs
 -- ARGV[1] entry (JSON)   ARGV[2] delay (seconds)   ARGV[3] tenant   ARGV[4] team
--- ARGV[5] delivery id   ARGV[6] permit ('' when none)   ARGV[7] give back ('1' | '0')
--- ARGV[8] broadcast   ARGV[9] '<tenant>:<team>:<channel>'   ARGV[10] key prefix
+-- ARGV[5] delivery id   ARGV[6] permit ('' when none)   ARGV[7] broadcast
+-- ARGV[8] '<tenant>:<team>:<channel>'   ARGV[9] key prefix
 -- Returns 1 (parked) or 0 (dropped: its broadcast is cancelled).
 
 local now, delay = redis_now(), tonumber(ARGV[2])
-if ARGV[7] == '1' and ARGV[6] ~= '' then
-  give_back(KEYS[3], ARGV[5], ARGV[6], {KEYS[8], KEYS[9], KEYS[10], KEYS[11]}, ARGV[9],
-            ARGV[10])
+if ARGV[6] ~= '' then
+  give_back(KEYS[3], ARGV[5], ARGV[6], {KEYS[8], KEYS[9], KEYS[10], KEYS[11]}, ARGV[8],
+            ARGV[9])
 end
-if broadcast_cancelled(KEYS[7], ARGV[8], now) then
+if broadcast_cancelled(KEYS[7], ARGV[7], now) then
   local known = redis.call('HGET', KEYS[3], ARGV[5])
   if known and string.sub(known, 1, 1) ~= 'r' then redis.call('HDEL', KEYS[3], ARGV[5]) end
   return 0
