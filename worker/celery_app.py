@@ -16,6 +16,7 @@ from threadcast import heartbeat, metrics
 from threadcast.constants import QUEUE, SEND_TASK, VISIBILITY_TIMEOUT_SECONDS
 from threadcast.contract import DeliveryMessage, batch_from_wire, batch_to_wire
 from threadcast.dispatch import Gate, Limits, keys
+from threadcast.guard import AdaptiveGuard
 from threadcast.heartbeat import Heartbeat
 from threadcast.lease import LeaderLease
 from threadcast.ledger import Ledger
@@ -207,7 +208,8 @@ def _run_dispatcher(app: Celery, settings: Settings, watch: _DispatcherWatch) ->
 
     def start(**_: Any) -> None:
         client = redis.Redis.from_url(settings.redis_url)
-        gate = Gate(client, Limits.from_settings(settings))
+        guard = AdaptiveGuard(client, settings.limit_guard_ms)
+        gate = Gate(client, Limits.from_settings(settings), guard=guard)
         gate.publish_limits()
 
         def note_held(held: list[DeliveryMessage], until: datetime) -> None:

@@ -16,6 +16,7 @@ import redis
 from threadcast import identity
 from threadcast.dispatch import Gate, Limits
 from threadcast.endpoints import EndpointRecord
+from threadcast.guard import AdaptiveGuard
 from threadcast.ledger import Ledger
 from threadcast.settings import Settings
 from threadcast.tokencache import TokenCacheStore
@@ -56,7 +57,7 @@ class WorkerContext:
         )
         name = f"{socket.gethostname()}/{os.getpid()}"
         limits = Limits.from_settings(settings)
-        gate = Gate(client, limits)
+        gate = Gate(client, limits, guard=AdaptiveGuard(client, settings.limit_guard_ms))
         chooser = EndpointChooser(
             settings.endpoint, EndpointRecord(client, ledger.deployment), name
         )

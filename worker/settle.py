@@ -101,6 +101,8 @@ class Settler:
                 log.warning("Graph %s: scope %s cools down for %.1f s", reply.status, scope, delay)
                 if reply.status == 429:
                     metrics.record_throttled(_SCOPE_KINDS.get(scope.split(":")[0], scope))
+                    # Posts arrive later than their permits by more than the guard covers.
+                    self._gate.throttled()
             if park:
                 self._gate.park(message, delay)
         except BrokerError as exc:

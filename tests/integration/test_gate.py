@@ -24,6 +24,7 @@ from threadcast.dispatch import Gate, Limits, Start, keys
 from threadcast.dispatch import gate as gate_module
 from threadcast.dispatch.limits import TenantRates
 from threadcast.dispatch.scripts import prelude
+from threadcast.guard import AdaptiveGuard
 
 MakeGate = Callable[..., Gate]
 WINDOW = 0.25
@@ -425,3 +426,37 @@ def test_a_429_in_a_full_team_cools_the_team_not_the_channel(make_gate: MakeGate
     # Team 4 of 4 and channel 1 of 1 tie: the channel always holds the throttled post
     # itself, so a tie is no evidence against it.
     assert gate.cool_down(hit, WINDOW, tenant_wide=False) == keys.team_scope(tenant, team)
+
+
+def test_a_permit_released_before_a_cooldown_is_not_used_during_it(
+    make_gate: MakeGate, clean_redis: redis.Redis
+) -> None:
+    gate = make_gate(team=4)
+    tenant, team = guid(), guid()
+    first, second = to(tenant, team, "19:a@thread.tacv2"), to(tenant, team, "19:b@thread.tacv2")
+    gate.enqueue([first, second])
+    released = {m.delivery_id: m for m in gate.release(10).messages}
+    assert set(released) == {first.delivery_id, second.delivery_id}
+    # The first post's answer is a 503 with Retry-After for the tenant; the second was
+    # released before it.
+    gate.cool_down(released[first.delivery_id], 4 * WINDOW, tenant_wide=True)
+    late = released[second.delivery_id]
+    assert gate.start(late) is Start.NO_ROOM  # Retry-After holds for permits already out
+    assert clean_redis.zscore(keys.APP_LOG, late.permit or "") is None  # its slot given back
+    time.sleep(4 * WINDOW + 0.05)
+    assert gate.start(late) is Start.GO  # after the cooldown: a fresh permit
+
+
+def test_an_adaptive_guard_lengthens_every_window_after_a_429(
+    clean_redis: redis.Redis,
+) -> None:
+    limits = Limits(window=1.02, app=100, tenant=20, team=4, channel=1, channel_daily=3000,
+                    overrides={})  # fmt: skip
+    guard = AdaptiveGuard(clean_redis, 20.0)
+    gate = Gate(clean_redis, limits, guard=guard)
+    assert gate._window() == 1.02
+    gate.throttled()
+    assert gate._window() == pytest.approx(1.04)  # 20 ms x 1.5 + 10 ms, for every host
+    other = Gate(clean_redis, limits, guard=AdaptiveGuard(clean_redis, 20.0))
+    assert other._window() == pytest.approx(1.04)
+    assert Gate(clean_redis, limits)._window() == 1.02  # no guard given: the fixed window

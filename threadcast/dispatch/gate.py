@@ -27,6 +27,7 @@ from threadcast.dispatch import keys
 from threadcast.dispatch.limits import Limits
 from threadcast.dispatch.scripts import Scripts
 from threadcast.errors import BrokerError
+from threadcast.guard import AdaptiveGuard
 
 _CHUNK = 10_000  # deliveries per enqueue script call
 _PERMIT_MAX_AGE = 0.5  # seconds a released permit may wait in the Celery queue
@@ -65,16 +66,33 @@ class Release:
 
 class Gate:
     def __init__(
-        self, client: redis.Redis, limits: Limits | None = None,
+        self,
+        client: redis.Redis,
+        limits: Limits | None = None,
         clock: Callable[[], float] | None = None,
-    ) -> None:  # fmt: skip
+        guard: AdaptiveGuard | None = None,
+    ) -> None:
         """``limits`` is needed by the dispatcher, to start and for cooldowns, not to enqueue or
         park. ``clock`` stamps enqueued deliveries (their queue score and ready time) instead
-        of Redis's clock, for tests; no rate-limit decision ever reads it."""
+        of Redis's clock, for tests; no rate-limit decision ever reads it. ``guard``: the
+        windows' guard widens on Graph's 429s (threadcast/guard.py); without it they are
+        ``limits.window`` long."""
         self._redis = client
         self._limits_or_none = limits
         self._clock = clock
+        self._guard = guard
         self._scripts = Scripts(client)
+
+    def _window(self) -> float:
+        """The sliding windows' length now: a second plus the (adaptive) guard."""
+        if self._guard is None:
+            return self._limits.window
+        return max(self._limits.window, self._guard.window())
+
+    def throttled(self) -> None:
+        """Graph answered 429: widen the windows' guard for every host (if adaptive)."""
+        if self._guard is not None:
+            self._guard.throttled()
 
     @property
     def _limits(self) -> Limits:
@@ -145,7 +163,7 @@ class Gate:
                   keys.cooldown(keys.tenant_scope(t)), keys.cooldown(keys.team_scope(t, g)),
                   keys.cooldown(keys.channel_scope(t, g, c))],
             args=[message.permit or f"{message.delivery_id}@late", _PERMIT_MAX_AGE,
-                  message.delivery_id, self._limits.window, self._limits.app, rates.tenant,
+                  message.delivery_id, self._window(), self._limits.app, rates.tenant,
                   rates.team, rates.channel, message.broadcast_id, _where(message),
                   rates.channel_daily, keys.PREFIX, _DAY_TTL],
         )  # fmt: skip
@@ -202,7 +220,7 @@ class Gate:
             keys=[keys.cooldown("app"), keys.cooldown(keys.tenant_scope(t)),
                   keys.cooldown(keys.team_scope(t, g)), keys.cooldown(keys.channel_scope(t, g, c)),
                   *_logs(message)],
-            args=[self._limits.window, self._limits.app, rates.tenant, rates.team,
+            args=[self._window(), self._limits.app, rates.tenant, rates.team,
                   rates.channel, seconds, "tenant" if tenant_wide else "auto",
                   keys.tenant_scope(t), keys.team_scope(t, g), keys.channel_scope(t, g, c)],
         )  # fmt: skip
@@ -236,7 +254,7 @@ class Gate:
             self._scripts.release,
             keys=[keys.TENANTS, keys.APP_LOG, keys.LIMITS, keys.CANCELLED, keys.KNOWN,
                   keys.DELAYED],
-            args=[limits.window, limits.app, limits.tenant, limits.team, limits.channel_daily,
+            args=[self._window(), limits.app, limits.tenant, limits.team, limits.channel_daily,
                   limits.channel, budget, keys.PREFIX, _DAY_TTL],
         )  # fmt: skip
         messages = [

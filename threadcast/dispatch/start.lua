@@ -6,7 +6,8 @@
 -- tries to take a fresh one now, under the same checks the release makes (app, tenant, team
 -- and channel, and the channel's daily quota); only when a scope is full (or cooling down)
 -- does the worker park the delivery. So a slow queue costs a re-check, never a cycle of
--- stale permits, and a late send can never crowd a window.
+-- stale permits, and a late send can never crowd a window. A fresh permit is refused too
+-- while a scope of it cools down (a Retry-After Graph announced after its release).
 --
 -- The channel's daily quota is counted here, at the real send, in the day of the send; the
 -- permit's reservation (common.lua: outstanding since the release) ends.
@@ -60,6 +61,17 @@ if not issued or now - tonumber(issued) > max_age then
   if sends + outstanding >= daily then return 0 end
   for i = 1, SCOPES do redis.call('ZADD', KEYS[i], now, permit) end
 else
+  -- A permit issued before Graph throttled a scope of it (a 429's Retry-After, charged
+  -- after the release) must not be used during the cooldown: it is given back and the
+  -- delivery parks.
+  for i = 1, SCOPES do
+    if tonumber(redis.call('GET', KEYS[6 + i]) or '0') > now then
+      if not give_back(KEYS[5], delivery, permit, logs, where, prefix) then
+        for j = 1, SCOPES do redis.call('ZREM', KEYS[j], permit) end
+      end
+      return 0
+    end
+  end
   give_back(KEYS[5], delivery, permit, {}, where, prefix) -- the reservation becomes a send
   for i = 1, SCOPES do redis.call('ZADD', KEYS[i], 'XX', now, permit) end
 end
