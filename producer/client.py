@@ -153,7 +153,9 @@ class Producer:
         messages = self.ledger.broadcasts.requeue(
             broadcast_id, wanted, datetime.now(UTC), error_code=error_code, tenant=tenant
         )
-        self._publisher.publish(messages)
+        # Settled deliveries: a gate entry left from before (a worker killed between its
+        # claim and its permit) is stale, not a reason to skip them.
+        self._publisher.publish(messages, replace=True)
         return len(messages)
 
     def _signed_in(self, tenant: str) -> bool:

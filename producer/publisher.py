@@ -27,18 +27,21 @@ class Publisher:
         self._redis = redis.Redis.from_url(redis_url)
         self._gate = Gate(self._redis)
 
-    def publish(self, messages: Iterable[DeliveryMessage]) -> int:
-        """Enqueue every message; return how many. Raises BrokerError if Redis is gone.
+    def publish(self, messages: Iterable[DeliveryMessage], *, replace: bool = False) -> int:
+        """Enqueue every message the gate does not hold yet; return how many. Raises
+        BrokerError if Redis is gone. ``replace``: the deliveries were settled (an operator
+        retry, a sign-in that resumes them), so whatever the gate still says of them is stale
+        and is replaced.
 
         Messages that are not a list yet (a broadcast's, read back from the ledger) are read
         on a thread of their own, a chunk ahead: the ledger's reads and the gate's waits
         on Redis overlap (1,000,000 messages: about 1.5 s less)."""
         try:
             if isinstance(messages, Sequence):
-                return self._gate.enqueue(messages)
+                return self._gate.enqueue(messages, replace=replace)
             ahead = _ReadAhead(messages)
             try:
-                return self._gate.enqueue(ahead)
+                return self._gate.enqueue(ahead, replace=replace)
             finally:
                 ahead.close()
         except BrokerError as exc:

@@ -36,7 +36,8 @@ def sign_in(settings: Settings, tenant: str, say: Callable[[str], None]) -> tupl
             result = _device_flow(settings, tenant, cache, http, say, scope)
         store = TokenCacheStore.for_settings(settings, client, ledger.token_caches)
         store.save(tenant, cache.serialize())
-        resumed = publisher.publish(ledger.deliveries.resume_waiting(tenant, datetime.now(UTC)))
+        waiting = ledger.deliveries.resume_waiting(tenant, datetime.now(UTC))
+        resumed = publisher.publish(waiting, replace=True)  # they had left the gate
     finally:
         publisher.close()
         client.close()

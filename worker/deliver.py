@@ -222,7 +222,7 @@ class Deliverer:
                 # The claim waited (a ledger lock, a slow batch) so long that a POST begun
                 # now could outlive its lease: the lease sweep would call it unknown -- or,
                 # with THREADCAST_AMBIGUOUS=retry, send it again -- while it is in flight.
-                log.warning("delivery %s: too little lease left to post; queued again",
+                log.warning("delivery %s: too little lease left to post; giving it back",
                             claim.delivery_id)  # fmt: skip
                 return self._give_back(message, claim)
             # The permit is confirmed last, right before the POST: the limits count the
@@ -242,7 +242,11 @@ class Deliverer:
     def _give_back(self, message: DeliveryMessage, claim: Claim) -> Done:
         """No POST was made: the attempt is forgotten and the delivery queues again (its
         unused permit given back)."""
-        self._ledger.deliveries.unclaim(claim, datetime.now(UTC))
+        if not self._ledger.deliveries.unclaim(claim, datetime.now(UTC)):
+            # Another claim holds it now, or it was finished another way: not ours to queue.
+            log.warning("delivery %s: its claim was gone when given back", claim.delivery_id)
+            self._gate.drop(message)
+            return Done(None)
         self._gate.park(message, 0)
         return Done(None)
 

@@ -3,8 +3,9 @@
 - Lease sweep: a delivery still ``sending`` after its lease ended lost its worker mid-POST;
   it becomes ``unknown`` (the post may exist), or is re-queued with THREADCAST_AMBIGUOUS=retry.
 - Orphan sweep: the ledger says ``queued``/``retrying`` but Redis no longer knows the
-  delivery (flushed, restarted, failed over), or released it long ago and no worker took it:
-  it is put back in the gate. A duplicate is harmless, a worker claims a delivery once. Each
+  delivery (flushed, restarted, failed over), released it long ago and no worker took it,
+  or says it waits ("p") where nothing can wait (``Gate.stuck``): it is put back in the
+  gate. A duplicate is harmless, a worker claims a delivery once. Each
   run looks at a bounded page (``page`` deliveries, in chunks) and the next run goes on from
   where it stopped (a cursor on the delivery id, starting over after a full pass), so a run
   takes well under the scheduler's lease however many deliveries wait; between chunks it
@@ -85,9 +86,16 @@ class OrphanSweep:
         self.requeued += requeued
 
     def _lost(self, batch: list[DeliveryMessage], now: datetime) -> list[DeliveryMessage]:
+        """Unknown to Redis, released long ago and never taken, or said to wait ("p") where
+        nothing can be waiting (its queue, its team or its tenant gone: a Redis that lost
+        some keys but not others, as a failover or an eviction can)."""
         horizon = now.timestamp() - self.released_grace
         where = self.gate.whereabouts([m.delivery_id for m in batch])
-        return [
-            m for m, w in zip(batch, where, strict=True)
+        lost = [
+            m
+            for m, w in zip(batch, where, strict=True)
             if w is None or (w.startswith("r") and float(w[1:]) < horizon)
-        ]  # fmt: skip
+        ]
+        waiting = [m for m, w in zip(batch, where, strict=True) if w == "p"]
+        stuck = set(self.gate.stuck(waiting)) if waiting else set()
+        return lost + [m for m in waiting if m.delivery_id in stuck]

@@ -270,3 +270,53 @@ def test_a_pooled_connection_the_server_dropped_is_replaced_before_use(database_
         assert isinstance(claim, Claim)
     finally:
         ledger.close()
+
+
+def test_a_claim_given_back_undoes_the_sweeps_unknown_for_its_attempt(ledger: Ledger) -> None:
+    # The claim waited on a lock until its lease had run out; the lease sweep called it
+    # unknown, but its holder knows no request was made and gives it back.
+    did, claim = claimed_one(ledger)
+    assert ledger.deliveries.settle_expired_leases(NOW + 2 * LEASE) == (1, [])
+    assert ledger.deliveries.state(did) is DeliveryState.UNKNOWN
+    assert ledger.deliveries.unclaim(claim, NOW + 2 * LEASE)
+    assert ledger.deliveries.state(did) is DeliveryState.QUEUED
+    with ledger.engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT attempts, last_error_code FROM deliveries WHERE id = :d"), {"d": did}
+        ).one()
+        left = conn.execute(
+            text("SELECT COUNT(*) FROM attempts WHERE delivery_id = :d"), {"d": did}
+        ).scalar()
+    assert tuple(row) == (0, None) and left == 0
+
+
+def test_a_claim_given_back_after_another_claim_took_it_changes_nothing(ledger: Ledger) -> None:
+    did, claim = claimed_one(ledger)
+    settled, again = ledger.deliveries.settle_expired_leases(NOW + 2 * LEASE, retry=True)
+    assert settled == 1 and [m.delivery_id for m in again] == [did]
+    second = ledger.deliveries.claim(did, "w2", "c2", LEASE, NOW + 2 * LEASE)
+    assert isinstance(second, Claim)
+    assert not ledger.deliveries.unclaim(claim, NOW + 2 * LEASE)
+    assert ledger.deliveries.state(did) is DeliveryState.SENDING
+
+
+@pytest.mark.backends("postgresql")
+def test_the_lease_sweep_skips_a_row_another_transaction_holds(ledger: Ledger) -> None:
+    did, _ = claimed_one(ledger)
+    with ledger.engine.connect() as holder:
+        holder.execute(text("SELECT id FROM deliveries WHERE id = :d FOR UPDATE"), {"d": did})
+        started = time.monotonic()
+        assert ledger.deliveries.settle_expired_leases(NOW + 2 * LEASE) == (0, [])
+        assert time.monotonic() - started < 5  # not waiting on the lock
+        holder.rollback()
+    assert ledger.deliveries.settle_expired_leases(NOW + 2 * LEASE) == (1, [])
+
+
+@pytest.mark.backends("postgresql")
+def test_postgresql_sessions_find_dead_peers_and_idle_transactions(ledger: Ledger) -> None:
+    with ledger.engine.connect() as conn:
+        shown = {
+            name: conn.execute(text(f"SHOW {name}")).scalar()
+            for name in ("idle_in_transaction_session_timeout", "tcp_user_timeout")
+        }
+    assert shown == {"idle_in_transaction_session_timeout": "1min", "tcp_user_timeout": "20000"}

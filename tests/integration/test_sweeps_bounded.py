@@ -101,3 +101,25 @@ def test_a_run_stops_when_the_lease_is_lost_and_renews_it_while_held(
     stopped.run(datetime.now(UTC) + timedelta(seconds=1))
     assert stopped.requeued == 1_000  # one chunk, then the lease was gone
     assert stopped.cursor != ""  # the next leader's run goes on from here
+
+
+def test_deliveries_said_to_wait_where_nothing_can_wait_are_requeued(
+    producer: Producer, clean_redis: redis.Redis
+) -> None:
+    tenants = signed_in(producer.ledger, 2)
+    lines = rows(tenants, 200)
+    targets = [dict(zip(("tenant", "group", "channel"), x.split(","), strict=True)) for x in lines]
+    producer.send("<p>stuck</p>", targets, broadcast_id="stuck-1")
+    # Redis lost one tenant's team index and queues but kept what it knew of the deliveries.
+    lost_tenant = tenants[0]
+    gone = [k for k in clean_redis.keys(f"{keys.PREFIX}q:{lost_tenant}:*")]
+    clean_redis.delete(*gone, keys.teams(lost_tenant))
+    waiting = producer.ledger.deliveries.stale_waiting(datetime.now(UTC) + timedelta(1))
+    theirs = [m.delivery_id for m in waiting if m.tenant == lost_tenant]
+    assert len(theirs) == 100 and set(Gate(clean_redis).whereabouts(theirs)) == {"p"}
+    sweep = OrphanSweep(producer.ledger, Gate(clean_redis), grace=0)
+    sweep.run(datetime.now(UTC) + timedelta(seconds=1))
+    assert sweep.requeued == 100  # that tenant's; the other tenant's still wait as they were
+    assert clean_redis.exists(keys.teams(lost_tenant))
+    sweep.run(datetime.now(UTC) + timedelta(seconds=1))
+    assert sweep.requeued == 100  # nothing stuck any more

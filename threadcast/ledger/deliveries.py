@@ -17,6 +17,7 @@ from sqlalchemy import (
     Engine,
     and_,
     bindparam,
+    case,
     delete,
     func,
     insert,
@@ -166,18 +167,32 @@ class DeliveryBook:
     def unclaim(self, claim: Claim, now: datetime) -> bool:
         """Give a claim back before any request was made (its permit had expired): the
         delivery is ``queued`` again -- ``cancelled`` if its broadcast was cancelled meanwhile
-        -- and the attempt that never happened is forgotten."""
+        -- and the attempt that never happened is forgotten.
+
+        Also when the lease sweep has meanwhile called the attempt ``unknown`` (its claim
+        waited on a lock until its lease had run out): the sweep guessed the post may exist,
+        the claim holder knows no request was made. Never once another claim took it."""
+        lost_lease = (deliveries.c.state == DeliveryState.UNKNOWN.value) & (
+            deliveries.c.last_error_code == LOST_LEASE
+        )
         with self._engine.begin() as conn:
             cancelled = _cancelled_among(conn, {claim.broadcast_id})
             state = DeliveryState.CANCELLED if cancelled else DeliveryState.QUEUED
             changed = conn.execute(
                 update(deliveries)
                 .where(deliveries.c.id == claim.delivery_id)
-                .where(deliveries.c.state == DeliveryState.SENDING.value)
+                .where((deliveries.c.state == DeliveryState.SENDING.value) | lost_lease)
                 .where(deliveries.c.attempts == claim.number)
                 .values(
                     state=state.value, attempts=claim.number - 1,
                     lease_owner=None, lease_until=None, updated_at=now,
+                    # The sweep's guess goes with the attempt it guessed about.
+                    last_error_code=case(
+                        (lost_lease, None), else_=deliveries.c.last_error_code
+                    ),
+                    last_error_message=case(
+                        (lost_lease, None), else_=deliveries.c.last_error_message
+                    ),
                 )
             ).rowcount == 1  # fmt: skip
             if changed:
@@ -289,6 +304,10 @@ class DeliveryBook:
             .where(deliveries.c.state == DeliveryState.SENDING.value)
             .where(deliveries.c.lease_until < now)
             .limit(limit)
+            # A row another transaction holds (a claim or outcome of a host that dropped off
+            # the network mid-commit) is left for a later run: waiting on it would stall
+            # every scheduler job behind this one. (SQLite has no row locks: no clause.)
+            .with_for_update(skip_locked=True)
         )
         settled, again = 0, []
         with self._engine.begin() as conn:

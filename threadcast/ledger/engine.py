@@ -20,9 +20,27 @@ def make_engine(url: str) -> Engine:
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if make_url(url).get_backend_name() == "sqlite":
         return _sqlite_engine(url)
-    engine = create_engine(url, pool_size=5, max_overflow=5)
+    engine = create_engine(url, pool_size=5, max_overflow=5, connect_args=_PG_CONNECT)
     _ping_when_idle(engine)
     return engine
+
+
+#: A host that drops off the network mid-transaction must not hold its row locks for long:
+#: TCP keepalives and a user timeout on both ends find the dead connection within about
+#: 20 s (the server then ends its session, rolling its transaction back and releasing its
+#: locks), and a session idle inside a transaction for a minute is ended by the server
+#: (no threadcast transaction waits on anything but the database).
+_PG_CONNECT = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 3,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 20_000,
+    "options": (
+        "-c idle_in_transaction_session_timeout=60000 -c tcp_keepalives_idle=10 "
+        "-c tcp_keepalives_interval=3 -c tcp_keepalives_count=3 -c tcp_user_timeout=20000"
+    ),
+}
 
 
 #: A pooled connection unused for longer than this is tested before it is handed out.
