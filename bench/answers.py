@@ -96,8 +96,9 @@ def one_run(bench: Rig, kill: bool) -> dict[str, Any]:
     cpu_before = cpu_seconds(pids)
     killed_at_flight = None
     with InFlight(bench) as flight, Producer(bench.settings) as producer:
-        sent = producer.send(f"<p>answers {uuid.uuid4()}</p>", targets(bench.tenants, total),
-                             content_type="html").broadcast_id  # fmt: skip
+        sent = producer.send(
+            f"<p>answers {uuid.uuid4()}</p>", targets(bench.tenants, total), content_type="html"
+        ).broadcast_id
         if kill:
             wait_until(lambda: counts(bench, sent)["sent"] >= total // 2, timeout=600)
             killed_at_flight = flight.last
@@ -107,8 +108,9 @@ def one_run(bench: Rig, kill: bool) -> dict[str, Any]:
             bench.workers.append(start_default_worker(bench, f"worker-{uuid.uuid4().hex[:6]}"))
         settled = wait_until(
             lambda: sum(counts(bench, sent)[s] for s in ("sent", "failed", "unknown")) == total,
-            timeout=900, every=0.25,
-        )  # fmt: skip
+            timeout=900,
+            every=0.25,
+        )
         most = flight.most
     cpu = cpu_seconds(pids) if not kill else None
     times = sent_times(bench)
@@ -153,10 +155,11 @@ def at_latency(
                 killed = one_run(bench, kill=True)
     keys = [k for k in results[0] if k != "complete"]
     report: dict[str, Any] = {
-        "latency_ms": latency_ms, "runs": results,
+        "latency_ms": latency_ms,
+        "runs": results,
         **{k: summary([r[k] for r in results]) for k in keys},
         "worker_peak_rss_mb": round(memory, 1),
-    }  # fmt: skip
+    }
     if killed is not None:
         report["sigkill"] = killed
     return report
@@ -165,25 +168,38 @@ def at_latency(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--latency-ms", type=int, action="append",
-                        help="answer time(s) to measure; default 0, 50, 250, 1000")  # fmt: skip
+    parser.add_argument(
+        "--latency-ms",
+        type=int,
+        action="append",
+        help="answer time(s) to measure; default 0, 50, 250, 1000",
+    )
     parser.add_argument("--kill", action="store_true", help="also a run with a SIGKILL mid-way")
     parser.add_argument("--instances", type=int, default=1, help="threadcast workers to start")
-    parser.add_argument("--unlimited", action="store_true",
-                        help="threadcast's own limits lifted: the worker's capacity")  # fmt: skip
+    parser.add_argument(
+        "--unlimited",
+        action="store_true",
+        help="threadcast's own limits lifted: the worker's capacity",
+    )
     args = parser.parse_args()
-    report = [at_latency(ms, args.runs, args.kill, args.instances, args.unlimited)
-              for ms in args.latency_ms or [0, 50, 250, 1000]]  # fmt: skip
+    report = [
+        at_latency(ms, args.runs, args.kill, args.instances, args.unlimited)
+        for ms in args.latency_ms or [0, 50, 250, 1000]
+    ]
     print(json.dumps(report, indent=2))
-    print("| answer time | posts/s | worker CPU ms/delivery | worker RSS MB | in flight | "
-          "SIGKILL: unknown / in flight at kill |")  # fmt: skip
+    print(
+        "| answer time | posts/s | worker CPU ms/delivery | worker RSS MB | in flight | "
+        "SIGKILL: unknown / in flight at kill |"
+    )
     print("|---|---|---|---|---|---|")
     for r in report:
         kill = r.get("sigkill")
         shown = f"{kill['unknown']} / {kill['in_flight_at_kill']}" if kill else "-"
         cpu = r.get("worker_cpu_ms_per_delivery", {})
-        print(f"| {r['latency_ms']} ms | {_m(r['per_second'])} | {_m(cpu)} | "
-              f"{r['worker_peak_rss_mb']} | {_m(r['in_flight_reached'])} | {shown} |")
+        print(
+            f"| {r['latency_ms']} ms | {_m(r['per_second'])} | {_m(cpu)} | "
+            f"{r['worker_peak_rss_mb']} | {_m(r['in_flight_reached'])} | {shown} |"
+        )
     return 0
 
 

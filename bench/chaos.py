@@ -45,9 +45,13 @@ from tests.integration.chaostools import (
 )
 
 FAULTS = {
-    "fault_503": 0.10, "fault_retry_after": 1, "fault_accept_delay": 0.02,
-    "fault_accept_delay_seconds": 8, "fault_drop": 0.02, "fault_seed": 7,
-}  # fmt: skip
+    "fault_503": 0.10,
+    "fault_retry_after": 1,
+    "fault_accept_delay": 0.02,
+    "fault_accept_delay_seconds": 8,
+    "fault_drop": 0.02,
+    "fault_seed": 7,
+}
 
 
 def arguments() -> argparse.Namespace:
@@ -60,8 +64,12 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--every", type=float, default=2.0, help="seconds between kills")
     parser.add_argument("--backlog", type=int, default=64, help="THREADCAST_DISPATCH_BACKLOG")
     parser.add_argument("--database-url", help="the ledger (default: SQLite in a temp dir)")
-    parser.add_argument("--latency-ms", type=float, default=0,
-                        help="the simulator delays every answer this much (Graph: hundreds)")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0,
+        help="the simulator delays every answer this much (Graph: hundreds)",
+    )
     return parser.parse_args()
 
 
@@ -74,9 +82,12 @@ def posts(bench: Rig, content: str) -> list[dict[str, Any]]:
 
 def run(args: argparse.Namespace) -> int:
     settings = {
-        "http_timeout": 4, "lease_margin": 3, "orphan_grace": 2, "orphan_released_grace": 10,
+        "http_timeout": 4,
+        "lease_margin": 3,
+        "orphan_grace": 2,
+        "orphan_released_grace": 10,
         "dispatch_backlog": args.backlog,
-    }  # fmt: skip
+    }
     with rig(database_url=args.database_url, **settings) as bench:
         tenants = bench.sign_in(args.tenants)
         env = os.environ | bench.settings.as_env()
@@ -92,8 +103,9 @@ def run(args: argparse.Namespace) -> int:
         started = time.monotonic()
         with (
             SchedulerProcess(env, bench.workdir / "scheduler.log"),
-            Killer(victim, every=args.every, seed=11,
-                   in_flight=args.victim * bench.settings.batch_size) as killer,
+            Killer(
+                victim, every=args.every, seed=11, in_flight=args.victim * bench.settings.batch_size
+            ) as killer,
             Producer(bench.settings) as producer,
         ):
             targets = spread(tenants, args.deliveries, args.teams)
@@ -102,16 +114,22 @@ def run(args: argparse.Namespace) -> int:
             killing = time.monotonic() - started
             settled = wait_until(lambda: count_in(ledger, bid, MOVING) == 0, timeout=600, every=0.5)
         elapsed = time.monotonic() - started
-        got = figures(ledger, bid, posts(bench, content),
-                      fault_delta(before, bench.admin("/stats")["faults"]))  # fmt: skip
+        got = figures(
+            ledger, bid, posts(bench, content), fault_delta(before, bench.admin("/stats")["faults"])
+        )
         ledger.close()
     checks = guarantees(got, killer.most_lost)
     report = {
-        "deliveries": args.deliveries, "settled": settled, "seconds": round(elapsed, 1),
-        "seconds_killing": round(killing, 1), "children_killed": killer.children_killed,
-        "workers_killed": killer.workers_killed, "most_lost": killer.most_lost,
-        "figures": got.as_json(), "guarantees": checks,
-    }  # fmt: skip
+        "deliveries": args.deliveries,
+        "settled": settled,
+        "seconds": round(elapsed, 1),
+        "seconds_killing": round(killing, 1),
+        "children_killed": killer.children_killed,
+        "workers_killed": killer.workers_killed,
+        "most_lost": killer.most_lost,
+        "figures": got.as_json(),
+        "guarantees": checks,
+    }
     print(json.dumps(report, indent=2))
     print_table(report, checks)
     return 0 if settled and all(checks.values()) else 1
@@ -119,12 +137,16 @@ def run(args: argparse.Namespace) -> int:
 
 def print_table(report: dict[str, Any], checks: dict[str, bool]) -> None:
     got = report["figures"]
-    print(f"\n{report['deliveries']} deliveries in {report['seconds']} s "
-          f"(killing for {report['seconds_killing']} s: {report['children_killed']} pool "
-          f"processes, {report['workers_killed']} whole worker)")  # fmt: skip
+    print(
+        f"\n{report['deliveries']} deliveries in {report['seconds']} s "
+        f"(killing for {report['seconds_killing']} s: {report['children_killed']} pool "
+        f"processes, {report['workers_killed']} whole worker)"
+    )
     print(f"ledger: {got['states']}   unknown by cause: {got['unknown_by_cause']}")
-    print(f"simulator: {got['posts']} posts, {got['unique_posts']} unique, "
-          f"{got['duplicates']} duplicates; faults {got['faults']}")  # fmt: skip
+    print(
+        f"simulator: {got['posts']} posts, {got['unique_posts']} unique, "
+        f"{got['duplicates']} duplicates; faults {got['faults']}"
+    )
     for name, ok in checks.items():
         print(f"  {'ok  ' if ok else 'FAIL'}  {name}")
 

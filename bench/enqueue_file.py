@@ -54,8 +54,16 @@ def run_cli(bench: Rig, targets: Path, broadcast_id: str) -> dict[str, float]:
     the CPU says what the send cost when other work on the machine stretched the wall)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("THREADCAST_")}
     env |= bench.settings.as_env()
-    command = [str(CLI), "send", "--targets", str(targets), "--text", "maintenance tonight",
-               "--broadcast-id", broadcast_id]  # fmt: skip
+    command = [
+        str(CLI),
+        "send",
+        "--targets",
+        str(targets),
+        "--text",
+        "maintenance tonight",
+        "--broadcast-id",
+        broadcast_id,
+    ]
     out_path, err_path = bench.workdir / "send.out", bench.workdir / "send.err"
     with out_path.open("wb") as out, err_path.open("wb") as err:
         started = time.perf_counter()
@@ -68,8 +76,11 @@ def run_cli(bench: Rig, targets: Path, broadcast_id: str) -> dict[str, float]:
         raise RuntimeError(f"threadcast send exited {child.returncode}; its stderr is above")
     if broadcast_id not in out_path.read_text():
         raise RuntimeError(f"unexpected output: {out_path.read_text()!r}")
-    return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024,
-            "cpu_seconds": usage.ru_utime + usage.ru_stime}  # fmt: skip
+    return {
+        "seconds": seconds,
+        "peak_mb": usage.ru_maxrss / 1024,
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
+    }
 
 
 def check(bench: Rig, broadcast_id: str, total: int) -> None:
@@ -85,8 +96,9 @@ def check(bench: Rig, broadcast_id: str, total: int) -> None:
     known = client.hlen(keys.KNOWN)
     client.close()
     if written != total or known != total:
-        raise RuntimeError(f"{broadcast_id}: {written} in the ledger, {known} in the gate, "
-                           f"expected {total}")  # fmt: skip
+        raise RuntimeError(
+            f"{broadcast_id}: {written} in the ledger, {known} in the gate, expected {total}"
+        )
 
 
 def one_run(backend: str, total: int) -> dict[str, float]:
@@ -107,20 +119,28 @@ def one_run(backend: str, total: int) -> dict[str, float]:
 
 def measure(backend: str, total: int, runs: int) -> dict[str, Any]:
     results = [one_run(backend, total) for _ in range(runs)]
-    return {"backend": backend, "targets": total, "file_mb": round(results[0]["file_mb"], 1),
-            "seconds": summary([r["seconds"] for r in results]),
-            "cli_peak_mb": summary([r["peak_mb"] for r in results]),
-            "cli_cpu_seconds": summary([r["cpu_seconds"] for r in results])}  # fmt: skip
+    return {
+        "backend": backend,
+        "targets": total,
+        "file_mb": round(results[0]["file_mb"], 1),
+        "seconds": summary([r["seconds"] for r in results]),
+        "cli_peak_mb": summary([r["peak_mb"] for r in results]),
+        "cli_cpu_seconds": summary([r["cpu_seconds"] for r in results]),
+    }
 
 
 def table(report: list[dict[str, Any]]) -> str:
-    lines = ["| ledger | targets | figure | median | min | max | runs |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| ledger | targets | figure | median | min | max | runs |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for found in report:
         for key in ("seconds", "cli_peak_mb", "cli_cpu_seconds"):
             v = found[key]
-            lines.append(f"| {found['backend']} | {found['targets']:,} | {key} | {v['median']} "
-                         f"| {v['min']} | {v['max']} | {v['runs']} |")  # fmt: skip
+            lines.append(
+                f"| {found['backend']} | {found['targets']:,} | {key} | {v['median']} "
+                f"| {v['min']} | {v['max']} | {v['runs']} |"
+            )
     return "\n".join(lines)
 
 
@@ -128,13 +148,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--targets", type=int, default=1_000_000, help="rows in the CSV file")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--backend", action="append", choices=["sqlite", "postgresql"],
-                        help="repeat for both (default: both)")  # fmt: skip
+    parser.add_argument(
+        "--backend",
+        action="append",
+        choices=["sqlite", "postgresql"],
+        help="repeat for both (default: both)",
+    )
     args = parser.parse_args()
     load_before = os.getloadavg()
     report = [measure(b, args.targets, args.runs) for b in args.backend or ["sqlite", "postgresql"]]
-    print(json.dumps({"enqueue_file": report, "load_before": load_before,
-                      "load_after": os.getloadavg()}, indent=2))  # fmt: skip
+    print(
+        json.dumps(
+            {"enqueue_file": report, "load_before": load_before, "load_after": os.getloadavg()},
+            indent=2,
+        )
+    )
     print(table(report))
     return 0
 

@@ -54,13 +54,19 @@ def workload(tenants: list[str], per_tenant: int, teams_per_tenant: int) -> list
     for tenant in tenants:
         teams = [str(uuid.uuid4()) for _ in range(teams_per_tenant)]
         for i in range(per_tenant):
-            targets.append({"tenant": tenant, "group": teams[i % teams_per_tenant],
-                            "channel": f"19:{uuid.uuid4().hex}@thread.tacv2"})  # fmt: skip
+            targets.append(
+                {
+                    "tenant": tenant,
+                    "group": teams[i % teams_per_tenant],
+                    "channel": f"19:{uuid.uuid4().hex}@thread.tacv2",
+                }
+            )
     return targets
 
 
-def wait_sent(producer: Producer, broadcast_id: str, at_least: int, timeout: float,
-              every: float = 0.5) -> bool:  # fmt: skip
+def wait_sent(
+    producer: Producer, broadcast_id: str, at_least: int, timeout: float, every: float = 0.5
+) -> bool:
     def enough() -> bool:
         return producer.ledger.broadcasts.counts(broadcast_id)["sent"] >= at_least
 
@@ -86,14 +92,22 @@ def throttle_report(bench: Rig) -> dict[str, Any]:
     report = bench.admin("/throttle")
     scopes = report["scopes"]
     worst = {
-        kind: max((v.get("max_window", 0) / max(1, v["limit"]) for k, v in scopes.items()
-                   if k.startswith(kind) and v.get("limit")), default=0.0)
+        kind: max(
+            (
+                v.get("max_window", 0) / max(1, v["limit"])
+                for k, v in scopes.items()
+                if k.startswith(kind) and v.get("limit")
+            ),
+            default=0.0,
+        )
         for kind in ("app", "tenant", "team")
-    }  # fmt: skip
-    return {"throttled": report["totals"]["throttled"],
-            "retry_after_violations": report["totals"]["retry_after_violations"],
-            "scopes_over_limit": report["totals"]["max_window_over_limit"],
-            "worst_window_to_limit": {k: round(v, 3) for k, v in worst.items()}}  # fmt: skip
+    }
+    return {
+        "throttled": report["totals"]["throttled"],
+        "retry_after_violations": report["totals"]["retry_after_violations"],
+        "scopes_over_limit": report["totals"]["max_window_over_limit"],
+        "worst_window_to_limit": {k: round(v, 3) for k, v in worst.items()},
+    }
 
 
 class PermitWatch:
@@ -147,10 +161,17 @@ def permit_lags(bench: Rig, producer: Producer, started: dict[str, float]) -> di
     def at(q: float) -> float:
         return round(lags[min(len(lags) - 1, int(q * len(lags)))], 2)
 
-    return {"permit_to_arrival_ms": {
-        "matched": len(lags), "min": round(lags[0], 2), "p50": at(0.5), "p90": at(0.9),
-        "p99": at(0.99), "max": round(lags[-1], 2), "spread": round(lags[-1] - lags[0], 2),
-    }}  # fmt: skip
+    return {
+        "permit_to_arrival_ms": {
+            "matched": len(lags),
+            "min": round(lags[0], 2),
+            "p50": at(0.5),
+            "p90": at(0.9),
+            "p99": at(0.99),
+            "max": round(lags[-1], 2),
+            "spread": round(lags[-1] - lags[0], 2),
+        }
+    }
 
 
 def accuracy(runs: int, per_tenant: int) -> dict[str, Any]:
@@ -171,12 +192,22 @@ def accuracy(runs: int, per_tenant: int) -> dict[str, Any]:
                 lags = permit_lags(bench, producer, watch.started)
             times = sorted(posts_times(bench))
             rate = (len(times) - 1) / (times[-1] - times[0])
-            results.append({"deliveries": total, "sent": counts["sent"],
-                            "accepted": len(times), "throughput": round(rate, 2),
-                            "of_binding_limit": round(rate / BINDING, 4),
-                            **throttle_report(bench), **lags})  # fmt: skip
-    return {"runs": results, "throughput": summary([r["throughput"] for r in results]),
-            "of_binding_limit": summary([r["of_binding_limit"] for r in results])}  # fmt: skip
+            results.append(
+                {
+                    "deliveries": total,
+                    "sent": counts["sent"],
+                    "accepted": len(times),
+                    "throughput": round(rate, 2),
+                    "of_binding_limit": round(rate / BINDING, 4),
+                    **throttle_report(bench),
+                    **lags,
+                }
+            )
+    return {
+        "runs": results,
+        "throughput": summary([r["throughput"] for r in results]),
+        "of_binding_limit": summary([r["of_binding_limit"] for r in results]),
+    }
 
 
 def _tokens(bench: Rig, path: Path) -> None:
@@ -184,11 +215,14 @@ def _tokens(bench: Rig, path: Path) -> None:
     with httpx.Client(verify=bench.sim.ssl_context()) as http:
         for tenant in bench.tenants:
             app = msal.PublicClientApplication(
-                CLIENT_ID, authority=bench.sim.authority(tenant), instance_discovery=False,
+                CLIENT_ID,
+                authority=bench.sim.authority(tenant),
+                instance_discovery=False,
                 http_client=http,
             )
-            result = app.acquire_token_by_device_flow(app.initiate_device_flow(
-                scopes=["Group.ReadWrite.All"]))  # fmt: skip
+            result = app.acquire_token_by_device_flow(
+                app.initiate_device_flow(scopes=["Group.ReadWrite.All"])
+            )
             tokens[tenant] = result["access_token"]
     path.write_text(json.dumps(tokens))
     path.chmod(0o600)
@@ -200,16 +234,34 @@ def plain_celery(per_tenant: int, seconds: float) -> dict[str, Any]:
         tokens = bench.workdir / "tokens.json"
         _tokens(bench, tokens)
         env = os.environ | {
-            "PLAIN_BROKER": bench.settings.redis_url, "PLAIN_CA": str(bench.sim.ca_bundle),
-            "PLAIN_TOKENS": str(tokens), "PLAIN_GRAPH": bench.sim.graph_url, "PLAIN_RATE": "20/s",
-        }  # fmt: skip
+            "PLAIN_BROKER": bench.settings.redis_url,
+            "PLAIN_CA": str(bench.sim.ca_bundle),
+            "PLAIN_TOKENS": str(tokens),
+            "PLAIN_GRAPH": bench.sim.graph_url,
+            "PLAIN_RATE": "20/s",
+        }
         log = (bench.workdir / "plain.log").open("wb")
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "bench.plain_celery", "worker", "-Q", "plain",
-             "-c", "4", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "bench.plain_celery",
+                "worker",
+                "-Q",
+                "plain",
+                "-c",
+                "4",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             cwd=Path(__file__).resolve().parent.parent,
-        )  # fmt: skip
+        )
         try:
             from bench.plain_celery import app
 
@@ -217,12 +269,18 @@ def plain_celery(per_tenant: int, seconds: float) -> dict[str, Any]:
             targets = workload(bench.tenants, per_tenant, 5)
             with app.producer_or_acquire() as producer:
                 for t in targets:
-                    app.send_task("plain.post", args=[t["tenant"], t["group"],
-                                  quote(t["channel"], safe="")], producer=producer)  # fmt: skip
+                    app.send_task(
+                        "plain.post",
+                        args=[t["tenant"], t["group"], quote(t["channel"], safe="")],
+                        producer=producer,
+                    )
             start = time.monotonic()
             stats = lambda: bench.admin("/stats")  # noqa: E731
-            wait_until(lambda: stats()["accepted"] + stats()["rejected"].get("429", 0)
-                       >= len(targets), timeout=seconds, every=1.0)  # fmt: skip
+            wait_until(
+                lambda: stats()["accepted"] + stats()["rejected"].get("429", 0) >= len(targets),
+                timeout=seconds,
+                every=1.0,
+            )
             elapsed = time.monotonic() - start
             final = stats()
             times = sorted(posts_times(bench))
@@ -234,10 +292,14 @@ def plain_celery(per_tenant: int, seconds: float) -> dict[str, Any]:
         report = throttle_report(bench)
         overshoot = report["worst_window_to_limit"]["tenant"]
         return {
-            "deliveries_offered": len(targets), "accepted": final["accepted"],
-            "throttled_429": final["rejected"].get("429", 0), "seconds": round(elapsed, 1),
-            "throughput": round(rate, 2), "overshoot_factor_tenant": overshoot, **report,
-        }  # fmt: skip
+            "deliveries_offered": len(targets),
+            "accepted": final["accepted"],
+            "throttled_429": final["rejected"].get("429", 0),
+            "seconds": round(elapsed, 1),
+            "throughput": round(rate, 2),
+            "overshoot_factor_tenant": overshoot,
+            **report,
+        }
 
 
 def fairness(runs: int) -> dict[str, Any]:
@@ -271,8 +333,11 @@ def parking(runs: int) -> dict[str, Any]:
                 before = int(client.info("stats")["total_commands_processed"])
                 ids = []
                 for _second in range(2):  # 200 per second offered, 10x the tenant's 20/s
-                    ids.append(producer.send("<p>park</p>", workload([tenant], 200, 10),
-                                             content_type="html").broadcast_id)  # fmt: skip
+                    ids.append(
+                        producer.send(
+                            "<p>park</p>", workload([tenant], 200, 10), content_type="html"
+                        ).broadcast_id
+                    )
                     time.sleep(1)
                 for broadcast_id in ids:
                     wait_sent(producer, broadcast_id, 200, timeout=120)
@@ -287,9 +352,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--per-tenant", type=int, default=1000)
     parser.add_argument("--celery-seconds", type=float, default=60)
-    parser.add_argument("--only", action="append",
-                        choices=["accuracy", "celery", "fairness", "parking"],
-                        help="run only this scenario (repeat for several)")  # fmt: skip
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=["accuracy", "celery", "fairness", "parking"],
+        help="run only this scenario (repeat for several)",
+    )
     args = parser.parse_args()
     scenarios = {
         "accuracy": lambda: accuracy(args.runs, args.per_tenant),

@@ -48,17 +48,21 @@ from bench.rig import Rig, rig, summary, wait_until
 from producer import Producer
 
 UNLIMITED = {"app_rps": 100_000, "tenant_rps": 100_000, "team_rps": 100_000}
-PG_ADMIN = os.environ.get("THREADCAST_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN = os.environ.get(
+    "THREADCAST_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def targets(tenants: list[str], total: int, teams_per_tenant: int = 50) -> list[dict[str, str]]:
     teams = {t: [str(uuid.uuid4()) for _ in range(teams_per_tenant)] for t in tenants}
     return [
-        {"tenant": tenants[i % len(tenants)],
-         "group": teams[tenants[i % len(tenants)]][(i // len(tenants)) % teams_per_tenant],
-         "channel": f"19:{uuid.uuid4().hex}@thread.tacv2"}
+        {
+            "tenant": tenants[i % len(tenants)],
+            "group": teams[tenants[i % len(tenants)]][(i // len(tenants)) % teams_per_tenant],
+            "channel": f"19:{uuid.uuid4().hex}@thread.tacv2",
+        }
         for i in range(total)
-    ]  # fmt: skip
+    ]
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -100,8 +104,10 @@ def sent_times(bench: Rig) -> list[float]:
         page = bench.admin(f"/posts?offset={len(times)}&limit=10000")["posts"]
         if not page:
             return sorted(times)
-        times += [datetime.fromisoformat(p["received_at"].replace("Z", "+00:00")).timestamp()
-                  for p in page]  # fmt: skip
+        times += [
+            datetime.fromisoformat(p["received_at"].replace("Z", "+00:00")).timestamp()
+            for p in page
+        ]
 
 
 def throughput_run(bench: Rig, total: int) -> dict[str, Any]:
@@ -112,27 +118,34 @@ def throughput_run(bench: Rig, total: int) -> dict[str, Any]:
     commands_before = int(client.info("stats")["total_commands_processed"])
     sql_before = pg_counters(bench.settings.database_url)
     with Producer(bench.settings) as producer:
-        sent = producer.send("<p>throughput</p>", targets(bench.tenants, total),
-                             content_type="html")  # fmt: skip
-        ok = wait_until(lambda: producer.ledger.broadcasts.counts(sent.broadcast_id)["sent"]
-                        == total, timeout=900, every=0.25)  # fmt: skip
+        sent = producer.send(
+            "<p>throughput</p>", targets(bench.tenants, total), content_type="html"
+        )
+        ok = wait_until(
+            lambda: producer.ledger.broadcasts.counts(sent.broadcast_id)["sent"] == total,
+            timeout=900,
+            every=0.25,
+        )
     times = sent_times(bench)
     commands = int(client.info("stats")["total_commands_processed"]) - commands_before
     sql_after = pg_counters(bench.settings.database_url)
     client.close()
     figures = {
-        "complete": ok, "deliveries": total,
+        "complete": ok,
+        "deliveries": total,
         "per_second": round((len(times) - 1) / (times[-1] - times[0]), 1),
         "worker_cpu_ms_per_delivery": round((cpu_seconds(workers) - cpu_before) * 1000 / total, 3),
-        "simulator_cpu_ms_per_delivery":
-            round((cpu_seconds([bench.sim.pid]) - sim_before) * 1000 / total, 3),
+        "simulator_cpu_ms_per_delivery": round(
+            (cpu_seconds([bench.sim.pid]) - sim_before) * 1000 / total, 3
+        ),
         "redis_commands_per_delivery": round(commands / total, 1),
-    }  # fmt: skip
+    }
     if sql_before and sql_after:
         # Every process's (producer, workers, their sweeps): PostgreSQL's own counters.
         for name in sql_before:
-            figures[f"sql_{name}_per_delivery"] = round((sql_after[name] - sql_before[name])
-                                                        / total, 2)  # fmt: skip
+            figures[f"sql_{name}_per_delivery"] = round(
+                (sql_after[name] - sql_before[name]) / total, 2
+            )
     return figures
 
 
@@ -145,11 +158,13 @@ def pg_counters(url: str) -> dict[str, int] | None:
         conn.execute("SELECT pg_stat_force_next_flush()")
         row = conn.execute(
             "SELECT xact_commit, tup_inserted, tup_updated, tup_deleted "
-            "FROM pg_stat_database WHERE datname = %s", (name,),
-        ).fetchone()  # fmt: skip
+            "FROM pg_stat_database WHERE datname = %s",
+            (name,),
+        ).fetchone()
     assert row is not None
-    return dict(zip(("transactions", "rows_inserted", "rows_updated", "rows_deleted"), row,
-                    strict=True))  # fmt: skip
+    return dict(
+        zip(("transactions", "rows_inserted", "rows_updated", "rows_deleted"), row, strict=True)
+    )
 
 
 def hot_path_statements(deliveries: int = 200) -> dict[str, float]:
@@ -165,8 +180,12 @@ def hot_path_statements(deliveries: int = 200) -> dict[str, float]:
 
     ledger = Ledger.open(f"sqlite:///{tempfile.mkdtemp()}/count.db")
     tenant, group = str(uuid.uuid4()), str(uuid.uuid4())
-    broadcast = Broadcast("count", "<p>x</p>", ContentType.HTML, tuple(
-        Target(tenant, group, f"19:c{i}@thread.tacv2") for i in range(deliveries)))  # fmt: skip
+    broadcast = Broadcast(
+        "count",
+        "<p>x</p>",
+        ContentType.HTML,
+        tuple(Target(tenant, group, f"19:c{i}@thread.tacv2") for i in range(deliveries)),
+    )
     ledger.broadcasts.add(broadcast, broadcast.deliveries(), datetime.now(UTC))
     seen = {"statements": 0, "commits": 0}
 
@@ -182,9 +201,11 @@ def hot_path_statements(deliveries: int = 200) -> dict[str, float]:
     for start in range(0, len(rows), 8):  # as Deliverer.deliver_batch does, a batch at a time
         now = datetime.now(UTC)
         claims = ledger.deliveries.claim_many(
-            [(d.id, str(uuid.uuid4())) for d in rows[start:start + 8]], "w",
-            timedelta(seconds=60), now,
-        )  # fmt: skip
+            [(d.id, str(uuid.uuid4())) for d in rows[start : start + 8]],
+            "w",
+            timedelta(seconds=60),
+            now,
+        )
         ledger.deliveries.finish_many(
             [(c, Outcome(DeliveryState.SENT, http_status=204), now) for c in claims]  # type: ignore[misc]
         )
@@ -194,9 +215,13 @@ def hot_path_statements(deliveries: int = 200) -> dict[str, float]:
 
 
 def throughput(
-    runs: int, total: int, processes: int, pool: str, ledger: str = "sqlite",
+    runs: int,
+    total: int,
+    processes: int,
+    pool: str,
+    ledger: str = "sqlite",
     sizes: list[int] | None = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """``runs`` runs of ``total`` deliveries (or one run of each of ``sizes``)."""
     results = []
     database, drop = _database(ledger)
@@ -212,9 +237,14 @@ def throughput(
     finally:
         drop()
     keys = [k for k in results[0] if k not in ("complete", "deliveries")]
-    return {"pool": pool, "processes": processes, "ledger": ledger, "runs": results,
-            **{k: summary([r[k] for r in results]) for k in keys},
-            "worker_peak_memory_mb": memory}  # fmt: skip
+    return {
+        "pool": pool,
+        "processes": processes,
+        "ledger": ledger,
+        "runs": results,
+        **{k: summary([r[k] for r in results]) for k in keys},
+        "worker_peak_memory_mb": memory,
+    }
 
 
 ENQUEUE_SCRIPT = """
@@ -251,25 +281,36 @@ def enqueue(runs: int, total: int, backend: str) -> dict[str, Any]:
                 env = {k: v for k, v in os.environ.items() if not k.startswith("THREADCAST_")}
                 env |= bench.settings.as_env()
                 script = ENQUEUE_SCRIPT.format(
-                    root=str(Path(__file__).resolve().parent.parent), total=total,
+                    root=str(Path(__file__).resolve().parent.parent),
+                    total=total,
                     targets_source=inspect.getsource(targets),
-                )  # fmt: skip
-                out = subprocess.run([sys.executable, "-c", script, json.dumps(bench.tenants)],
-                                     capture_output=True, text=True, env=env,
-                                     cwd=bench.workdir)  # fmt: skip
+                )
+                out = subprocess.run(
+                    [sys.executable, "-c", script, json.dumps(bench.tenants)],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    cwd=bench.workdir,
+                )
                 if out.returncode != 0:
                     sys.stderr.write(out.stderr)
-                    raise RuntimeError(f"the enqueue child ({backend}) exited {out.returncode}; "
-                                       "its stderr is above")  # fmt: skip
+                    raise RuntimeError(
+                        f"the enqueue child ({backend}) exited {out.returncode}; "
+                        "its stderr is above"
+                    )
                 figures = json.loads(out.stdout.strip().splitlines()[-1])
                 seconds.append(figures["seconds"])
                 memory.append(figures["peak_mb"])
                 before.append(figures["before_send_mb"])
         finally:
             drop()
-    return {"backend": backend, "targets": total, "seconds": summary(seconds),
-            "producer_peak_mb": summary(memory),
-            "producer_mb_before_send": summary(before)}  # fmt: skip
+    return {
+        "backend": backend,
+        "targets": total,
+        "seconds": summary(seconds),
+        "producer_peak_mb": summary(memory),
+        "producer_mb_before_send": summary(before),
+    }
 
 
 def _database(backend: str) -> tuple[str | None, Any]:
@@ -302,20 +343,34 @@ def latency(runs: int, rate: float, seconds: float, processes: int) -> dict[str,
                 deadline = began + seconds
                 while time.monotonic() < deadline:
                     tick = time.monotonic()
-                    ids.append(producer.send("<p>latency</p>", targets(bench.tenants, per_tick, 5),
-                                             content_type="html").broadcast_id)  # fmt: skip
+                    ids.append(
+                        producer.send(
+                            "<p>latency</p>",
+                            targets(bench.tenants, per_tick, 5),
+                            content_type="html",
+                        ).broadcast_id
+                    )
                     time.sleep(max(0.0, 0.1 - (time.monotonic() - tick)))
                 achieved.append(len(ids) * per_tick / (time.monotonic() - began))
                 for broadcast_id in ids:
-                    wait_until(lambda b=broadcast_id: producer.ledger.broadcasts.counts(b)["sent"]
-                               == per_tick, timeout=60)  # fmt: skip
+                    wait_until(
+                        lambda b=broadcast_id: (
+                            producer.ledger.broadcasts.counts(b)["sent"] == per_tick
+                        ),
+                        timeout=60,
+                    )
                 waits = _latencies(producer, ids)
             cut = statistics.quantiles(waits, n=100)
             p50.append(cut[49] * 1000)
             p95.append(cut[94] * 1000)
             p99.append(cut[98] * 1000)
-    return {"target_per_second": rate, "offered_per_second": summary(achieved),
-            "p50_ms": summary(p50), "p95_ms": summary(p95), "p99_ms": summary(p99)}  # fmt: skip
+    return {
+        "target_per_second": rate,
+        "offered_per_second": summary(achieved),
+        "p50_ms": summary(p50),
+        "p95_ms": summary(p95),
+        "p99_ms": summary(p99),
+    }
 
 
 def _latencies(producer: Producer, ids: list[str]) -> list[float]:
@@ -336,17 +391,24 @@ def table(report: dict[str, Any]) -> str:
     for name in ("throughput", "throughput_postgresql"):
         rows += [(f"{name}: {k}", v) for k, v in report.get(name, {}).items()]
     for found in report.get("enqueue", []):
-        rows += [(f"enqueue {found['targets']:,} ({found['backend']}): {k}", found.get(k))
-                 for k in ("seconds", "producer_peak_mb")]  # fmt: skip
+        rows += [
+            (f"enqueue {found['targets']:,} ({found['backend']}): {k}", found.get(k))
+            for k in ("seconds", "producer_peak_mb")
+        ]
     rows += [(f"latency: {k}", v) for k, v in report.get("latency", {}).items()]
     for found in report.get("scaling", {}).get("runs", []):
         for key in ("per_second", "worker_cpu_ms_per_delivery"):
             rows.append((f"scaling {found['deliveries']:,}: {key}", _single(found[key])))
-    rows += [(f"worker SQL per delivery: {k}", _single(v))
-             for k, v in report.get("statements", {}).items()]  # fmt: skip
+    rows += [
+        (f"worker SQL per delivery: {k}", _single(v))
+        for k, v in report.get("statements", {}).items()
+    ]
     lines = ["| figure | median | min | max | runs |", "|---|---|---|---|---|"]
-    lines += [f"| {label} | {v['median']} | {v['min']} | {v['max']} | {v['runs']} |"
-              for label, v in rows if isinstance(v, dict) and "median" in v]  # fmt: skip
+    lines += [
+        f"| {label} | {v['median']} | {v['min']} | {v['max']} | {v['runs']} |"
+        for label, v in rows
+        if isinstance(v, dict) and "median" in v
+    ]
     return "\n".join(lines)
 
 
@@ -362,8 +424,12 @@ def main() -> int:
     parser.add_argument("--pool", default="prefork", choices=["prefork", "threads"])
     parser.add_argument("--enqueue-targets", type=int, default=100_000)
     parser.add_argument("--latency-rate", type=float, default=0, help="0: half the throughput")
-    parser.add_argument("--only", action="append", help="repeat for several",
-                        choices=["throughput", "postgresql", "enqueue", "latency", "scaling"])
+    parser.add_argument(
+        "--only",
+        action="append",
+        help="repeat for several",
+        choices=["throughput", "postgresql", "enqueue", "latency", "scaling"],
+    )
     args = parser.parse_args()
     chosen = set(args.only or ["throughput", "postgresql", "enqueue", "latency", "scaling"])
     report: dict[str, Any] = {"statements": hot_path_statements()}
@@ -374,8 +440,9 @@ def main() -> int:
             args.runs, args.deliveries, args.processes, args.pool, ledger="postgresql"
         )
     if "enqueue" in chosen:
-        report["enqueue"] = [enqueue(args.runs, args.enqueue_targets, b)
-                             for b in ("sqlite", "postgresql")]  # fmt: skip
+        report["enqueue"] = [
+            enqueue(args.runs, args.enqueue_targets, b) for b in ("sqlite", "postgresql")
+        ]
     if "latency" in chosen:
         measured = report.get("throughput", {}).get("per_second", {}).get("median")
         rate = args.latency_rate or (measured or 0) / 2
@@ -383,8 +450,9 @@ def main() -> int:
             parser.error("--only latency needs --latency-rate (or the throughput scenario)")
         report["latency"] = latency(args.runs, rate, 20, args.processes)
     if "scaling" in chosen:
-        report["scaling"] = throughput(1, 0, args.processes, args.pool,
-                                       sizes=[1_000, 10_000, 100_000])  # fmt: skip
+        report["scaling"] = throughput(
+            1, 0, args.processes, args.pool, sizes=[1_000, 10_000, 100_000]
+        )
     print(json.dumps(report, indent=2))
     print(table(report))
     return 0

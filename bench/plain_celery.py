@@ -20,8 +20,12 @@ from celery import Celery
 BODY = b'{"rootMessage":{"body":{"contentType":1,"content":"<p>plain celery</p>"}}}'
 
 app = Celery("plain", broker=os.environ.get("PLAIN_BROKER", "redis://127.0.0.1:6379/0"))
-app.conf.update(task_serializer="json", accept_content=["json"], task_ignore_result=True,
-                task_default_queue="plain")  # fmt: skip
+app.conf.update(
+    task_serializer="json",
+    accept_content=["json"],
+    task_ignore_result=True,
+    task_default_queue="plain",
+)
 
 
 @cache

@@ -82,16 +82,20 @@ def rig(
     with contextlib.ExitStack() as stack:
         redis = devredis.start_private()
         stack.callback(redis.stop)
-        sim = simulator.process.start(workdir / "sim", device_approve_delay=0.05,
-                                      extra_args=list(sim_args))  # fmt: skip
+        sim = simulator.process.start(
+            workdir / "sim", device_approve_delay=0.05, extra_args=list(sim_args)
+        )
         stack.callback(sim.stop)
         config = load_settings(
             redis_url=redis.url,
             database_url=database_url or f"sqlite:///{workdir / 'ledger.db'}",
-            graph_url=sim.graph_url, authority_host=sim.authority_host, ca_bundle=sim.ca_bundle,
-            client_id=CLIENT_ID, token_cache_key=Fernet.generate_key().decode(),
+            graph_url=sim.graph_url,
+            authority_host=sim.authority_host,
+            ca_bundle=sim.ca_bundle,
+            client_id=CLIENT_ID,
+            token_cache_key=Fernet.generate_key().decode(),
             **{"log_level": "WARNING", **settings},
-        )  # fmt: skip
+        )
         bench = Rig(workdir, config, sim, redis)
         stack.callback(lambda: [w.stop() for w in bench.workers])
         yield bench

@@ -1,14 +1,14 @@
 """The producer side: what callers touch to send broadcasts.
 
-    from producer import Producer
+from producer import Producer
 
-    with Producer() as producer:          # settings from THREADCAST_* / .env
-        result = producer.send(
-            "<h1>Maintenance tonight</h1>",
-            [{"tenant": "…", "group": "…", "channel": "19:…@thread.tacv2"}],
-            content_type="html",
-        )
-    print(result.broadcast_id)
+with Producer() as producer:          # settings from THREADCAST_* / .env
+    result = producer.send(
+        "<h1>Maintenance tonight</h1>",
+        [{"tenant": "…", "group": "…", "channel": "19:…@thread.tacv2"}],
+        content_type="html",
+    )
+print(result.broadcast_id)
 """
 
 from __future__ import annotations

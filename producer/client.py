@@ -106,8 +106,7 @@ class Producer:
         elif not scheduled:
             messages = self._committed(broadcast.id, small)
         published = self._publisher.publish(messages)
-        return SendResult(broadcast.id, recorded.deliveries, recorded.created, published,
-                          scheduled)  # fmt: skip
+        return SendResult(broadcast.id, recorded.deliveries, recorded.created, published, scheduled)
 
     def _committed(self, broadcast_id: str, small: _Small) -> Iterable[DeliveryMessage]:
         """A broadcast just committed, all its deliveries ``queued``: published only now (what
@@ -127,15 +126,22 @@ class Producer:
         try:
             self._gate.cancel(broadcast_id)
         except BrokerError as exc:
-            log.warning("broadcast %s is cancelled in the ledger, but the gate could not be told "
-                        "(%s): a delivery claimed just before the cancel may still be posted",
-                        broadcast_id, exc)  # fmt: skip
+            log.warning(
+                "broadcast %s is cancelled in the ledger, but the gate could not be told "
+                "(%s): a delivery claimed just before the cancel may still be posted",
+                broadcast_id,
+                exc,
+            )
         return count
 
     def retry(
-        self, broadcast_id: str, states: Sequence[DeliveryState | str] = DEFAULT_RETRY_STATES,
-        *, error_code: str | None = None, tenant: str | None = None,
-    ) -> int:  # fmt: skip
+        self,
+        broadcast_id: str,
+        states: Sequence[DeliveryState | str] = DEFAULT_RETRY_STATES,
+        *,
+        error_code: str | None = None,
+        tenant: str | None = None,
+    ) -> int:
         """Re-queue the broadcast's matching deliveries with a fresh retry budget and publish
         them; returns how many. ``states`` may name only failed, unknown, cancelled and
         waiting_auth: any other is a ValidationError naming it (``states[i]``)."""
@@ -183,10 +189,11 @@ def retry_state(field: str, value: DeliveryState | str) -> DeliveryState:
         raise ValidationError(field, value, f"is not a state; use one of {_RETRYABLE}") from None
     if state not in RETRYABLE:
         raise ValidationError(
-            field, value,
+            field,
+            value,
             f"'{state}' deliveries cannot be retried (they are on their way, or sent); only "
             f"{_RETRYABLE} ones can",
-        )  # fmt: skip
+        )
     return state
 
 
@@ -206,9 +213,10 @@ def _targets(
         if target.tenant not in checked:
             if not signed_in(target.tenant):
                 raise ValidationError(
-                    f"targets[{i}].tenant", target.tenant,
+                    f"targets[{i}].tenant",
+                    target.tenant,
                     "has never signed in: run threadcast login --tenant " + target.tenant,
-                )  # fmt: skip
+                )
             checked.add(target.tenant)
         yield target
 

@@ -76,9 +76,11 @@ class Outcome:
         each message once: the ledger alone cannot see a duplicate post."""
         final, stats, n = self.final, self.stats, self.expected
         return bool(
-            final["sent"] == n and final["failed"] == 0
-            and stats["unique"] == n and stats["duplicates"] == 0
-        )  # fmt: skip
+            final["sent"] == n
+            and final["failed"] == 0
+            and stats["unique"] == n
+            and stats["duplicates"] == 0
+        )
 
 
 @dataclass(frozen=True)
@@ -115,11 +117,13 @@ def _today_verdict(outcome: Outcome) -> Verdict:
         f"the simulator refused {refused})"
     )
     ok = (
-        switch is not None and switch.endpoint == CHANNEL_MESSAGES
+        switch is not None
+        and switch.endpoint == CHANNEL_MESSAGES
         and outcome.redis_copy == switch
-        and 1 <= rerouted <= WORKER_PROCESSES and rerouted == refused
+        and 1 <= rerouted <= WORKER_PROCESSES
+        and rerouted == refused
         and outcome.attempts(CHANNEL_MESSAGES, "sent") == outcome.expected
-    )  # fmt: skip
+    )
     summary = (
         f" through {CHANNEL_MESSAGES}, none failed; the switch recorded once; "
         f"{_requests(rerouted)} met the dead endpoint"
@@ -141,15 +145,19 @@ class Scenario:
 
 SCENARIOS = {
     "seed": Scenario(
-        "seed", "Graph as the seed's page describes it: the beta chatthreads endpoint posts",
-        (), _seed_verdict,
+        "seed",
+        "Graph as the seed's page describes it: the beta chatthreads endpoint posts",
+        (),
+        _seed_verdict,
     ),
     "today": Scenario(
-        "today", "Graph as it answers today: the beta chatthreads segment is gone, so the "
+        "today",
+        "Graph as it answers today: the beta chatthreads segment is gone, so the "
         "deployment must switch to v1.0 channel messages once",
-        ("--chatthreads-removed",), _today_verdict,
+        ("--chatthreads-removed",),
+        _today_verdict,
     ),
-}  # fmt: skip
+}
 
 
 def main(scenario: str = "seed", workdir: Path | None = None) -> int:
@@ -165,11 +173,15 @@ def main(scenario: str = "seed", workdir: Path | None = None) -> int:
         flags = "".join(f" {flag}" for flag in plan.sim_flags)
         say(f"simulator at {sim.graph_url} (CA {sim.ca_bundle}){flags}")
         settings = load_settings(
-            redis_url=redis_url, database_url=f"sqlite:///{workdir.resolve() / 'ledger.db'}",
-            graph_url=sim.graph_url, authority_host=sim.authority_host, ca_bundle=sim.ca_bundle,
-            client_id=DEMO_CLIENT_ID, token_cache_key=Fernet.generate_key().decode(),
+            redis_url=redis_url,
+            database_url=f"sqlite:///{workdir.resolve() / 'ledger.db'}",
+            graph_url=sim.graph_url,
+            authority_host=sim.authority_host,
+            ca_bundle=sim.ca_bundle,
+            client_id=DEMO_CLIENT_ID,
+            token_cache_key=Fernet.generate_key().decode(),
             endpoint=AUTO,  # the default, whatever this shell says: the scenario shows it
-        )  # fmt: skip
+        )
         tenants = [str(uuid.uuid4()) for _ in range(TENANTS)]
         _forget(redis_url, tenants)  # a switch an earlier demo left in a shared Redis
         stack.callback(_forget, redis_url, tenants)
@@ -178,9 +190,11 @@ def main(scenario: str = "seed", workdir: Path | None = None) -> int:
             user, _ = sign_in(settings, tenant, lambda text: say(f"  {text}"))
             say(f"  signed in as {user}")
         worker = start_worker(
-            workdir / "worker.log", env=os.environ | settings.as_env(),
-            concurrency=2, processes=WORKER_PROCESSES,
-        )  # fmt: skip
+            workdir / "worker.log",
+            env=os.environ | settings.as_env(),
+            concurrency=2,
+            processes=WORKER_PROCESSES,
+        )
         stack.callback(worker.stop)
         # start_worker runs this interpreter: shown so an install check can see which one.
         say(f"worker started ({sys.executable}); sending one HTML broadcast to 300 channels")

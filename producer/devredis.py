@@ -63,10 +63,24 @@ def start_private(db: int = 0, timeout: float = 15.0) -> PrivateRedis:
     directory = Path(tempfile.mkdtemp(prefix="threadcast-redis-"))
     port = free_port()
     process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(directory), "--logfile", str(directory / "redis.log")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(directory),
+            "--logfile",
+            str(directory / "redis.log"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     server = PrivateRedis(f"redis://127.0.0.1:{port}/{db}", process, directory)
     deadline = time.monotonic() + timeout
     while not reachable(server.url):

@@ -53,8 +53,10 @@ def _csv(records: Iterable[AuditRecord], out: TextIO) -> int:
 
 def _row(record: AuditRecord, *, nested: bool) -> dict[str, Any]:
     row = {k: _plain(v) if isinstance(v, datetime) else v for k, v in record.delivery.items()}
-    log = [{k: _plain(v) if isinstance(v, datetime) else v for k, v in a.items()}
-           for a in record.attempts]  # fmt: skip
+    log = [
+        {k: _plain(v) if isinstance(v, datetime) else v for k, v in a.items()}
+        for a in record.attempts
+    ]
     row["attempt_log"] = log if nested else json.dumps(log, separators=(",", ":"))
     return row
 

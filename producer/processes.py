@@ -43,15 +43,30 @@ class WorkerProcess:
 
 
 def start_worker(
-    log_path: Path, env: Mapping[str, str] | None = None, concurrency: int | None = 2,
-    extra: Sequence[str] = (), timeout: float = 60.0, processes: int | None = 1,
-) -> WorkerProcess:  # fmt: skip
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    concurrency: int | None = 2,
+    extra: Sequence[str] = (),
+    timeout: float = 60.0,
+    processes: int | None = 1,
+) -> WorkerProcess:
     """Run ``threadcast worker`` and return once it consumes (it writes its ready file);
     ``concurrency`` (threads) and ``processes`` None: the worker's own defaults."""
     name = f"threadcast-{uuid.uuid4().hex[:8]}@%h"
     threads = [] if concurrency is None else ["-c", str(concurrency)]
-    argv = [sys.executable, "-m", "producer.cli", "worker", *threads, "-n", name,
-            "--without-gossip", "--without-mingle", "--without-heartbeat", *extra]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "producer.cli",
+        "worker",
+        *threads,
+        "-n",
+        name,
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        *extra,
+    ]
     log = log_path.open("wb")
     ready = log_path.with_suffix(".ready")
     ready.unlink(missing_ok=True)

@@ -44,7 +44,8 @@ def check_send_at(
     late = now - send_at
     if late > timedelta(seconds=SEND_AT_TOLERANCE_SECONDS) and not now_if_past:
         raise ValidationError(
-            field, send_at.isoformat(),
+            field,
+            send_at.isoformat(),
             f"is {late.total_seconds():.0f} s in the past; give a future time, or send it now "
             "with --now-if-past (Python: now_if_past=True)",
-        )  # fmt: skip
+        )

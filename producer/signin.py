@@ -47,9 +47,13 @@ def sign_in(settings: Settings, tenant: str, say: Callable[[str], None]) -> tupl
 
 
 def _device_flow(
-    settings: Settings, tenant: str, cache: msal.SerializableTokenCache, http: httpx.Client,
-    say: Callable[[str], None], scope: str,
-) -> dict[str, Any]:  # fmt: skip
+    settings: Settings,
+    tenant: str,
+    cache: msal.SerializableTokenCache,
+    http: httpx.Client,
+    say: Callable[[str], None],
+    scope: str,
+) -> dict[str, Any]:
     where = identity.authority(settings, tenant)
     try:
         app = identity.msal_app(settings, tenant, cache, http)

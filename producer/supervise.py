@@ -40,9 +40,12 @@ class _Child:
 
 class Supervisor:
     def __init__(
-        self, command: Sequence[str], count: int, env: Mapping[str, str],
+        self,
+        command: Sequence[str],
+        count: int,
+        env: Mapping[str, str],
         ready_file: Path | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._command = list(command)
         self._count = count
         self._env = dict(env)
@@ -86,8 +89,9 @@ class Supervisor:
         quick = time.monotonic() - child.started < _QUICK
         self._quick_deaths = self._quick_deaths + 1 if quick else 0
         if self._quick_deaths >= _QUICK_DEATHS:
-            log.error("worker process %d keeps dying at start (exit %d): stopping", child.index,
-                      code)  # fmt: skip
+            log.error(
+                "worker process %d keeps dying at start (exit %d): stopping", child.index, code
+            )
             self._forward(signal.SIGTERM, None)
             return
         log.warning("worker process %d ended (exit %d): starting it again", child.index, code)

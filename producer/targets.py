@@ -155,8 +155,9 @@ class _JsonItems:
         self._path, self._stream = path, stream
         self._text, self._pos, self._line = start, 0, 1
         if self._next_char() != "[":
-            raise ValidationError(str(path), self._text[self._pos : self._pos + 20],
-                                  "must be a non-empty JSON list")  # fmt: skip
+            raise ValidationError(
+                str(path), self._text[self._pos : self._pos + 20], "must be a non-empty JSON list"
+            )
         self._pos += 1
 
     def __iter__(self) -> Iterator[object]:
@@ -212,5 +213,6 @@ class _JsonItems:
 
     def _invalid(self, pos: int, message: str) -> ValidationError:
         line = self._line + self._text.count("\n", 0, pos)
-        return ValidationError(f"{self._path} line {line}", self._text[pos : pos + 20],
-                               f"is not valid JSON: {message}")  # fmt: skip
+        return ValidationError(
+            f"{self._path} line {line}", self._text[pos : pos + 20], f"is not valid JSON: {message}"
+        )

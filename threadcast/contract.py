@@ -173,10 +173,14 @@ class DeliveryMessage:
     def to_wire(self) -> dict[str, Any]:
         """The Celery message body (JSON)."""
         return {
-            "v": self.version, "delivery": self.delivery_id, "broadcast": self.broadcast_id,
-            "tenant": self.tenant, "group": self.group, "channel": self.channel,
+            "v": self.version,
+            "delivery": self.delivery_id,
+            "broadcast": self.broadcast_id,
+            "tenant": self.tenant,
+            "group": self.group,
+            "channel": self.channel,
             "permit": self.permit,
-        }  # fmt: skip
+        }
 
     @classmethod
     def from_wire(cls, raw: object) -> DeliveryMessage:
@@ -219,10 +223,16 @@ class DeliveryMessage:
         except TypeError:  # a field that is not a str: json.dumps decides
             pass
         return json.dumps(
-            {"d": self.delivery_id, "b": self.broadcast_id, "t": self.tenant, "g": self.group,
-             "c": self.channel, "a": at},
+            {
+                "d": self.delivery_id,
+                "b": self.broadcast_id,
+                "t": self.tenant,
+                "g": self.group,
+                "c": self.channel,
+                "a": at,
+            },
             separators=(",", ":"),
-        )  # fmt: skip
+        )
 
     @classmethod
     def from_entry(cls, raw: str | bytes, permit: str | None = None) -> DeliveryMessage:

@@ -107,9 +107,11 @@ def granted_scopes(cache: dict[str, object], tenant: str) -> list[str]:
     """The Graph permissions a tenant's cached access tokens carry (MSAL's cache as JSON),
     newest token first: what its sign-in was granted, so a refresh asks for the same."""
     entries = cache.get("AccessToken")
-    tokens = [t for t in entries.values() if t.get("realm") == tenant] if isinstance(
-        entries, dict
-    ) else []  # fmt: skip
+    tokens = (
+        [t for t in entries.values() if t.get("realm") == tenant]
+        if isinstance(entries, dict)
+        else []
+    )
     for token in sorted(tokens, key=lambda t: int(t.get("cached_at", 0)), reverse=True):
         found = [n for n in scope_names(token.get("target")) if n in GRAPH_SCOPES]
         if found:

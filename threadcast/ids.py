@@ -88,11 +88,14 @@ def valid_target(tenant: object, group: object, channel: object) -> tuple[str, s
     are valid, else None (then those functions name the problem). No error text is built
     for the valid ones, which is what a 100,000-target broadcast is made of."""
     if (
-        isinstance(tenant, str) and _GUID.fullmatch(tenant)
-        and isinstance(group, str) and _GUID.fullmatch(group)
-        and isinstance(channel, str) and len(channel) <= MAX_CHANNEL_LENGTH
+        isinstance(tenant, str)
+        and _GUID.fullmatch(tenant)
+        and isinstance(group, str)
+        and _GUID.fullmatch(group)
+        and isinstance(channel, str)
+        and len(channel) <= MAX_CHANNEL_LENGTH
         and _CHANNEL.fullmatch(channel)
-    ):  # fmt: skip
+    ):
         return tenant.lower(), group.lower(), channel
     return None
 

@@ -47,9 +47,13 @@ def current_holder(client: redis.Redis, key: str) -> str | None:
 
 class LeaderLease:
     def __init__(
-        self, client: redis.Redis, key: str, ttl: float, holder: str | None = None,
+        self,
+        client: redis.Redis,
+        key: str,
+        ttl: float,
+        holder: str | None = None,
         monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._redis = client
         self.key = key
         self.ttl = ttl

@@ -157,9 +157,7 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> loggi
     logger's only handler (a second call replaces it: no line is ever written twice)."""
     literals = secret_literals(settings)
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(
-        JsonFormatter(literals) if settings.log_json else TextFormatter(literals)
-    )
+    handler.setFormatter(JsonFormatter(literals) if settings.log_json else TextFormatter(literals))
     handler.addFilter(RedactionFilter(literals))
     root = logging.getLogger()
     for old in list(root.handlers):
@@ -178,18 +176,36 @@ _CHATTY = ("httpx", "httpcore", "celery.app.trace", "celery.worker.strategy")
 
 
 def log_attempt(
-    logger: logging.Logger, *, broadcast: str, delivery: str, tenant: str, attempt: int,
-    status: int | None, outcome: str, request_id: str | None, client_request_id: str,
-    error_code: str | None = None, latency_ms: float | None = None,
-) -> None:  # fmt: skip
+    logger: logging.Logger,
+    *,
+    broadcast: str,
+    delivery: str,
+    tenant: str,
+    attempt: int,
+    status: int | None,
+    outcome: str,
+    request_id: str | None,
+    client_request_id: str,
+    error_code: str | None = None,
+    latency_ms: float | None = None,
+) -> None:
     """The one line each HTTP attempt gets (worker): what Microsoft support asks for."""
     level = logging.INFO if outcome == "sent" else logging.WARNING
     logger.log(
-        level, "attempt %s", outcome,
+        level,
+        "attempt %s",
+        outcome,
         extra={
-            "event": "attempt", "broadcast": broadcast, "delivery": delivery, "tenant": tenant,
-            "attempt": attempt, "status": status, "outcome": outcome, "error_code": error_code,
-            "request_id": request_id, "client_request_id": client_request_id,
+            "event": "attempt",
+            "broadcast": broadcast,
+            "delivery": delivery,
+            "tenant": tenant,
+            "attempt": attempt,
+            "status": status,
+            "outcome": outcome,
+            "error_code": error_code,
+            "request_id": request_id,
+            "client_request_id": client_request_id,
             "latency_ms": None if latency_ms is None else round(latency_ms, 1),
         },
-    )  # fmt: skip
+    )

@@ -118,8 +118,9 @@ class TokenCacheStore:
 
     def delete(self, tenant: str) -> None:
         self._rows.delete(tenant)
-        _call(self._redis.delete, TOKEN_CACHE_KEY + tenant, SIGN_IN_MARK_KEY + tenant,
-              tenant=tenant)  # fmt: skip
+        _call(
+            self._redis.delete, TOKEN_CACHE_KEY + tenant, SIGN_IN_MARK_KEY + tenant, tenant=tenant
+        )
 
     def tenants(self) -> list[str]:
         return sorted(self._rows.tenants())
@@ -265,17 +266,16 @@ def signed_in(client: redis.Redis, rows: TokenCacheRows, tenant: str) -> bool:
     return rows.load(tenant) is not None
 
 
-def require_signed_in(
-    client: redis.Redis, rows: TokenCacheRows, targets: Iterable[Target]
-) -> None:
+def require_signed_in(client: redis.Redis, rows: TokenCacheRows, targets: Iterable[Target]) -> None:
     """Refuse targets whose tenant never signed in, naming the first such target."""
     checked: set[str] = set()
     for index, target in enumerate(targets):
         if target.tenant not in checked and not signed_in(client, rows, target.tenant):
             raise ValidationError(
-                f"targets[{index}].tenant", target.tenant,
+                f"targets[{index}].tenant",
+                target.tenant,
                 "has never signed in: run threadcast login --tenant " + target.tenant,
-            )  # fmt: skip
+            )
         checked.add(target.tenant)
 
 

@@ -125,9 +125,15 @@ def _register(app: Celery, settings: Settings) -> _Contexts:
     signals.worker_shutting_down.connect(contexts.stopping, weak=False)
 
     @app.task(  # type: ignore[untyped-decorator]
-        name=SEND_TASK, bind=True, acks_late=True, reject_on_worker_lost=True,
-        autoretry_for=(Exception,), retry_backoff=2, retry_backoff_max=60, max_retries=10,
-    )  # fmt: skip
+        name=SEND_TASK,
+        bind=True,
+        acks_late=True,
+        reject_on_worker_lost=True,
+        autoretry_for=(Exception,),
+        retry_backoff=2,
+        retry_backoff_max=60,
+        max_retries=10,
+    )
     def send_delivery(self: Task, message: Any) -> None:
         """``message``: one delivery (a version-1 object) or a batch (a list of them)."""
         context = contexts.get()
@@ -218,10 +224,12 @@ def _run_dispatcher(app: Celery, settings: Settings, watch: _DispatcherWatch) ->
             ledger = Ledger.open(settings.database_url, migrate=False)
             try:
                 ledger.deliveries.note(
-                    [m.delivery_id for m in held], "channel_daily_quota",
+                    [m.delivery_id for m in held],
+                    "channel_daily_quota",
                     "the channel's daily message quota is used up; it goes on after midnight UTC",
-                    until, datetime.now(UTC),
-                )  # fmt: skip
+                    until,
+                    datetime.now(UTC),
+                )
             finally:
                 ledger.close()
 
@@ -254,9 +262,13 @@ def _publisher(app: Celery) -> Any:
         with app.producer_or_acquire() as producer, producer.batch(max_size=len(batches)):
             for batch in batches:
                 app.send_task(
-                    SEND_TASK, args=[batch_to_wire(batch)], queue=QUEUE, producer=producer,
+                    SEND_TASK,
+                    args=[batch_to_wire(batch)],
+                    queue=QUEUE,
+                    producer=producer,
                     # Shown by Flower and `celery inspect`; skips Celery's costly saferepr.
-                    argsrepr=",".join(m.delivery_id for m in batch), kwargsrepr="",
-                )  # fmt: skip
+                    argsrepr=",".join(m.delivery_id for m in batch),
+                    kwargsrepr="",
+                )
 
     return publish

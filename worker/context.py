@@ -47,12 +47,15 @@ class WorkerContext:
             settings, store, client, identity.http_client(settings), settings.token_refresh_margin
         )
         graph = GraphClient(
-            settings.graph_url, identity.ssl_context(settings), settings.http_timeout,
+            settings.graph_url,
+            identity.ssl_context(settings),
+            settings.http_timeout,
             connections=settings.worker_threads * settings.batch_size,
-        )  # fmt: skip
+        )
         lease = timedelta(seconds=settings.http_timeout + settings.lease_margin)
         policy = RetryPolicy(
-            max_attempts=settings.max_attempts, retry_after_cap=settings.retry_after_cap,
+            max_attempts=settings.max_attempts,
+            retry_after_cap=settings.retry_after_cap,
             retry_ambiguous=settings.ambiguous == "retry",
         )
         name = f"{socket.gethostname()}/{os.getpid()}"
@@ -62,9 +65,16 @@ class WorkerContext:
             settings.endpoint, EndpointRecord(client, ledger.deployment), name
         )
         deliverer = Deliverer(
-            ledger, gate, tokens, graph, chooser, policy, name, lease,
+            ledger,
+            gate,
+            tokens,
+            graph,
+            chooser,
+            policy,
+            name,
+            lease,
             timedelta(seconds=settings.http_timeout),
-        )  # fmt: skip
+        )
         # The permits the gate can give this process at most: the app's whole ceiling.
         flight = FlightControl(
             limits.app / limits.window, settings.max_in_flight, settings.batch_size

@@ -75,10 +75,17 @@ _Ready = tuple[DeliveryMessage, str]  # a message and its tenant's token
 
 class Deliverer:
     def __init__(
-        self, ledger: Ledger, gate: Gate, tokens: TokenProvider, graph: GraphClient,
-        endpoints: EndpointChooser, policy: RetryPolicy, worker: str, lease: timedelta,
+        self,
+        ledger: Ledger,
+        gate: Gate,
+        tokens: TokenProvider,
+        graph: GraphClient,
+        endpoints: EndpointChooser,
+        policy: RetryPolicy,
+        worker: str,
+        lease: timedelta,
         post_timeout: timedelta,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._ledger = ledger
         self._gate = gate
         self._tokens = tokens
@@ -125,9 +132,12 @@ class Deliverer:
             return done
         endpoint = self._endpoints.current()
         claims = self._ledger.deliveries.claim_many(
-            [(m.delivery_id, new_request_id()) for m, _ in ready], self._worker, self._lease,
-            datetime.now(UTC), endpoint.name,
-        )  # fmt: skip
+            [(m.delivery_id, new_request_id()) for m, _ in ready],
+            self._worker,
+            self._lease,
+            datetime.now(UTC),
+            endpoint.name,
+        )
         flights: list[_Flight] = []
         try:
             self._launch_all(ready, claims, endpoint, flights, done)
@@ -188,9 +198,13 @@ class Deliverer:
 
     # -- 2-3. claims, permits, POSTs -------------------------------------------------------
     def _launch_all(
-        self, ready: list[_Ready], claims: list[Claim | Refusal], endpoint: Endpoint,
-        flights: list[_Flight], done: list[Done],
-    ) -> None:  # fmt: skip
+        self,
+        ready: list[_Ready],
+        claims: list[Claim | Refusal],
+        endpoint: Endpoint,
+        flights: list[_Flight],
+        done: list[Done],
+    ) -> None:
         """Launch each claimed delivery; if anything raises, the claims not yet launched
         are given back before the error goes on (no request was made for them)."""
         for index, ((message, token), claim) in enumerate(zip(ready, claims, strict=True)):
@@ -222,8 +236,9 @@ class Deliverer:
                 # The claim waited (a ledger lock, a slow batch) so long that a POST begun
                 # now could outlive its lease: the lease sweep would call it unknown -- or,
                 # with THREADCAST_AMBIGUOUS=retry, send it again -- while it is in flight.
-                log.warning("delivery %s: too little lease left to post; giving it back",
-                            claim.delivery_id)  # fmt: skip
+                log.warning(
+                    "delivery %s: too little lease left to post; giving it back", claim.delivery_id
+                )
                 return self._give_back(message, claim)
             # The permit is confirmed last, right before the POST: the limits count the
             # real send time, not the moment the message was taken.
@@ -235,8 +250,9 @@ class Deliverer:
         except BaseException:
             self._ledger.deliveries.unclaim(claim, datetime.now(UTC))
             raise
-        post = Post(endpoint, token, claim.group, claim.channel, body, claim.client_request_id,
-                    claim.number)  # fmt: skip
+        post = Post(
+            endpoint, token, claim.group, claim.channel, body, claim.client_request_id, claim.number
+        )
         return _Flight(message, claim, post, send_at, self._graph.post(post))
 
     def _give_back(self, message: DeliveryMessage, claim: Claim) -> Done:
@@ -262,8 +278,9 @@ class Deliverer:
                 try:
                     self._ledger.deliveries.unclaim(claim, datetime.now(UTC))
                 except SQLAlchemyError as exc:  # the lease sweep settles it
-                    log.warning("delivery %s: cannot give its claim back: %s",
-                                claim.delivery_id, exc)  # fmt: skip
+                    log.warning(
+                        "delivery %s: cannot give its claim back: %s", claim.delivery_id, exc
+                    )
 
     def _put_back(self, messages: Sequence[DeliveryMessage]) -> list[Done]:
         """The worker is stopping: nothing is claimed; the batch waits for another worker."""
@@ -287,8 +304,15 @@ class Deliverer:
                 return self._posted_again_soon(flight, reply)
             claim, endpoint = moved
             body = self._body(claim.broadcast_id, endpoint)[0]
-            post = Post(endpoint, post.token, claim.group, claim.channel, body,
-                        claim.client_request_id, claim.number)  # fmt: skip
+            post = Post(
+                endpoint,
+                post.token,
+                claim.group,
+                claim.channel,
+                body,
+                claim.client_request_id,
+                claim.number,
+            )
             reply = _result(self._graph.post(post))
         self._endpoints.answered(post.endpoint, reply)
         return self._judged(flight, claim, post.token, reply)
@@ -319,12 +343,18 @@ class Deliverer:
         _log_rerouted(claim, reply)
         try:
             moved = self._ledger.deliveries.reroute(
-                claim, answered, endpoint.name, self._worker, new_request_id(), self._lease,
+                claim,
+                answered,
+                endpoint.name,
+                self._worker,
+                new_request_id(),
+                self._lease,
                 datetime.now(UTC),
-            )  # fmt: skip
+            )
         except (SQLAlchemyError, ThreadcastError) as exc:
-            log.warning("delivery %s: cannot record its rerouted attempt: %s",
-                        claim.delivery_id, exc)  # fmt: skip
+            log.warning(
+                "delivery %s: cannot record its rerouted attempt: %s", claim.delivery_id, exc
+            )
             return None
         return None if moved is None else (moved, endpoint)
 
@@ -367,9 +397,7 @@ class Deliverer:
             # Sent, cancelled, unknown, or held by another claim: it leaves the gate, and
             # its permit, never used, goes back (no slot, no quota count).
             self._gate.drop(message)
-            log.info(
-                "delivery %s not claimed: it is %s", message.delivery_id, refusal.state.value
-            )
+            log.info("delivery %s not claimed: it is %s", message.delivery_id, refusal.state.value)
         return Done(None)
 
 
@@ -377,24 +405,40 @@ def _result(reply: Future[GraphReply]) -> GraphReply:
     try:
         return reply.result()
     except Exception as exc:  # the loop died under it: the request may have gone out
-        return GraphReply(None, 0.0, error_code=f"client:{type(exc).__name__}",
-                          error_message=str(exc)[:500], maybe_sent=True)  # fmt: skip
+        return GraphReply(
+            None,
+            0.0,
+            error_code=f"client:{type(exc).__name__}",
+            error_message=str(exc)[:500],
+            maybe_sent=True,
+        )
 
 
 def _reply_outcome(
     reply: GraphReply, state: DeliveryState, retry_at: datetime | None = None
 ) -> Outcome:
     return Outcome(
-        state, http_status=reply.status, request_id=reply.request_id,
-        error_code=reply.error_code, error_message=reply.error_message,
-        latency_ms=reply.latency_ms, next_attempt_at=retry_at,
-    )  # fmt: skip
+        state,
+        http_status=reply.status,
+        request_id=reply.request_id,
+        error_code=reply.error_code,
+        error_message=reply.error_message,
+        latency_ms=reply.latency_ms,
+        next_attempt_at=retry_at,
+    )
 
 
 def _log_rerouted(claim: Claim, reply: GraphReply) -> None:
     log_attempt(
-        log, broadcast=claim.broadcast_id, delivery=claim.delivery_id, tenant=claim.tenant,
-        attempt=claim.number, status=reply.status, outcome=REROUTED,
-        request_id=reply.request_id, client_request_id=claim.client_request_id,
-        error_code=reply.error_code, latency_ms=reply.latency_ms,
-    )  # fmt: skip
+        log,
+        broadcast=claim.broadcast_id,
+        delivery=claim.delivery_id,
+        tenant=claim.tenant,
+        attempt=claim.number,
+        status=reply.status,
+        outcome=REROUTED,
+        request_id=reply.request_id,
+        client_request_id=claim.client_request_id,
+        error_code=reply.error_code,
+        latency_ms=reply.latency_ms,
+    )

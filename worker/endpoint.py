@@ -34,9 +34,12 @@ _LOOK_EVERY = 1.0
 
 class EndpointChooser:
     def __init__(
-        self, setting: str, record: EndpointRecord, worker: str,
+        self,
+        setting: str,
+        record: EndpointRecord,
+        worker: str,
         clock: Callable[[], float] = time.monotonic,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._setting = setting
         self._record = record
         self._worker = worker
@@ -77,9 +80,11 @@ class EndpointChooser:
     def switch(self, reply: GraphReply) -> Endpoint:
         """Graph proved chatthreads gone: the deployment moves to v1.0, recorded once."""
         proposal = Switch(
-            CHANNEL_MESSAGES, datetime.now(UTC).isoformat(),
-            f"{reply.status} {reply.error_code}: {reply.error_message}"[:300], self._worker,
-        )  # fmt: skip
+            CHANNEL_MESSAGES,
+            datetime.now(UTC).isoformat(),
+            f"{reply.status} {reply.error_code}: {reply.error_message}"[:300],
+            self._worker,
+        )
         try:
             self._switch, made = self._record.record(proposal, datetime.now(UTC))
         except (SQLAlchemyError, ThreadcastError) as exc:
@@ -89,8 +94,9 @@ class EndpointChooser:
         if made:
             log.warning(
                 "Graph answered that the beta chatthreads endpoint is gone (request-id %s): "
-                "this deployment now posts to v1.0 channel messages", reply.request_id,
-            )  # fmt: skip
+                "this deployment now posts to v1.0 channel messages",
+                reply.request_id,
+            )
             metrics.record_endpoint_switch(CHANNEL_MESSAGES)
         return ENDPOINTS[CHANNEL_MESSAGES]
 

@@ -134,16 +134,21 @@ class GraphClient:
         self, ssl_context: ssl.SSLContext, timeout: float, connections: int
     ) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
-            ssl=ssl_context, limit=connections, limit_per_host=connections,
+            ssl=ssl_context,
+            limit=connections,
+            limit_per_host=connections,
             keepalive_timeout=_KEEPALIVE,
-        )  # fmt: skip
+        )
         # Getting a connection (from the pool, or a new one) times out on its own, before
         # the exchange's deadline: a request that never left is then known as such.
         limits = aiohttp.ClientTimeout(total=None, connect=timeout / 2)
         return aiohttp.ClientSession(
-            connector=connector, timeout=limits, cookie_jar=aiohttp.DummyCookieJar(),
-            auto_decompress=False, skip_auto_headers=("Accept-Encoding",),
-        )  # fmt: skip
+            connector=connector,
+            timeout=limits,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
+            skip_auto_headers=("Accept-Encoding",),
+        )
 
     def post(self, post: Post) -> Future[GraphReply]:
         """Send ``post`` now; its reply (never an exception) when it comes."""
@@ -215,17 +220,23 @@ def _elapsed_ms(started: float) -> float:
 def _no_answer(kind: str, text: str, started: float, *, sent: bool = True) -> GraphReply:
     """No HTTP answer: ``sent`` False when the request provably never left (safe to retry)."""
     return GraphReply(
-        status=None, latency_ms=_elapsed_ms(started), error_code=f"network:{kind}",
-        error_message=text[:500] or kind, maybe_sent=sent,
-    )  # fmt: skip
+        status=None,
+        latency_ms=_elapsed_ms(started),
+        error_code=f"network:{kind}",
+        error_message=text[:500] or kind,
+        maybe_sent=sent,
+    )
 
 
 def _broken(exc: Exception, started: float) -> GraphReply:
     """A failure no HTTP error class covers: the request may have gone out."""
     return GraphReply(
-        status=None, latency_ms=_elapsed_ms(started), error_code=f"client:{type(exc).__name__}",
-        error_message=str(exc)[:500] or type(exc).__name__, maybe_sent=True,
-    )  # fmt: skip
+        status=None,
+        latency_ms=_elapsed_ms(started),
+        error_code=f"client:{type(exc).__name__}",
+        error_message=str(exc)[:500] or type(exc).__name__,
+        maybe_sent=True,
+    )
 
 
 def _reply(status: int, headers: Mapping[str, str], body: bytes, started: float) -> GraphReply:

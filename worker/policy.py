@@ -77,15 +77,22 @@ def judge(
 
 
 def _outcome(
-    reply: GraphReply, state: DeliveryState, note: str | None = None,
+    reply: GraphReply,
+    state: DeliveryState,
+    note: str | None = None,
     next_attempt_at: datetime | None = None,
-) -> Outcome:  # fmt: skip
+) -> Outcome:
     message = reply.error_message
     if note:
         message = f"{note}: {message}" if message else note
     return Outcome(
-        state=state, http_status=reply.status, request_id=reply.request_id,
-        error_code=reply.error_code, error_message=message, retry_after=reply.retry_after,
-        latency_ms=reply.latency_ms, next_attempt_at=next_attempt_at,
+        state=state,
+        http_status=reply.status,
+        request_id=reply.request_id,
+        error_code=reply.error_code,
+        error_message=message,
+        retry_after=reply.retry_after,
+        latency_ms=reply.latency_ms,
+        next_attempt_at=next_attempt_at,
         message_id=reply.message_id,
-    )  # fmt: skip
+    )

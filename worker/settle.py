@@ -85,8 +85,12 @@ class Settler:
                     raise
                 log.warning(
                     "the ledger refused %d outcomes (%s: %s); they are kept and written "
-                    "again in %.2f s", len(posted), type(exc).__name__, str(exc)[:200], wait,
-                )  # fmt: skip
+                    "again in %.2f s",
+                    len(posted),
+                    type(exc).__name__,
+                    str(exc)[:200],
+                    wait,
+                )
             self._sleep(wait)
             wait = min(wait * 2, _LONGEST_WAIT)
 
@@ -114,18 +118,26 @@ def _log(posted: Posted) -> None:
     """The attempt's one log line."""
     claim, reply = posted.claim, posted.reply
     log_attempt(
-        log, broadcast=claim.broadcast_id, delivery=claim.delivery_id, tenant=claim.tenant,
-        attempt=claim.number, status=reply.status, outcome=posted.outcome.state.value,
-        request_id=reply.request_id, client_request_id=claim.client_request_id,
-        error_code=reply.error_code, latency_ms=reply.latency_ms,
-    )  # fmt: skip
+        log,
+        broadcast=claim.broadcast_id,
+        delivery=claim.delivery_id,
+        tenant=claim.tenant,
+        attempt=claim.number,
+        status=reply.status,
+        outcome=posted.outcome.state.value,
+        request_id=reply.request_id,
+        client_request_id=claim.client_request_id,
+        error_code=reply.error_code,
+        latency_ms=reply.latency_ms,
+    )
 
 
 def _count(posted: Posted, recorded: bool) -> None:
     claim, outcome = posted.claim, posted.outcome
     if not recorded:
-        log.warning("delivery %s: its claim was lost before the outcome was recorded",
-                    claim.delivery_id)  # fmt: skip
+        log.warning(
+            "delivery %s: its claim was lost before the outcome was recorded", claim.delivery_id
+        )
     metrics.record_attempt(posted.reply.status, claim.tenant, outcome.state.value)
     if outcome.state is DeliveryState.SENT:
         send_at = posted.send_at

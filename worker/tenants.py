@@ -80,9 +80,12 @@ class TenantTroubles:
         now = datetime.now(UTC)
         try:
             self._ledger.deliveries.note(
-                [m.delivery_id for m in messages], REASON, reason[:500],
-                now + timedelta(seconds=wait), now,
-            )  # fmt: skip
+                [m.delivery_id for m in messages],
+                REASON,
+                reason[:500],
+                now + timedelta(seconds=wait),
+                now,
+            )
         except SQLAlchemyError as exc:
             log.warning("tenant %s: cannot note why its deliveries wait: %s", tenant, exc)
         for message in messages:

@@ -71,9 +71,13 @@ class AccessToken:
 
 class TokenProvider:
     def __init__(
-        self, settings: Settings, store: TokenCacheStore, client: redis.Redis, http: httpx.Client,
+        self,
+        settings: Settings,
+        store: TokenCacheStore,
+        client: redis.Redis,
+        http: httpx.Client,
         margin: float = 300.0,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._settings = settings
         self._store = store
         self._redis = client
@@ -188,11 +192,12 @@ class TokenProvider:
 
     def _refresh(self, tenant: str) -> AccessToken:
         lock = self._redis.lock(
-            TOKEN_LOCK_KEY + tenant, timeout=self._lock_seconds,
+            TOKEN_LOCK_KEY + tenant,
+            timeout=self._lock_seconds,
             # A refresh takes a token call; a lock held longer is the tenant's trouble (its
             # deliveries wait and come back), not a reason to hold a thread for minutes.
             blocking_timeout=self._settings.http_timeout + LOCK_WAIT_MARGIN,
-        )  # fmt: skip
+        )
         try:
             with lock:
                 # The ledger first: Redis may hold an older state whose refresh token rotated.
@@ -211,9 +216,12 @@ class TokenProvider:
             ) from exc
 
     def _refresh_locked(
-        self, tenant: str, app: msal.ClientApplication, cache: msal.SerializableTokenCache,
+        self,
+        tenant: str,
+        app: msal.ClientApplication,
+        cache: msal.SerializableTokenCache,
         text: str,
-    ) -> AccessToken:  # fmt: skip
+    ) -> AccessToken:
         accounts = app.get_accounts()
         if not accounts:
             raise SignInRequiredError(tenant, "no signed-in account in its token cache")

@@ -42,9 +42,12 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.services.close()
 
     app = FastAPI(
-        title=TITLE, version=VERSION, description=DESCRIPTION, lifespan=lifespan,
+        title=TITLE,
+        version=VERSION,
+        description=DESCRIPTION,
+        lifespan=lifespan,
         redoc_url=None,
-    )  # fmt: skip
+    )
     errors.install(app)
     app.include_router(broadcasts.router)
     app.include_router(ops.router)

@@ -117,20 +117,26 @@ async def _target_cap(request: Request, store: Store) -> None:
 
 
 @router.post(
-    "", status_code=201, response_model=BroadcastAccepted,
+    "",
+    status_code=201,
+    response_model=BroadcastAccepted,
     summary="Send a broadcast (idempotent with your own broadcast_id)",
     responses={
         200: {"model": BroadcastAccepted, "description": "already recorded: nothing new"},
         413: {"model": ErrorBody, "description": "body or target count over the limit"},
     },
     dependencies=[Depends(_target_cap)],
-)  # fmt: skip
+)
 def create(body: BroadcastIn, response: Response, key: Caller, store: Store) -> BroadcastAccepted:
     _new_id(store, key, body.broadcast_id)
     result = store.producer.send(
-        body.content, [t.model_dump() for t in body.targets], content_type=body.content_type,
-        broadcast_id=body.broadcast_id, send_at=body.send_at, source=key.name,
-    )  # fmt: skip
+        body.content,
+        [t.model_dump() for t in body.targets],
+        content_type=body.content_type,
+        broadcast_id=body.broadcast_id,
+        send_at=body.send_at,
+        source=key.name,
+    )
     if not result.created:
         # Another key may have recorded the same broadcast since _new_id looked.
         _not_foreign(store, key, result.broadcast_id)
@@ -140,25 +146,33 @@ def create(body: BroadcastIn, response: Response, key: Caller, store: Store) -> 
     record_api_broadcast(key.name, result.created)
     log.info(
         "broadcast accepted",
-        extra={"broadcast": result.broadcast_id, "source": key.name,
-               "deliveries": result.deliveries, "new": result.created},
-    )  # fmt: skip
+        extra={
+            "broadcast": result.broadcast_id,
+            "source": key.name,
+            "deliveries": result.deliveries,
+            "new": result.created,
+        },
+    )
     return BroadcastAccepted(**asdict(result))
 
 
 @router.get(
-    "/{broadcast_id:anytext}/deliveries", response_model=DeliveryList, responses=NOT_FOUND,
+    "/{broadcast_id:anytext}/deliveries",
+    response_model=DeliveryList,
+    responses=NOT_FOUND,
     summary="List a broadcast's deliveries, a page at a time",
-)  # fmt: skip
+)
 def deliveries(
-    broadcast_id: BroadcastId, key: Caller, store: Store,
+    broadcast_id: BroadcastId,
+    key: Caller,
+    store: Store,
     state: Annotated[list[DeliveryState], Query(description="only these states")] = [],  # noqa: B006
     tenant: Annotated[str | None, Query(max_length=64, description="only this tenant")] = None,
     after: Annotated[
         int | None, Query(ge=0, le=MAX_AFTER, description="`next_after` of the last page")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> DeliveryList:  # fmt: skip
+) -> DeliveryList:
     broadcast_id = _checked(broadcast_id)
     wanted_tenant = None if tenant is None else ids.guid("tenant", tenant)
     _owned(store, key, broadcast_id)  # 404 for an unknown (or another key's) id
@@ -169,39 +183,51 @@ def deliveries(
 
 
 @router.get(
-    "/{broadcast_id:anytext}", response_model=BroadcastReport, responses=NOT_FOUND,
+    "/{broadcast_id:anytext}",
+    response_model=BroadcastReport,
+    responses=NOT_FOUND,
     summary="A broadcast: its deliveries per state, what waits and why, its endpoint, errors",
-)  # fmt: skip
+)
 def read(broadcast_id: BroadcastId, key: Caller, store: Store) -> BroadcastReport:
     # The one report `threadcast status` shows too (producer/reports.py).
     return status.report(store.ledger, _owned(store, key, broadcast_id), store.settings.endpoint)
 
 
 @router.post(
-    "/{broadcast_id:anytext}/cancel", response_model=Cancelled, responses=NOT_FOUND,
+    "/{broadcast_id:anytext}/cancel",
+    response_model=Cancelled,
+    responses=NOT_FOUND,
     summary="Cancel every delivery not yet sent",
-)  # fmt: skip
+)
 def cancel(broadcast_id: BroadcastId, key: Caller, store: Store) -> Cancelled:
     broadcast_id = _owned(store, key, broadcast_id)
     count = store.producer.cancel(broadcast_id)
-    log.info("broadcast cancelled", extra={"broadcast": broadcast_id, "source": key.name,
-                                           "cancelled": count})  # fmt: skip
+    log.info(
+        "broadcast cancelled",
+        extra={"broadcast": broadcast_id, "source": key.name, "cancelled": count},
+    )
     return Cancelled(broadcast_id=broadcast_id, cancelled=count)
 
 
 @router.post(
-    "/{broadcast_id:anytext}/retry", response_model=Requeued, responses=NOT_FOUND,
+    "/{broadcast_id:anytext}/retry",
+    response_model=Requeued,
+    responses=NOT_FOUND,
     summary="Re-queue failed, unknown, cancelled or waiting_auth deliveries",
-)  # fmt: skip
+)
 def retry(
-    broadcast_id: BroadcastId, key: Caller, store: Store,
+    broadcast_id: BroadcastId,
+    key: Caller,
+    store: Store,
     body: Annotated[RetryIn | None, Body()] = None,
-) -> Requeued:  # fmt: skip
+) -> Requeued:
     broadcast_id = _owned(store, key, broadcast_id)
     wanted = body or RetryIn()
     count = store.producer.retry(
         broadcast_id, wanted.states, error_code=wanted.error_code, tenant=wanted.tenant
     )
-    log.info("broadcast re-queued", extra={"broadcast": broadcast_id, "source": key.name,
-                                           "requeued": count})  # fmt: skip
+    log.info(
+        "broadcast re-queued",
+        extra={"broadcast": broadcast_id, "source": key.name, "requeued": count},
+    )
     return Requeued(broadcast_id=broadcast_id, requeued=count)

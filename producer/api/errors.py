@@ -41,9 +41,11 @@ class TooLarge(HTTPException):
 
 
 def error_response(
-    status: int, message: str, fields: Sequence[FieldError] = (),
+    status: int,
+    message: str,
+    fields: Sequence[FieldError] = (),
     headers: Mapping[str, str] | None = None,
-) -> JSONResponse:  # fmt: skip
+) -> JSONResponse:
     body = ErrorBody(error=ErrorDetail(status=status, message=message, fields=list(fields)))
     return JSONResponse(body.model_dump(), status_code=status, headers=dict(headers or {}))
 

@@ -43,10 +43,11 @@ class BroadcastIn(_Request):
         default=None, description="send time, RFC 3339 with a UTC offset; omit to send now"
     )
     broadcast_id: str | None = Field(
-        default=None, max_length=128,
+        default=None,
+        max_length=128,
         description="your own id: sending the same broadcast again with it creates nothing new",
         examples=["maintenance-2026-11-30"],
-    )  # fmt: skip
+    )
 
     @field_validator("send_at", mode="before")
     @classmethod
@@ -59,10 +60,11 @@ class BroadcastIn(_Request):
 
 class RetryIn(_Request):
     states: list[DeliveryState] = Field(
-        default=[DeliveryState.FAILED, DeliveryState.UNKNOWN], min_length=1,
+        default=[DeliveryState.FAILED, DeliveryState.UNKNOWN],
+        min_length=1,
         description="re-queue deliveries in these states: failed, unknown, cancelled, "
         "waiting_auth (any other is refused)",
-    )  # fmt: skip
+    )
     error_code: str | None = Field(
         default=None, max_length=200, description="only those whose last error has this code"
     )

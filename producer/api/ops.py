@@ -16,9 +16,11 @@ Store = Annotated[Services, Depends(services)]
 
 
 @router.get(
-    "/healthz", response_model=Health, summary="Liveness and readiness (no key needed)",
+    "/healthz",
+    response_model=Health,
+    summary="Liveness and readiness (no key needed)",
     responses={503: {"model": Health, "description": "the ledger or Redis does not answer"}},
-)  # fmt: skip
+)
 def healthz(response: Response, store: Store) -> Health:
     ledger_ok, redis_ok = store.health()
     ok = ledger_ok and redis_ok
@@ -28,10 +30,12 @@ def healthz(response: Response, store: Store) -> Health:
 
 
 @router.get(
-    "/metrics", summary="Prometheus metrics (send an API key)", response_class=Response,
+    "/metrics",
+    summary="Prometheus metrics (send an API key)",
+    response_class=Response,
     dependencies=[Depends(caller)],
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
-)  # fmt: skip
+)
 def metrics(store: Store, accept: Annotated[str | None, Header()] = None) -> Response:
     body, content_type = render(store.metrics, accept)
     return Response(body, media_type=content_type)

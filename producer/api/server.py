@@ -21,10 +21,13 @@ KEEP_ALIVE_SECONDS = 75
 
 def build_server(settings: Settings, host: str, port: int) -> uvicorn.Server:
     config = uvicorn.Config(
-        create_app(settings), host=host, port=port,
+        create_app(settings),
+        host=host,
+        port=port,
         log_config=None,  # our handler (configure_logging) formats uvicorn's records too
-        server_header=False, timeout_keep_alive=KEEP_ALIVE_SECONDS,
-    )  # fmt: skip
+        server_header=False,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+    )
     return uvicorn.Server(config)
 
 

@@ -31,9 +31,11 @@ class Services:
         # Bounded waits, one quick retry: a health check or a scrape must answer even when
         # Redis does not (redis-py's default retries take seconds).
         client = redis.Redis.from_url(
-            settings.redis_url, socket_connect_timeout=2, socket_timeout=5,
+            settings.redis_url,
+            socket_connect_timeout=2,
+            socket_timeout=5,
             retry=Retry(NoBackoff(), 1),
-        )  # fmt: skip
+        )
         queries = DeliveryQueries(producer.ledger.engine)
         registry = scrape_registry(StoreCollector(queries, client))
         return cls(settings, producer, queries, registry, client)

@@ -19,9 +19,10 @@ def register(commands: Any) -> None:
     retry = commands.add_parser("retry", help="re-queue failed or unknown deliveries")
     retry.add_argument("broadcast_id")
     retry.add_argument(
-        "--state", default="failed,unknown",
+        "--state",
+        default="failed,unknown",
         help="comma-separated: failed, unknown, cancelled, waiting_auth (%(default)s)",
-    )  # fmt: skip
+    )
     retry.add_argument("--error-code", help="only deliveries whose last error has this code")
     retry.add_argument("--tenant", help="only this tenant's deliveries")
     retry.set_defaults(run=_retry)

@@ -20,11 +20,13 @@ def register(commands: Any) -> None:
     sim.set_defaults(run=_sim)
     demo = commands.add_parser("demo", help="run the whole pipeline against the simulator")
     demo.add_argument(
-        "--scenario", choices=("seed", "today"), default="seed",
+        "--scenario",
+        choices=("seed", "today"),
+        default="seed",
         help="seed: the simulator answers the seed's beta chatthreads endpoint (default); "
         "today: it answers as live Graph does now (that segment removed), and the demo shows "
         "the deployment's one switch to v1.0 channel messages",
-    )  # fmt: skip
+    )
     demo.set_defaults(run=_demo)
 
 

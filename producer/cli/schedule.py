@@ -36,8 +36,11 @@ def register(commands: Any) -> None:
     show.add_argument("id")
     show.add_argument("--json", action="store_true")
     show.set_defaults(run=_show)
-    for name, text in (("pause", "stop firing until resumed"), ("resume", "fire again"),
-                       ("delete", "never fire again (kept on record)")):  # fmt: skip
+    for name, text in (
+        ("pause", "stop firing until resumed"),
+        ("resume", "fire again"),
+        ("delete", "never fire again (kept on record)"),
+    ):
         action = actions.add_parser(name, help=text)
         action.add_argument("id")
         action.set_defaults(run=_change, change=name)
@@ -89,9 +92,15 @@ def _add(args: argparse.Namespace, _rest: list[str]) -> int:
 
     def add(schedules: Schedules) -> int:
         record = schedules.add(
-            args.cron, args.tz, content, targets, content_type=content_type,
-            schedule_id=args.id, grace=args.grace, source=args.source,
-        )  # fmt: skip
+            args.cron,
+            args.tz,
+            content,
+            targets,
+            content_type=content_type,
+            schedule_id=args.id,
+            grace=args.grace,
+            source=args.source,
+        )
         print(_describe(record))
         print(f"next: {_when(schedules.next(record.id, 1)[0])}")
         print(f"schedule {record.id}")
@@ -111,8 +120,10 @@ def _list(args: argparse.Namespace, _rest: list[str]) -> int:
             print("no schedules")
         for record, upcoming in rows:
             nxt = _when(upcoming) if upcoming else "-"
-            print(f"{record.id:<16} {record.state:<8} {record.cron!r:<22} {record.timezone:<20} "
-                  f"{len(record.targets):>6} targets  next {nxt}")  # fmt: skip
+            print(
+                f"{record.id:<16} {record.state:<8} {record.cron!r:<22} {record.timezone:<20} "
+                f"{len(record.targets):>6} targets  next {nxt}"
+            )
         return 0
 
     return _with_schedules(show)
@@ -204,18 +215,25 @@ def _next_json(item: Upcoming | None) -> dict[str, Any] | None:
 
 def _as_json(record: ScheduleRecord) -> dict[str, Any]:
     return {
-        "id": record.id, "state": record.state.value, "cron": record.cron,
-        "timezone": record.timezone, "content_type": record.content_type.value,
-        "targets": len(record.targets), "source": record.source,
-        "grace_seconds": record.grace_seconds, "created_at": record.created_at.isoformat(),
-    }  # fmt: skip
+        "id": record.id,
+        "state": record.state.value,
+        "cron": record.cron,
+        "timezone": record.timezone,
+        "content_type": record.content_type.value,
+        "targets": len(record.targets),
+        "source": record.source,
+        "grace_seconds": record.grace_seconds,
+        "created_at": record.created_at.isoformat(),
+    }
 
 
 def _occurrence_json(occurrence: OccurrenceRecord) -> dict[str, Any]:
     return {
-        "at": occurrence.at.isoformat(), "state": occurrence.state.value,
-        "broadcast": occurrence.broadcast_id, "note": occurrence.note,
-    }  # fmt: skip
+        "at": occurrence.at.isoformat(),
+        "state": occurrence.state.value,
+        "broadcast": occurrence.broadcast_id,
+        "note": occurrence.note,
+    }
 
 
 def _occurrence_line(occurrence: OccurrenceRecord, tz: ZoneInfo) -> str:

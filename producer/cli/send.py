@@ -38,9 +38,14 @@ def _send(args: argparse.Namespace, _rest: list[str]) -> int:
         gc.disable()
         try:
             result = producer.send(
-                content, targets, content_type=content_type, broadcast_id=args.broadcast_id,
-                source=args.source, send_at=send_at, now_if_past=args.now_if_past,
-            )  # fmt: skip
+                content,
+                targets,
+                content_type=content_type,
+                broadcast_id=args.broadcast_id,
+                source=args.source,
+                send_at=send_at,
+                now_if_past=args.now_if_past,
+            )
         finally:
             if collecting:  # --watch runs on for as long as the broadcast does
                 gc.enable()

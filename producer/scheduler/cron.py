@@ -55,10 +55,11 @@ def _check_cron(field: str, cron: str, start: datetime) -> None:
         CronSim(cron, start)
     except (CronSimError, ValueError, IndexError) as exc:
         raise ValidationError(
-            field, cron,
+            field,
+            cron,
             f"is not a valid cron expression ({exc or 'bad field'}); the fields are "
             "[second] minute hour day-of-month month day-of-week, like '0 9 * * MON'",
-        ) from None  # fmt: skip
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -56,9 +56,11 @@ class SchedulerContext:
     @classmethod
     def open(cls, settings: Settings) -> SchedulerContext:
         return cls(
-            settings, Producer(settings), Publisher(settings.redis_url),
+            settings,
+            Producer(settings),
+            Publisher(settings.redis_url),
             redis.Redis.from_url(settings.redis_url),
-        )  # fmt: skip
+        )
 
     def close(self) -> None:
         self.publisher.close()
@@ -88,10 +90,12 @@ def default_jobs(ctx: SchedulerContext, keep_lease: Callable[[], bool] = _always
     gate = Gate(ctx.redis)
     leases = LeaseSweep(ctx.ledger, gate, retry_ambiguous=ctx.settings.ambiguous == "retry")
     orphans = OrphanSweep(
-        ctx.ledger, gate, grace=ctx.settings.orphan_grace,
+        ctx.ledger,
+        gate,
+        grace=ctx.settings.orphan_grace,
         released_grace=ctx.settings.orphan_released_grace,
         keep_lease=keep_lease,
-    )  # fmt: skip
+    )
     return [
         Job("release-due-broadcasts", TICK_SECONDS, release.run),
         Job("release-occurrences", TICK_SECONDS, occurrences.run),

@@ -55,9 +55,14 @@ class Lease(Protocol):
 
 class JobLoop:
     def __init__(
-        self, jobs: Sequence[Job], lease: Lease, *, clock: Clock = utc_now,
-        tick: float = TICK_SECONDS, monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:  # fmt: skip
+        self,
+        jobs: Sequence[Job],
+        lease: Lease,
+        *,
+        clock: Clock = utc_now,
+        tick: float = TICK_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         names = [job.name for job in jobs]
         if len(set(names)) != len(names):
             raise ValueError(f"job names must be unique: {names}")

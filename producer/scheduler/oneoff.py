@@ -60,5 +60,6 @@ class ExpireMissed:
             )
             cancelled = self._ledger.releases.expire(due.id, due.send_at, now, note)
             if cancelled:
-                log.warning("broadcast %s missed: %s (%d deliveries cancelled)", due.id, note,
-                            cancelled)  # fmt: skip
+                log.warning(
+                    "broadcast %s missed: %s (%d deliveries cancelled)", due.id, note, cancelled
+                )

@@ -55,9 +55,12 @@ def classify(at: datetime, now: datetime, grace_seconds: float) -> Timeliness:
 
 
 def due_occurrences(
-    recurrence: Recurrence, checked_through: datetime, now: datetime, grace_seconds: float,
+    recurrence: Recurrence,
+    checked_through: datetime,
+    now: datetime,
+    grace_seconds: float,
     limit: int = MAX_PER_RUN,
-) -> list[Due]:  # fmt: skip
+) -> list[Due]:
     """The occurrences after the watermark up to ``now``, earliest first, each classified.
 
     A clock read earlier than the watermark yields nothing: nothing fires twice.

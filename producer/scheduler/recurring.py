@@ -95,10 +95,14 @@ class ReleaseOccurrences:
         broadcast_id = occurrence_broadcast_id(schedule.id, at)
         try:
             result = self._producer.send(
-                schedule.content, schedule.targets, content_type=schedule.content_type,
-                broadcast_id=broadcast_id, send_at=at, source=f"schedule:{schedule.id}",
+                schedule.content,
+                schedule.targets,
+                content_type=schedule.content_type,
+                broadcast_id=broadcast_id,
+                send_at=at,
+                source=f"schedule:{schedule.id}",
                 now_if_past=True,
-            )  # fmt: skip
+            )
         except ValidationError as exc:
             # Sending again cannot help (e.g. a tenant's sign-in was deleted): say why, stop.
             self._ledger.schedules.finish(
@@ -107,5 +111,10 @@ class ReleaseOccurrences:
             log.error("schedule %s: occurrence %s not sent: %s", schedule.id, at.isoformat(), exc)
             return
         self._ledger.schedules.finish(schedule.id, at, now)
-        log.info("schedule %s: released %s as broadcast %s (%d deliveries)",
-                 schedule.id, at.isoformat(), broadcast_id, result.deliveries)  # fmt: skip
+        log.info(
+            "schedule %s: released %s as broadcast %s (%d deliveries)",
+            schedule.id,
+            at.isoformat(),
+            broadcast_id,
+            result.deliveries,
+        )

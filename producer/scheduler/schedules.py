@@ -90,11 +90,18 @@ class Schedules:
         self._redis = redis.Redis.from_url(self.settings.redis_url)
 
     def add(
-        self, cron: str, timezone: str, content: str,
-        targets: Iterable[Target | Mapping[str, object]], *,
-        content_type: str | ContentType = ContentType.HTML, schedule_id: str | None = None,
-        grace: int | None = None, source: str = "python", now: datetime | None = None,
-    ) -> ScheduleRecord:  # fmt: skip
+        self,
+        cron: str,
+        timezone: str,
+        content: str,
+        targets: Iterable[Target | Mapping[str, object]],
+        *,
+        content_type: str | ContentType = ContentType.HTML,
+        schedule_id: str | None = None,
+        grace: int | None = None,
+        source: str = "python",
+        now: datetime | None = None,
+    ) -> ScheduleRecord:
         """Validate and store a new active schedule; its first occurrence is the first after
         ``now``. ``grace``: seconds an occurrence may still go out late (default
         THREADCAST_SCHEDULE_GRACE)."""
@@ -105,15 +112,27 @@ class Schedules:
         if not first:
             raise ValidationError("cron", cron, "never fires again")
         probe = Broadcast(
-            occurrence_broadcast_id(sid, first[0]), content,
-            ContentType.parse("content_type", content_type), _targets(targets), source,
-        )  # fmt: skip
+            occurrence_broadcast_id(sid, first[0]),
+            content,
+            ContentType.parse("content_type", content_type),
+            _targets(targets),
+            source,
+        )
         self._check_signed_in(probe.targets)
         record = ScheduleRecord(
-            sid, recurrence.cron, timezone, probe.content, probe.content_type, probe.targets,
-            source, ScheduleState.ACTIVE, _grace(grace, self.settings.schedule_grace), now, now,
+            sid,
+            recurrence.cron,
+            timezone,
+            probe.content,
+            probe.content_type,
+            probe.targets,
+            source,
+            ScheduleState.ACTIVE,
+            _grace(grace, self.settings.schedule_grace),
             now,
-        )  # fmt: skip
+            now,
+            now,
+        )
         self.ledger.schedules.add(record)
         return record
 

@@ -40,8 +40,11 @@ class LeaseSweep:
         if again:
             self.gate.enqueue(again, replace=True)
         if settled:
-            log.warning("%d deliveries lost their worker mid-attempt: %s", settled,
-                        "re-queued" if self.retry_ambiguous else "marked unknown")  # fmt: skip
+            log.warning(
+                "%d deliveries lost their worker mid-attempt: %s",
+                settled,
+                "re-queued" if self.retry_ambiguous else "marked unknown",
+            )
         self.settled += settled
 
 

@@ -35,9 +35,14 @@ from threadcast.ledger.schema import attempts, deliveries
 
 #: Every fault and delay off: what a test leaves behind.
 NO_FAULTS: dict[str, float] = {
-    "fault_503": 0, "fault_503_bare": 0, "fault_504": 0, "fault_drop": 0,
-    "fault_accept_delay": 0, "latency_ms": 0, "latency_jitter_ms": 0,
-}  # fmt: skip
+    "fault_503": 0,
+    "fault_503_bare": 0,
+    "fault_504": 0,
+    "fault_drop": 0,
+    "fault_accept_delay": 0,
+    "latency_ms": 0,
+    "latency_jitter_ms": 0,
+}
 
 #: States a delivery leaves by itself (a worker or the scheduler acts on it).
 MOVING = ("scheduled", "queued", "retrying", "sending")
@@ -87,11 +92,13 @@ def spread(tenants: list[str], n: int, teams_per_tenant: int) -> list[dict[str, 
     """``n`` targets, round-robin over the tenants and their teams, each a channel of its own."""
     teams = {t: [str(uuid.uuid4()) for _ in range(teams_per_tenant)] for t in tenants}
     return [
-        {"tenant": (tenant := tenants[i % len(tenants)]),
-         "group": teams[tenant][(i // len(tenants)) % teams_per_tenant],
-         "channel": f"19:chaos{i}x{uuid.uuid4().hex[:6]}@thread.tacv2"}
+        {
+            "tenant": (tenant := tenants[i % len(tenants)]),
+            "group": teams[tenant][(i // len(tenants)) % teams_per_tenant],
+            "channel": f"19:chaos{i}x{uuid.uuid4().hex[:6]}@thread.tacv2",
+        }
         for i in range(n)
-    ]  # fmt: skip
+    ]
 
 
 # -- processes ---------------------------------------------------------------------------
@@ -205,10 +212,22 @@ class RestartableRedis:
     def start(self) -> None:
         binary = shutil.which("redis-server") or "redis-server"
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 15
         while not devredis.reachable(self.url):
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -236,10 +255,13 @@ class SchedulerProcess:
         self.log_path = log_path
         self._log: IO[bytes] = log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "producer.cli", "scheduler"], env=dict(env),
-            cwd=log_path.parent, stdin=subprocess.DEVNULL, stdout=self._log,
+            [sys.executable, "-m", "producer.cli", "scheduler"],
+            env=dict(env),
+            cwd=log_path.parent,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
             stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        )
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -282,26 +304,45 @@ class Attempt:
 def ledger_deliveries(ledger: Ledger, broadcast_id: str) -> list[Delivery]:
     d = deliveries.c
     query = select(
-        d.id, d.tenant_id, d.group_id, d.channel_id, d.state, d.attempts, d.last_status,
+        d.id,
+        d.tenant_id,
+        d.group_id,
+        d.channel_id,
+        d.state,
+        d.attempts,
+        d.last_status,
         d.last_error_code,
-    ).where(d.broadcast_id == broadcast_id)  # fmt: skip
+    ).where(d.broadcast_id == broadcast_id)
     with ledger.engine.connect() as conn:
         return [
-            Delivery(r.id, (r.tenant_id, r.group_id, r.channel_id), r.state, r.attempts,
-                     r.last_status, r.last_error_code)
+            Delivery(
+                r.id,
+                (r.tenant_id, r.group_id, r.channel_id),
+                r.state,
+                r.attempts,
+                r.last_status,
+                r.last_error_code,
+            )
             for r in conn.execute(query)
-        ]  # fmt: skip
+        ]
 
 
 def ledger_attempts(ledger: Ledger, broadcast_id: str) -> dict[str, Attempt]:
     """Every attempt of the broadcast by the ``client-request-id`` it sent."""
     a, d = attempts.c, deliveries.c
     query = (
-        select(a.client_request_id, a.delivery_id, d.tenant_id, d.group_id, d.channel_id,
-               a.outcome, a.error_code)
+        select(
+            a.client_request_id,
+            a.delivery_id,
+            d.tenant_id,
+            d.group_id,
+            d.channel_id,
+            a.outcome,
+            a.error_code,
+        )
         .join(deliveries, d.id == a.delivery_id)
         .where(d.broadcast_id == broadcast_id)
-    )  # fmt: skip
+    )
     with ledger.engine.connect() as conn:
         return {
             r.client_request_id: Attempt(
@@ -393,16 +434,21 @@ def guarantees(got: Figures, most_lost: int) -> dict[str, bool]:
     """The issue's figures as named checks (True: it holds). ``most_lost``: the most
     deliveries the kills can have caught mid-attempt (:attr:`Killer.most_lost`)."""
     states, causes = got.states, got.unknown_by_cause
-    unknown, held, dropped = states.get("unknown", 0), got.faults["accepted_then_delayed"], \
-        got.faults["dropped"]  # fmt: skip
+    unknown, held, dropped = (
+        states.get("unknown", 0),
+        got.faults["accepted_then_delayed"],
+        got.faults["dropped"],
+    )
     return {
         "every delivery ends sent, failed or unknown": set(states) <= {"sent", "failed", "unknown"},
-        "failed only for a permanent error (4xx), never posted":
-            got.failed_not_permanent == got.failed_with_post == 0,
-        "unique posts = sent + the posts behind unknown":
-            got.unique_posts == states.get("sent", 0) + got.posted_unknown,
-        "each sent delivery posted by its sent attempt":
-            got.sent_without_post == got.sent_post_mismatch == 0,
+        "failed only for a permanent error (4xx), never posted": got.failed_not_permanent
+        == got.failed_with_post
+        == 0,
+        "unique posts = sent + the posts behind unknown": got.unique_posts
+        == states.get("sent", 0) + got.posted_unknown,
+        "each sent delivery posted by its sent attempt": got.sent_without_post
+        == got.sent_post_mismatch
+        == 0,
         "every post made by an attempt of its own delivery": got.foreign_posts == 0,
         "zero duplicates among deliveries not unknown": got.duplicates_not_unknown == 0,
         "zero duplicates at all (unknown is never re-sent)": got.duplicates == 0,
@@ -410,13 +456,13 @@ def guarantees(got: Figures, most_lost: int) -> dict[str, bool]:
         "unknown by timeout <= answers held back": causes.get("timeout", 0) <= held,
         "unknown by disconnect <= connections dropped": causes.get("disconnect", 0) <= dropped,
         "kills mid-attempt <= posts in flight at the kills": got.worker_lost <= most_lost,
-        "posts behind unknown <= held back + kills mid-POST":
-            got.posted_unknown <= held + got.worker_lost,
-        "unknown <= held back + dropped + kills mid-POST":
-            unknown <= held + dropped + got.worker_lost,
-        "every post whose answer was held back is unknown":
-            got.delayed_posts == held and got.delayed_not_unknown == 0,
-    }  # fmt: skip
+        "posts behind unknown <= held back + kills mid-POST": got.posted_unknown
+        <= held + got.worker_lost,
+        "unknown <= held back + dropped + kills mid-POST": unknown
+        <= held + dropped + got.worker_lost,
+        "every post whose answer was held back is unknown": got.delayed_posts == held
+        and got.delayed_not_unknown == 0,
+    }
 
 
 def _target(post: Mapping[str, Any]) -> Target:

@@ -60,7 +60,7 @@ def stack_env(sim: RunningSimulator, redis_url: str, database_url: str, key: str
 
 def settings_from(env: dict[str, str]) -> Settings:
     prefix = "THREADCAST_"
-    return Settings(**{k[len(prefix):].lower(): v for k, v in env.items() if k.startswith(prefix)})
+    return Settings(**{k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)})
 
 
 @dataclass
@@ -77,9 +77,13 @@ class Stack:
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, redis_url: str,
-    sim: RunningSimulator, sim_admin: SimAdmin, cache_key: str,
-) -> Iterator[Stack]:  # fmt: skip
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_url: str,
+    sim: RunningSimulator,
+    sim_admin: SimAdmin,
+    cache_key: str,
+) -> Iterator[Stack]:
     """A worker on a fresh ledger (each backend) with two signed-in tenants; a module's
     ``STACK_ENV`` dict adds or overrides THREADCAST_* settings."""
     url = redis_url.rsplit("/", 1)[0] + f"/{STACK_REDIS_DB}"

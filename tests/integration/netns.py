@@ -115,9 +115,12 @@ class Host:
             "print('connected')\n"
         )
         done = subprocess.run(
-            self.command(sys.executable, "-c", script), capture_output=True, text=True,
-            timeout=timeout + 30, check=False,
-        )  # fmt: skip
+            self.command(sys.executable, "-c", script),
+            capture_output=True,
+            text=True,
+            timeout=timeout + 30,
+            check=False,
+        )
         return (done.stdout + done.stderr).strip()
 
 
@@ -151,8 +154,9 @@ class Network:
             ip("link", "set", bridge, "up")
             network = cls(bridge, address)
             for index, name in enumerate(names, start=2):
-                host = Host(name, f"{_NAMESPACE_PREFIX}{pid}-{name}", f"tc{pid}{name}",
-                            str(subnet[index]))  # fmt: skip
+                host = Host(
+                    name, f"{_NAMESPACE_PREFIX}{pid}-{name}", f"tc{pid}{name}", str(subnet[index])
+                )
                 cleanup.callback(_try_ip, "link", "del", host.veth)
                 cleanup.callback(_try_ip, "netns", "del", host.namespace)
                 _plug_in(host, bridge, bridge_mac, address, subnet.prefixlen)
@@ -176,10 +180,29 @@ def _plug_in(host: Host, bridge: str, bridge_mac: str, address: str, prefix: int
     ip(*inside, "link", "set", "eth0", "up")
     [eth0] = json.loads(ip(*inside, "-j", "link", "show", "eth0"))
     # Static neighbours both ways (the module's docstring says why).
-    ip(*inside, "neigh", "replace", address, "lladdr", bridge_mac, "dev", "eth0",
-       "nud", "permanent")  # fmt: skip
-    ip("neigh", "replace", host.address, "lladdr", str(eth0["address"]), "dev", bridge,
-       "nud", "permanent")  # fmt: skip
+    ip(
+        *inside,
+        "neigh",
+        "replace",
+        address,
+        "lladdr",
+        bridge_mac,
+        "dev",
+        "eth0",
+        "nud",
+        "permanent",
+    )
+    ip(
+        "neigh",
+        "replace",
+        host.address,
+        "lladdr",
+        str(eth0["address"]),
+        "dev",
+        bridge,
+        "nud",
+        "permanent",
+    )
 
 
 def _remove_leftovers() -> None:
@@ -237,9 +260,18 @@ def launch_worker(
     exec`` and ``threadcast worker`` (one process) each replace themselves."""
     name = f"threadcast-{host.name}-{uuid.uuid4().hex[:8]}@%h"
     argv = host.command(
-        sys.executable, "-m", "producer.cli", "worker", "-c", str(concurrency), "-n", name,
-        "--without-gossip", "--without-mingle", "--without-heartbeat",
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "producer.cli",
+        "worker",
+        "-c",
+        str(concurrency),
+        "-n",
+        name,
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    )
     ready = log_path.with_suffix(".ready")
     ready.unlink(missing_ok=True)
     child_env = dict(env) | {
@@ -278,10 +310,24 @@ class BoundRedis:
         binary = shutil.which("redis-server") or "redis-server"
         self.process = subprocess.Popen(
             # Protected mode refuses every client not on the loopback; the hosts are not.
-            [binary, "--port", str(self.port), "--bind", address, "--protected-mode", "no",
-             "--save", "", "--appendonly", "no", "--dir", str(directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                address,
+                "--protected-mode",
+                "no",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(directory),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 15
         while not _answers(address, self.port):
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -323,8 +369,9 @@ class TcpRelay:
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
-                                        name="tcp-relay")  # fmt: skip
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, daemon=True, name="tcp-relay"
+        )
 
     def start(self) -> TcpRelay:
         self._thread.start()

@@ -56,8 +56,9 @@ class SimAdmin:
     def configure(self, **knobs: object) -> None:
         self._http.post("/config", json=knobs).raise_for_status()
 
-    def consent(self, tenant: str, *, revoke: list[str] | None = None,
-                grant: list[str] | None = None) -> None:  # fmt: skip
+    def consent(
+        self, tenant: str, *, revoke: list[str] | None = None, grant: list[str] | None = None
+    ) -> None:
         body = {"revoke": revoke or [], "grant": grant or []}
         self._http.post(f"/tenants/{tenant}/consent", json=body).raise_for_status()
 
@@ -103,7 +104,12 @@ def footprint(ledger: Ledger, client: redis.Redis) -> tuple[object, ...]:
 
 
 def _size(client: redis.Redis, key: bytes) -> int:
-    measure = {b"list": client.llen, b"zset": client.zcard, b"hash": client.hlen,
-               b"set": client.scard, b"string": client.strlen}  # fmt: skip
+    measure = {
+        b"list": client.llen,
+        b"zset": client.zcard,
+        b"hash": client.hlen,
+        b"set": client.scard,
+        b"string": client.strlen,
+    }
     kind = client.type(key)
     return int(measure[kind](key)) if kind in measure else 0

@@ -81,8 +81,13 @@ def test_a_broadcast_sent_over_http_is_sent_and_visible(stack: Stack, api: Api) 
     assert response.status_code == 201, response.text
     accepted = response.json()
     broadcast_id = accepted["broadcast_id"]
-    assert accepted == {"broadcast_id": broadcast_id, "deliveries": 6, "created": True,
-                        "published": 6, "scheduled": False}  # fmt: skip
+    assert accepted == {
+        "broadcast_id": broadcast_id,
+        "deliveries": 6,
+        "created": True,
+        "published": 6,
+        "scheduled": False,
+    }
     assert response.headers["location"] == f"/v1/broadcasts/{broadcast_id}"
     wait_for(lambda: settled(stack, broadcast_id, 6), what="6 deliveries to settle")
     assert stack.ledger.broadcasts.counts(broadcast_id)["sent"] == 6
@@ -100,14 +105,23 @@ def test_a_broadcast_sent_over_http_is_sent_and_visible(stack: Stack, api: Api) 
 
 
 def test_the_same_broadcast_id_creates_nothing_new(stack: Stack, api: Api) -> None:
-    body = {"content": "hello", "content_type": "text", "targets": targets(stack, 2),
-            "broadcast_id": f"api-{uuid.uuid4()}"}  # fmt: skip
+    body = {
+        "content": "hello",
+        "content_type": "text",
+        "targets": targets(stack, 2),
+        "broadcast_id": f"api-{uuid.uuid4()}",
+    }
     first = send(api, body)
     wait_for(lambda: settled(stack, body["broadcast_id"], 2), what="2 deliveries")
     again = send(api, body)
     assert (first.status_code, again.status_code) == (201, 200)
-    assert again.json() == {"broadcast_id": body["broadcast_id"], "deliveries": 2,
-                            "created": False, "published": 0, "scheduled": False}  # fmt: skip
+    assert again.json() == {
+        "broadcast_id": body["broadcast_id"],
+        "deliveries": 2,
+        "created": False,
+        "published": 0,
+        "scheduled": False,
+    }
     other = send(api, body | {"content": "something else"})
     assert other.status_code == 422
     assert other.json()["error"]["fields"][0]["field"] == "broadcast_id"
@@ -142,8 +156,9 @@ def test_deliveries_are_paged_and_filtered(stack: Stack, api: Api) -> None:
 
 
 def test_cancel_then_retry_one_tenant(stack: Stack, api: Api) -> None:
-    response = send(api, {"content": f"cancel {uuid.uuid4()}", "targets": targets(stack, 4),
-                          "send_at": later()})  # fmt: skip
+    response = send(
+        api, {"content": f"cancel {uuid.uuid4()}", "targets": targets(stack, 4), "send_at": later()}
+    )
     broadcast_id = response.json()["broadcast_id"]
     cancelled = api.http.post(f"/v1/broadcasts/{broadcast_id}/cancel")
     assert cancelled.json() == {"broadcast_id": broadcast_id, "cancelled": 4}
@@ -174,17 +189,28 @@ def test_an_unknown_broadcast_is_404(api: Api, method: str, path: str) -> None:
 
 
 PROTECTED = [
-    ("GET", "/v1/broadcasts/x"), ("GET", "/v1/broadcasts/x/deliveries"),
-    ("POST", "/v1/broadcasts/x/cancel"), ("POST", "/v1/broadcasts/x/retry"),
-    ("POST", "/v1/broadcasts"), ("GET", "/v1/no-such-route"), ("GET", "/metrics"),
-]  # fmt: skip
+    ("GET", "/v1/broadcasts/x"),
+    ("GET", "/v1/broadcasts/x/deliveries"),
+    ("POST", "/v1/broadcasts/x/cancel"),
+    ("POST", "/v1/broadcasts/x/retry"),
+    ("POST", "/v1/broadcasts"),
+    ("GET", "/v1/no-such-route"),
+    ("GET", "/metrics"),
+]
 
 
 @pytest.mark.parametrize(
     "authorization",
-    [None, "", "Bearer", "Bearer wrong-key-0123456789", f"Basic {SVC_KEY}", f"Bearer {SVC_KEY}x",
-     f"bearer {'x' * 5000}"],
-)  # fmt: skip
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer wrong-key-0123456789",
+        f"Basic {SVC_KEY}",
+        f"Bearer {SVC_KEY}x",
+        f"bearer {'x' * 5000}",
+    ],
+)
 def test_a_missing_or_wrong_key_is_401_and_reveals_nothing(
     api: Api, authorization: str | None
 ) -> None:
@@ -200,10 +226,12 @@ def test_a_missing_or_wrong_key_is_401_and_reveals_nothing(
 
 
 def test_a_hashed_key_works_and_its_name_is_the_source(stack: Stack, api: Api) -> None:
-    with httpx.Client(base_url=api.server.base_url, timeout=30,
-                      headers={"Authorization": f"bearer  {HASHED_KEY}"}) as hashed:  # fmt: skip
-        response = hashed.post("/v1/broadcasts", json={"content": "from the hashed key",
-                                                       "targets": targets(stack, 1)})  # fmt: skip
+    with httpx.Client(
+        base_url=api.server.base_url, timeout=30, headers={"Authorization": f"bearer  {HASHED_KEY}"}
+    ) as hashed:
+        response = hashed.post(
+            "/v1/broadcasts", json={"content": "from the hashed key", "targets": targets(stack, 1)}
+        )
         assert response.status_code == 201, response.text
         broadcast_id = response.json()["broadcast_id"]
         assert hashed.get(f"/v1/broadcasts/{broadcast_id}").json()["source"] == "hashed"
@@ -220,10 +248,14 @@ def test_the_openapi_document(api: Api) -> None:
     validate(document)
     paths = document["paths"]
     assert set(paths) == {
-        "/v1/broadcasts", "/v1/broadcasts/{broadcast_id}",
-        "/v1/broadcasts/{broadcast_id}/deliveries", "/v1/broadcasts/{broadcast_id}/cancel",
-        "/v1/broadcasts/{broadcast_id}/retry", "/healthz", "/metrics",
-    }  # fmt: skip
+        "/v1/broadcasts",
+        "/v1/broadcasts/{broadcast_id}",
+        "/v1/broadcasts/{broadcast_id}/deliveries",
+        "/v1/broadcasts/{broadcast_id}/cancel",
+        "/v1/broadcasts/{broadcast_id}/retry",
+        "/healthz",
+        "/metrics",
+    }
     assert set(paths["/v1/broadcasts"]) == {"post"}
     assert set(paths["/v1/broadcasts/{broadcast_id}/retry"]) == {"post"}
     post = paths["/v1/broadcasts"]["post"]
@@ -232,8 +264,13 @@ def test_the_openapi_document(api: Api) -> None:
     schemas = document["components"]["schemas"]
     body = schemas["BroadcastIn"]
     assert body["additionalProperties"] is False and set(body["required"]) == {"content", "targets"}
-    assert set(body["properties"]) == {"content", "content_type", "targets", "send_at",
-                                       "broadcast_id"}  # fmt: skip
+    assert set(body["properties"]) == {
+        "content",
+        "content_type",
+        "targets",
+        "send_at",
+        "broadcast_id",
+    }
     assert schemas["TargetIn"]["additionalProperties"] is False
     error = post["responses"]["422"]["content"]["application/json"]["schema"]["$ref"]
     assert error.endswith("/ErrorBody")

@@ -100,8 +100,11 @@ def test_malformed_json(http: httpx.Client, raw: bytes, field: str | None) -> No
 
 @pytest.mark.usefixtures("unchanged")
 def test_a_body_that_does_not_say_json(stack: Stack, http: httpx.Client) -> None:
-    response = http.post("/v1/broadcasts", content=json.dumps(body(stack)).encode(),
-                         headers={"Content-Type": "text/plain"})  # fmt: skip
+    response = http.post(
+        "/v1/broadcasts",
+        content=json.dumps(body(stack)).encode(),
+        headers={"Content-Type": "text/plain"},
+    )
     assert response.status_code == 422 and fields_of(response) == ["body"]
     assert "Content-Type: application/json" in response.json()["error"]["message"]
 
@@ -139,8 +142,12 @@ def test_every_bad_field_is_named_at_once(stack: Stack, http: httpx.Client) -> N
     response = http.post("/v1/broadcasts", json=bad)
     assert response.status_code == 422
     assert set(fields_of(response)) == {
-        "content", "targets[0].tenant", "targets[0].channel", "targets[0].colour", "x",
-    }  # fmt: skip
+        "content",
+        "targets[0].tenant",
+        "targets[0].channel",
+        "targets[0].colour",
+        "x",
+    }
 
 
 VALUES = [
@@ -178,8 +185,15 @@ def test_bad_values_are_refused_by_name(
     assert "set-cookie" not in response.headers and "location" not in response.headers
 
 
-BAD_IDS = ["a%2Fb", "..%2F..%2Fetc%2Fpasswd", "x%0D%0ASet-Cookie:%20a=1", "x%0A", "%00", "-x",
-           "x" * 129]  # fmt: skip
+BAD_IDS = [
+    "a%2Fb",
+    "..%2F..%2Fetc%2Fpasswd",
+    "x%0D%0ASet-Cookie:%20a=1",
+    "x%0A",
+    "%00",
+    "-x",
+    "x" * 129,
+]
 
 
 @pytest.mark.usefixtures("unchanged")
@@ -200,9 +214,15 @@ def test_a_bad_id_in_the_path_is_422(
 @pytest.mark.usefixtures("unchanged")
 @pytest.mark.parametrize(
     ("params", "field"),
-    [({"state": "lost"}, "state[0]"), ({"tenant": "nope"}, "tenant"), ({"limit": 0}, "limit"),
-     ({"limit": 1001}, "limit"), ({"after": "x"}, "after"), ({"after": -1}, "after")],
-)  # fmt: skip
+    [
+        ({"state": "lost"}, "state[0]"),
+        ({"tenant": "nope"}, "tenant"),
+        ({"limit": 0}, "limit"),
+        ({"limit": 1001}, "limit"),
+        ({"after": "x"}, "after"),
+        ({"after": -1}, "after"),
+    ],
+)
 def test_bad_delivery_queries(http: httpx.Client, params: dict[str, Any], field: str) -> None:
     response = http.get("/v1/broadcasts/some-id/deliveries", params=params)
     assert response.status_code == 422 and fields_of(response) == [field]
@@ -211,10 +231,14 @@ def test_bad_delivery_queries(http: httpx.Client, params: dict[str, Any], field:
 @pytest.mark.usefixtures("unchanged")
 @pytest.mark.parametrize(
     ("retry", "field"),
-    [({"states": ["lost"]}, "states[0]"), ({"states": []}, "states"),
-     ({"tenant": "nope"}, "tenant"), ({"states": "failed"}, "states"),
-     ({"everything": True}, "everything")],
-)  # fmt: skip
+    [
+        ({"states": ["lost"]}, "states[0]"),
+        ({"states": []}, "states"),
+        ({"tenant": "nope"}, "tenant"),
+        ({"states": "failed"}, "states"),
+        ({"everything": True}, "everything"),
+    ],
+)
 def test_bad_retry_bodies(http: httpx.Client, retry: dict[str, Any], field: str) -> None:
     response = http.post("/v1/broadcasts/some-id/retry", json=retry)
     # The tenant is checked after the id is found; an unknown id is 404 first for that one.
@@ -240,10 +264,16 @@ def raw_request(server: RunningApi, head: str, body: bytes) -> tuple[int, bytes]
 
 @pytest.mark.usefixtures("unchanged")
 def test_a_declared_10_mb_body_is_refused_before_it_is_read(server: RunningApi) -> None:
-    head = "\r\n".join([
-        "POST /v1/broadcasts HTTP/1.1", "Host: api", f"Authorization: Bearer {KEY}",
-        "Content-Type: application/json", f"Content-Length: {TEN_MB}", "Connection: close",
-    ])  # fmt: skip
+    head = "\r\n".join(
+        [
+            "POST /v1/broadcasts HTTP/1.1",
+            "Host: api",
+            f"Authorization: Bearer {KEY}",
+            "Content-Type: application/json",
+            f"Content-Length: {TEN_MB}",
+            "Connection: close",
+        ]
+    )
     status, answer = raw_request(server, head, b'{"content": "')  # the rest never comes
     assert status == 413
     message = json.loads(answer)["error"]["message"]
@@ -266,8 +296,14 @@ def test_10_mb_bodies_sent_whole_or_streamed_are_413(stack: Stack, http: httpx.C
 
 @pytest.mark.usefixtures("unchanged")
 def test_without_a_key_a_big_body_is_401_not_read(server: RunningApi) -> None:
-    head = "\r\n".join(["POST /v1/broadcasts HTTP/1.1", "Host: api",
-                        f"Content-Length: {TEN_MB}", "Connection: close"])  # fmt: skip
+    head = "\r\n".join(
+        [
+            "POST /v1/broadcasts HTTP/1.1",
+            "Host: api",
+            f"Content-Length: {TEN_MB}",
+            "Connection: close",
+        ]
+    )
     status, _ = raw_request(server, head, b"{")
     assert status == 401
 

@@ -39,8 +39,9 @@ def api(stack: Stack) -> Iterator[Clients]:
     server: RunningApi = start_api(settings_from(stack.env | {"THREADCAST_API_KEYS": KEYS}))
 
     def client(key: str) -> httpx.Client:
-        return httpx.Client(base_url=server.base_url, timeout=30,
-                            headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+        return httpx.Client(
+            base_url=server.base_url, timeout=30, headers={"Authorization": f"Bearer {key}"}
+        )
 
     clients = Clients(client(ALPHA), client(BETA), client(OPS))
     yield clients
@@ -59,8 +60,14 @@ def later() -> str:
 
 
 def two_targets(stack: Stack) -> list[dict[str, str]]:
-    return [{"tenant": stack.tenants[0], "group": str(uuid.uuid4()),
-             "channel": f"19:own{i}x@thread.tacv2"} for i in range(2)]  # fmt: skip
+    return [
+        {
+            "tenant": stack.tenants[0],
+            "group": str(uuid.uuid4()),
+            "channel": f"19:own{i}x@thread.tacv2",
+        }
+        for i in range(2)
+    ]
 
 
 def body(stack: Stack, **over: object) -> dict[str, object]:

@@ -59,8 +59,11 @@ def unchanged(stack: Stack, http: httpx.Client) -> Iterator[None]:
 
 
 def target(stack: Stack) -> dict[str, str]:
-    return {"tenant": stack.tenants[0], "group": str(uuid.uuid4()),
-            "channel": f"19:{uuid.uuid4().hex}@thread.tacv2"}  # fmt: skip
+    return {
+        "tenant": stack.tenants[0],
+        "group": str(uuid.uuid4()),
+        "channel": f"19:{uuid.uuid4().hex}@thread.tacv2",
+    }
 
 
 def raw_body(stack: Stack, content_json: str, **over: Any) -> bytes:
@@ -100,12 +103,15 @@ def test_values_the_ledger_cannot_store_are_422(
 
 
 def test_nul_in_a_retry_filter_is_422(stack: Stack, http: httpx.Client) -> None:
-    sent = http.post("/v1/broadcasts", json={"content": "later", "targets": [target(stack)],
-                                             "send_at": "2999-01-01T00:00:00Z"})  # fmt: skip
+    sent = http.post(
+        "/v1/broadcasts",
+        json={"content": "later", "targets": [target(stack)], "send_at": "2999-01-01T00:00:00Z"},
+    )
     broadcast_id = sent.json()["broadcast_id"]
     before = footprint(stack.ledger, stack.redis)
-    response = http.post(f"/v1/broadcasts/{broadcast_id}/retry",
-                         json={"states": ["failed"], "error_code": "x\x00y"})  # fmt: skip
+    response = http.post(
+        f"/v1/broadcasts/{broadcast_id}/retry", json={"states": ["failed"], "error_code": "x\x00y"}
+    )
     assert fields_of(response) == ["error_code"]
     assert footprint(stack.ledger, stack.redis) == before
     assert http.post(f"/v1/broadcasts/{broadcast_id}/cancel").json()["cancelled"] == 1
@@ -121,10 +127,14 @@ def test_a_page_cursor_past_any_seq_is_422(http: httpx.Client, after: int) -> No
 @pytest.mark.usefixtures("unchanged")
 @pytest.mark.parametrize(
     "raw",
-    [b"[" * 30_000 + b"]" * 30_000, b'{"content": ' + b"[" * 30_000 + b"]" * 30_000 + b"}",
-     b"[" * 50_000, b'{"content": "\xff\xfe"}'],
+    [
+        b"[" * 30_000 + b"]" * 30_000,
+        b'{"content": ' + b"[" * 30_000 + b"]" * 30_000 + b"}",
+        b"[" * 50_000,
+        b'{"content": "\xff\xfe"}',
+    ],
     ids=["deep-list", "deep-content", "deep-unclosed", "not-utf8"],
-)  # fmt: skip
+)
 def test_json_the_parser_gives_up_on_is_422_naming_the_body(http: httpx.Client, raw: bytes) -> None:
     response = http.post("/v1/broadcasts", content=raw, headers=JSON)
     assert fields_of(response) == ["body"]
@@ -190,8 +200,12 @@ def test_the_cli_refuses_the_same_values_in_one_line(
 @pytest.mark.usefixtures("unchanged")
 def test_text_that_is_not_utf8_on_the_command_line(stack: Stack) -> None:
     argv = [a.encode() for a in single(stack)] + [b"--text", b"caf\xe9 \xff"]
-    done = subprocess.run([sys.executable.encode(), b"-m", b"producer.cli", *argv],
-                          env=stack.env, capture_output=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable.encode(), b"-m", b"producer.cli", *argv],
+        env=stack.env,
+        capture_output=True,
+        timeout=60,
+    )
     assert done.returncode == 2, done.stderr
     assert done.stderr.count(b"\n") == 1 and b"Traceback" not in done.stderr
     assert done.stderr.startswith(b"threadcast: error: --text: ")
@@ -208,9 +222,13 @@ def test_text_that_is_not_utf8_on_the_command_line(stack: Stack) -> None:
     ],
 )
 def test_the_cli_refuses_a_targets_file_it_cannot_parse_in_one_line(
-    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-    name: str, text: str, where: str,
-) -> None:  # fmt: skip
+    stack: Stack,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    text: str,
+    where: str,
+) -> None:
     path = tmp_path / name
     path.write_text(text)
     assert main(["send", "--targets", str(path), "--text", "hi"]) == 2
@@ -220,10 +238,13 @@ def test_the_cli_refuses_a_targets_file_it_cannot_parse_in_one_line(
 @pytest.mark.usefixtures("unchanged")
 @pytest.mark.parametrize(
     ("over", "field"),
-    [({"content": "a\x00b"}, "content"), ({"content": "\udfff"}, "content"),
-     ({"send_at": datetime.fromisoformat(FAR)}, "send_at"),
-     ({"source": "me\x00"}, "source")],
-)  # fmt: skip
+    [
+        ({"content": "a\x00b"}, "content"),
+        ({"content": "\udfff"}, "content"),
+        ({"send_at": datetime.fromisoformat(FAR)}, "send_at"),
+        ({"source": "me\x00"}, "source"),
+    ],
+)
 def test_python_callers_get_a_validation_error(
     stack: Stack, over: dict[str, Any], field: str
 ) -> None:

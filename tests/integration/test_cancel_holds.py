@@ -36,10 +36,13 @@ def slow_503s(stack: Stack) -> Iterator[None]:
 
 def targets(stack: Stack, n: int, team: str | None = None) -> list[dict[str, str]]:
     return [
-        {"tenant": stack.tenants[0], "group": team or str(uuid.uuid4()),
-         "channel": f"19:{uuid.uuid4().hex}@thread.tacv2"}
+        {
+            "tenant": stack.tenants[0],
+            "group": team or str(uuid.uuid4()),
+            "channel": f"19:{uuid.uuid4().hex}@thread.tacv2",
+        }
         for _ in range(n)
-    ]  # fmt: skip
+    ]
 
 
 def attempts_of(stack: Stack, broadcast_id: str) -> list[tuple[datetime, str, int]]:
@@ -56,14 +59,17 @@ def test_posts_in_flight_at_cancel_are_not_posted_again(stack: Stack, slow_503s:
     content = f"<p>cancel me {uuid.uuid4()}</p>"
     with Producer(stack.settings) as producer:
         bid = producer.send(content, targets(stack, 3), content_type="html").broadcast_id
-        wait_for(lambda: producer.ledger.broadcasts.counts(bid)["sending"] >= 1,
-                 what="a post in flight")  # fmt: skip
+        wait_for(
+            lambda: producer.ledger.broadcasts.counts(bid)["sending"] >= 1, what="a post in flight"
+        )
         producer.cancel(bid)
         cancelled_at = datetime.now(UTC)
         # Graph answers well again: before the fix the in-flight ones were retried and sent.
         stack.sim.configure(latency_ms=0, fault_503_bare=0.0)
-        wait_for(lambda: producer.ledger.broadcasts.counts(bid)["cancelled"] == 3,
-                 what="every delivery cancelled")  # fmt: skip
+        wait_for(
+            lambda: producer.ledger.broadcasts.counts(bid)["cancelled"] == 3,
+            what="every delivery cancelled",
+        )
     counts = stack.ledger.broadcasts.counts(bid)
     assert counts["cancelled"] == 3 and counts["sent"] == 0
     attempts = attempts_of(stack, bid)
@@ -81,18 +87,21 @@ def test_a_claim_made_before_the_cancel_gets_no_permit_and_a_retry_lifts_the_can
     content = f"<p>claimed {uuid.uuid4()}</p>"
     now = datetime.now(UTC)
     with Producer(stack.settings) as producer:
-        bid = producer.send(content, targets(stack, 1), content_type="html",
-                            send_at=now + timedelta(days=1)).broadcast_id  # fmt: skip
+        bid = producer.send(
+            content, targets(stack, 1), content_type="html", send_at=now + timedelta(days=1)
+        ).broadcast_id
         with stack.ledger.engine.begin() as conn:  # as if released, then claimed by a worker
-            conn.execute(text("UPDATE deliveries SET state = 'queued' WHERE broadcast_id = :b"),
-                         {"b": bid})  # fmt: skip
+            conn.execute(
+                text("UPDATE deliveries SET state = 'queued' WHERE broadcast_id = :b"), {"b": bid}
+            )
         [delivery] = [m.delivery_id for m in stack.ledger.broadcasts.queued_messages(bid)]
         claim = stack.ledger.deliveries.claim(delivery, "w", "crid", timedelta(minutes=1), now)
         assert isinstance(claim, Claim)
         assert producer.cancel(bid) == 0  # nothing waiting: the one delivery is claimed
         # Once cancelled, nothing of it is claimed again.
-        assert not isinstance(stack.ledger.deliveries.claim(delivery, "w", "c2",
-                                                            timedelta(minutes=1), now), Claim)
+        assert not isinstance(
+            stack.ledger.deliveries.claim(delivery, "w", "c2", timedelta(minutes=1), now), Claim
+        )
         # Its POST is answered 503 (it was on the wire): recorded cancelled, not retrying.
         retry = Outcome(DeliveryState.RETRYING, http_status=503, next_attempt_at=now)
         assert stack.ledger.deliveries.record_many([(claim, retry, now)]) == [
@@ -123,7 +132,10 @@ def test_an_idempotent_resend_costs_no_second_permit(stack: Stack) -> None:
     assert mine == {f"{stack.tenants[0]}:{team}:{t['channel']}": 1 for t in work}
     log = stack.worker.log_text()
     with stack.ledger.engine.connect() as conn:
-        ids = conn.execute(text("SELECT id FROM deliveries WHERE broadcast_id = :b"),
-                           {"b": bid}).scalars().all()  # fmt: skip
+        ids = (
+            conn.execute(text("SELECT id FROM deliveries WHERE broadcast_id = :b"), {"b": bid})
+            .scalars()
+            .all()
+        )
     assert not [i for i in ids if f"delivery {i} not claimed" in log]
     assert len([p for p in stack.sim.posts() if p["content"] == content]) == 5

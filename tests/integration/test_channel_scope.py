@@ -24,8 +24,11 @@ from tests.integration.stack import wait_for
 # apart and the channel limit would never be what holds a post back. The guard is wider than
 # the default 20 ms, as in test_limits.py: on a shared 2-core test machine the jitter between
 # confirming a permit and the request reaching the simulator can exceed 20 ms.
-STACK_ENV = {"THREADCAST_CHANNEL_RPS": "1", "THREADCAST_TENANT_RPS": "300",
-             "THREADCAST_LIMIT_GUARD_MS": "150"}  # fmt: skip
+STACK_ENV = {
+    "THREADCAST_CHANNEL_RPS": "1",
+    "THREADCAST_TENANT_RPS": "300",
+    "THREADCAST_LIMIT_GUARD_MS": "150",
+}
 TEAMS, CHANNELS_PER_TEAM, BROADCASTS = 50, 2, 3
 
 
@@ -49,8 +52,9 @@ def test_concurrent_broadcasts_to_the_same_channels_post_once_a_second_per_chann
     teams = [(stack.tenants[i % 2], str(uuid.uuid4())) for i in range(TEAMS)]
     targets = [
         {"tenant": tenant, "group": group, "channel": f"19:cs{k}x{j}@thread.tacv2"}
-        for k, (tenant, group) in enumerate(teams) for j in range(CHANNELS_PER_TEAM)
-    ]  # fmt: skip
+        for k, (tenant, group) in enumerate(teams)
+        for j in range(CHANNELS_PER_TEAM)
+    ]
     contents = [f"<p>channel scope {n} {uuid.uuid4()}</p>" for n in range(BROADCASTS)]
     together = threading.Barrier(BROADCASTS)
 
@@ -63,8 +67,11 @@ def test_concurrent_broadcasts_to_the_same_channels_post_once_a_second_per_chann
         broadcast_ids = list(pool.map(send, contents))
     with Producer(stack.settings) as producer:
         counts = producer.ledger.broadcasts.counts
-        wait_for(lambda: all(counts(b)["sent"] == len(targets) for b in broadcast_ids),
-                 timeout=120, what="300 posts, one a second per channel")  # fmt: skip
+        wait_for(
+            lambda: all(counts(b)["sent"] == len(targets) for b in broadcast_ids),
+            timeout=120,
+            what="300 posts, one a second per channel",
+        )
 
     posts = [p for p in stack.sim.posts() if p["content"] in contents]
     assert len(posts) == BROADCASTS * len(targets)

@@ -109,12 +109,21 @@ def tenants(stack: Stack) -> list[str]:
 
 
 def test_workers_sigkilled_every_two_seconds_while_graph_misbehaves(
-    stack: Stack, tenants: list[str], sim: RunningSimulator, sim_admin: SimAdmin, faults: None,
-) -> None:  # fmt: skip
+    stack: Stack,
+    tenants: list[str],
+    sim: RunningSimulator,
+    sim_admin: SimAdmin,
+    faults: None,
+) -> None:
     configure(
-        sim, fault_503=0.10, fault_retry_after=1, fault_accept_delay=0.02,
-        fault_accept_delay_seconds=ACCEPT_DELAY_SECONDS, fault_drop=0.02, fault_seed=7,
-    )  # fmt: skip
+        sim,
+        fault_503=0.10,
+        fault_retry_after=1,
+        fault_accept_delay=0.02,
+        fault_accept_delay_seconds=ACCEPT_DELAY_SECONDS,
+        fault_drop=0.02,
+        fault_seed=7,
+    )
     before = sim_admin.stats()["faults"]
     content = f"<p>chaos {uuid.uuid4()}</p>"
     ledger = stack.ledger
@@ -130,10 +139,12 @@ def test_workers_sigkilled_every_two_seconds_while_graph_misbehaves(
         bid = producer.send(content, spread(tenants, CHAOS_DELIVERIES, 20)).broadcast_id
         # The stack's own worker is never killed: the killing lasts while work waits.
         killer.run(busy=lambda: count_in(ledger, bid, WAITING) > 0, whole_at=3)
-        wait_for(lambda: count_in(ledger, bid, MOVING) == 0, timeout=240,
-                 what="every delivery to settle")  # fmt: skip
-    got = figures(ledger, bid, posts_of(sim_admin, content),
-                  fault_delta(before, sim_admin.stats()["faults"]))  # fmt: skip
+        wait_for(
+            lambda: count_in(ledger, bid, MOVING) == 0, timeout=240, what="every delivery to settle"
+        )
+    got = figures(
+        ledger, bid, posts_of(sim_admin, content), fault_delta(before, sim_admin.stats()["faults"])
+    )
     print(f"\nchaos figures: {json.dumps(got.as_json())}")
 
     # The issue's figures, each a named check (chaostools.guarantees): every delivery ends
@@ -150,9 +161,12 @@ def test_workers_sigkilled_every_two_seconds_while_graph_misbehaves(
 
 @pytest.mark.backends("sqlite")
 def test_redis_flushed_then_down_mid_broadcast_through_the_scheduler_process(
-    stack: Stack, tenants: list[str], sim_admin: SimAdmin, redis_url: str,
+    stack: Stack,
+    tenants: list[str],
+    sim_admin: SimAdmin,
+    redis_url: str,
     redis_server: RestartableRedis | None,
-) -> None:  # fmt: skip
+) -> None:
     """FLUSHALL an eighth into a 2,000-delivery broadcast: the queue, the gate, the leases,
     the token caches' copies are gone, and the real ``threadcast scheduler``'s orphan sweep
     puts back what the ledger says still waits. Halfway, Redis crashes (SIGKILL) and comes
@@ -162,8 +176,12 @@ def test_redis_flushed_then_down_mid_broadcast_through_the_scheduler_process(
     content = f"<p>flushall {uuid.uuid4()}</p>"
     ledger = stack.ledger
     # A deep prefetch: when Redis dies, this worker still holds messages it has not started.
-    holder = start_worker(stack.workdir / "holder.log", env=stack.env, concurrency=2,
-                          extra=["--prefetch-multiplier", "8"])  # fmt: skip
+    holder = start_worker(
+        stack.workdir / "holder.log",
+        env=stack.env,
+        concurrency=2,
+        extra=["--prefetch-multiplier", "8"],
+    )
     try:
         with (
             SchedulerProcess(stack.env, stack.workdir / "scheduler-flush.log") as scheduler,
@@ -171,16 +189,25 @@ def test_redis_flushed_then_down_mid_broadcast_through_the_scheduler_process(
         ):
             bid = producer.send(content, spread(tenants, FLUSH_DELIVERIES, 20)).broadcast_id
             sent = producer.ledger.broadcasts.counts
-            wait_for(lambda: sent(bid)["sent"] >= FLUSH_DELIVERIES // 8, timeout=120,
-                     what="an eighth of the broadcast sent")  # fmt: skip
+            wait_for(
+                lambda: sent(bid)["sent"] >= FLUSH_DELIVERIES // 8,
+                timeout=120,
+                what="an eighth of the broadcast sent",
+            )
             flush_everything(stack, redis_url, redis_server)
             assert sent(bid)["sent"] < FLUSH_DELIVERIES  # the flush did land mid-broadcast
             if redis_server is not None:
-                wait_for(lambda: sent(bid)["sent"] >= FLUSH_DELIVERIES // 2, timeout=120,
-                         what="half of the broadcast sent")  # fmt: skip
+                wait_for(
+                    lambda: sent(bid)["sent"] >= FLUSH_DELIVERIES // 2,
+                    timeout=120,
+                    what="half of the broadcast sent",
+                )
                 crash_and_restart(redis_server, ledger, bid)
-            wait_for(lambda: sent(bid)["sent"] == FLUSH_DELIVERIES, timeout=240,
-                     what="every delivery sent after the flush")  # fmt: skip
+            wait_for(
+                lambda: sent(bid)["sent"] == FLUSH_DELIVERIES,
+                timeout=240,
+                what="every delivery sent after the flush",
+            )
             log = scheduler.log_text()
     finally:
         holder.stop()
@@ -195,8 +222,11 @@ def crash_and_restart(server: RestartableRedis, ledger: Ledger, broadcast_id: st
     server.crash()
     try:
         # Whatever a worker held when Redis died is dealt with while it is still down.
-        wait_for(lambda: count_in(ledger, broadcast_id, ["sending"]) == 0, timeout=30,
-                 what="nothing left sending while Redis is down")  # fmt: skip
+        wait_for(
+            lambda: count_in(ledger, broadcast_id, ["sending"]) == 0,
+            timeout=30,
+            what="nothing left sending while Redis is down",
+        )
     finally:
         server.start()
 
@@ -210,15 +240,20 @@ def test_a_worker_still_dispatches_after_a_redis_outage(
     stack.worker.stop()  # one worker only: its dispatcher is the one that must survive
     alone = start_worker(stack.workdir / "outage-alone.log", env=stack.env, concurrency=1)
     try:
-        wait_for(lambda: current_holder(stack.redis, keys.LEADER) is not None,
-                 what="the worker's dispatcher to lead")  # fmt: skip
+        wait_for(
+            lambda: current_holder(stack.redis, keys.LEADER) is not None,
+            what="the worker's dispatcher to lead",
+        )
         redis_server.crash()
         time.sleep(2)  # down longer than the dispatcher's longest sleep (1 s)
         redis_server.start()
         with Producer(stack.settings) as producer:
             bid = producer.send("<p>after the outage</p>", spread(stack.tenants, 1, 1)).broadcast_id
-        wait_for(lambda: count_in(stack.ledger, bid, ["sent"]) == 1, timeout=10,
-                 what="a delivery sent after the outage")  # fmt: skip
+        wait_for(
+            lambda: count_in(stack.ledger, bid, ["sent"]) == 1,
+            timeout=10,
+            what="a delivery sent after the outage",
+        )
     finally:
         alone.stop()
 
@@ -243,8 +278,12 @@ def test_sigterm_finishes_in_flight_posts_and_returns_prefetched_messages(
     # Slow answers and a deep prefetch: at the signal, a few posts are in flight and more
     # messages wait in the worker, taken from the queue but not started.
     configure(sim, latency_ms=400)
-    worker = start_worker(stack.workdir / "prefetching.log", env=stack.env, concurrency=2,
-                          extra=["--prefetch-multiplier", "8"])  # fmt: skip
+    worker = start_worker(
+        stack.workdir / "prefetching.log",
+        env=stack.env,
+        concurrency=2,
+        extra=["--prefetch-multiplier", "8"],
+    )
     content = f"<p>term {uuid.uuid4()}</p>"
     ledger = stack.ledger
     with Producer(stack.settings) as producer:
@@ -252,9 +291,10 @@ def test_sigterm_finishes_in_flight_posts_and_returns_prefetched_messages(
     ours = {row.id for row in ledger_deliveries(ledger, bid)}
     try:
         # More messages taken than the two processes run: some wait, prefetched.
-        wait_for(lambda: ledger.broadcasts.counts(bid)["sent"] >= 2
-                 and len(reserved(stack, ours)) > 3,
-                 what="posts in flight and messages prefetched")  # fmt: skip
+        wait_for(
+            lambda: ledger.broadcasts.counts(bid)["sent"] >= 2 and len(reserved(stack, ours)) > 3,
+            what="posts in flight and messages prefetched",
+        )
         prefetched = reserved(stack, ours)
         worker.process.send_signal(signal.SIGTERM)
         assert worker.process.wait(60) == 0
@@ -285,8 +325,11 @@ def test_sigterm_finishes_in_flight_posts_and_returns_prefetched_messages(
     configure(sim, latency_ms=0)
     again = start_worker(stack.workdir / "after-term.log", env=stack.env, concurrency=2)
     try:
-        wait_for(lambda: ledger.broadcasts.counts(bid)["sent"] == TERM_DELIVERIES, timeout=120,
-                 what="the rest sent by a fresh worker")  # fmt: skip
+        wait_for(
+            lambda: ledger.broadcasts.counts(bid)["sent"] == TERM_DELIVERIES,
+            timeout=120,
+            what="the rest sent by a fresh worker",
+        )
     finally:
         again.stop()
     posts = posts_of(sim_admin, content)
@@ -319,13 +362,19 @@ def test_a_worker_frozen_mid_post_past_its_lease_records_the_late_answer(
             [child] = children(frozen.process.pid) or [frozen.process.pid]
             os.kill(child, signal.SIGSTOP)
             try:
-                wait_for(lambda: count_in(ledger, bid, ["unknown"]) == 1, timeout=60,
-                         what="the lease sweep to give up on it")  # fmt: skip
+                wait_for(
+                    lambda: count_in(ledger, bid, ["unknown"]) == 1,
+                    timeout=60,
+                    what="the lease sweep to give up on it",
+                )
                 configure(sim, latency_ms=0, fault_503_bare=0)
             finally:
                 os.kill(child, signal.SIGCONT)
-            wait_for(lambda: count_in(ledger, bid, ["sent"]) == 1, timeout=60,
-                     what="the retry to be sent")  # fmt: skip
+            wait_for(
+                lambda: count_in(ledger, bid, ["sent"]) == 1,
+                timeout=60,
+                what="the retry to be sent",
+            )
     finally:
         frozen.stop()
     [row] = ledger_deliveries(ledger, bid)

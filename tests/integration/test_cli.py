@@ -109,9 +109,12 @@ def test_bad_target_writes_nothing(
     ],
 )
 def test_bad_content_writes_nothing(
-    cli_env: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-    content_args: list[str], message: str,
-) -> None:  # fmt: skip
+    cli_env: Stack,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    content_args: list[str],
+    message: str,
+) -> None:
     (tmp_path / "note.txt").write_text("hello")
     before = snapshot(cli_env)
     assert run(["send", *one(cli_env), *content_args]) == 2
@@ -123,8 +126,9 @@ def test_malformed_targets_file_reports_the_line(
     cli_env: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     group = str(uuid.uuid4())
-    lines = ["tenant,group,channel"] + [f"{cli_env.tenants[0]},{group},19:ok{i}@thread.tacv2"
-                                         for i in range(5)]  # fmt: skip
+    lines = ["tenant,group,channel"] + [
+        f"{cli_env.tenants[0]},{group},19:ok{i}@thread.tacv2" for i in range(5)
+    ]
     lines.insert(4, f"{cli_env.tenants[0]},{group},19:../../admin@thread.tacv2")
     (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
     before = snapshot(cli_env)

@@ -29,20 +29,28 @@ from worker.dispatcher import Dispatcher
 
 def limits(channel_daily: int = 100) -> Limits:
     return Limits(
-        window=1.0, app=1000, tenant=1000, team=1000, channel=1000,
-        channel_daily=channel_daily, overrides={},
-    )  # fmt: skip
+        window=1.0,
+        app=1000,
+        tenant=1000,
+        team=1000,
+        channel=1000,
+        channel_daily=channel_daily,
+        overrides={},
+    )
 
 
 def messages(n: int, *, same_channel: bool = False) -> list[DeliveryMessage]:
     tenant, team = str(uuid.uuid4()), str(uuid.uuid4())
     return [
         DeliveryMessage(
-            str(uuid.uuid4()), "b", tenant, team,
+            str(uuid.uuid4()),
+            "b",
+            tenant,
+            team,
             "19:one@thread.tacv2" if same_channel else f"19:c{i}@thread.tacv2",
         )
         for i in range(n)
-    ]  # fmt: skip
+    ]
 
 
 class Broker:
@@ -83,9 +91,14 @@ def running(clean_redis: redis.Redis) -> Iterator[Callable[..., tuple[Dispatcher
         gate.publish_limits()
         lease = LeaderLease(clean_redis, keys.LEADER, ttl=5.0)
         dispatcher = Dispatcher(
-            gate, lease, publish, note_held, backlog=100, batch_size=4,
+            gate,
+            lease,
+            publish,
+            note_held,
+            backlog=100,
+            batch_size=4,
             heartbeat=Heartbeat(clean_redis),
-        )  # fmt: skip
+        )
         thread = threading.Thread(target=dispatcher.supervise, args=(stop,), daemon=True)
         thread.start()
         threads.append(thread)

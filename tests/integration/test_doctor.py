@@ -95,8 +95,18 @@ def test_all_ok(env: Stack, capsys: pytest.CaptureFixture[str]) -> None:
     code, verdicts, text = checkup(capsys)
     assert code == 0, text
     assert set(verdicts.values()) == {"ok"}, text
-    expected = {"settings", "redis", "redis maxmemory-policy", "clock", "ledger", "graph",
-                "token cache key", "identity platform", "dispatcher", "scheduler"}  # fmt: skip
+    expected = {
+        "settings",
+        "redis",
+        "redis maxmemory-policy",
+        "clock",
+        "ledger",
+        "graph",
+        "token cache key",
+        "identity platform",
+        "dispatcher",
+        "scheduler",
+    }
     assert set(verdicts) == expected | {f"tenant {t}" for t in env.tenants}
     assert f"schema version {migrations.HEAD} (current)" in line(text, "ledger")
     assert "Group.ReadWrite.All" in line(text, f"tenant {env.tenants[0]}")
@@ -239,9 +249,11 @@ def test_no_scheduler_fails_only_when_something_waits_for_it(
 
 @pytest.mark.backends("sqlite")
 def test_ledger_not_migrated_is_left_alone(
-    env: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    env: Stack,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     older = migrations.HEAD - 1
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = make_engine(url)
@@ -269,8 +281,11 @@ def test_ledger_not_migrated_is_left_alone(
 def test_clock_against_redis(env: Stack) -> None:
     with doctor.Probe.open(env.settings) as probe:
         assert doctor.check_clock(probe).status is doctor.Status.OK
-        for skew, status in ((1.0, doctor.Status.WARN), (3.0, doctor.Status.FAIL),
-                             (-3.0, doctor.Status.FAIL)):  # fmt: skip
+        for skew, status in (
+            (1.0, doctor.Status.WARN),
+            (3.0, doctor.Status.FAIL),
+            (-3.0, doctor.Status.FAIL),
+        ):
             probe.clock = lambda skew=skew: time.time() + skew
             result = doctor.check_clock(probe)
             assert result.status is status, result
@@ -287,9 +302,13 @@ def spare_tenant(env: Stack) -> Iterator[tuple[str, TokenCacheStore]]:
 
 
 def rewrite(
-    store: TokenCacheStore, tenant: str, *, target: str | None = None,
-    expires_in: int | None = None, refresh: bool = True,
-) -> None:  # fmt: skip
+    store: TokenCacheStore,
+    tenant: str,
+    *,
+    target: str | None = None,
+    expires_in: int | None = None,
+    refresh: bool = True,
+) -> None:
     """Change the tenant's stored cache: its access token's scopes or expiry, or drop its
     refresh token."""
     cache: dict[str, Any] = json.loads(store.load(tenant) or "{}")
@@ -337,8 +356,14 @@ def test_no_secret_in_the_output(
     env: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     redis_password, pg_password, client_secret = (secrets.token_urlsafe(24) for _ in range(3))
-    env.redis.acl_setuser("doctor", enabled=True, passwords=[f"+{redis_password}"],
-                          categories=["+@all"], keys=["*"], channels=["*"])  # fmt: skip
+    env.redis.acl_setuser(
+        "doctor",
+        enabled=True,
+        passwords=[f"+{redis_password}"],
+        categories=["+@all"],
+        keys=["*"],
+        channels=["*"],
+    )
     host = env.env["THREADCAST_REDIS_URL"].removeprefix("redis://")
     monkeypatch.setenv("THREADCAST_REDIS_URL", f"redis://doctor:{redis_password}@{host}")
     monkeypatch.setenv("THREADCAST_CLIENT_SECRET", client_secret)

@@ -26,8 +26,11 @@ def removed_segment(stack: Stack) -> Iterator[None]:
 
 
 def test_a_pinned_dead_endpoint_fails_clearly_and_never_switches(stack: Stack) -> None:
-    target = {"tenant": stack.tenants[0], "group": str(uuid.uuid4()),
-              "channel": "19:pinned@thread.tacv2"}  # fmt: skip
+    target = {
+        "tenant": stack.tenants[0],
+        "group": str(uuid.uuid4()),
+        "channel": "19:pinned@thread.tacv2",
+    }
     with Producer(stack.settings) as producer:
         broadcast = producer.send("pinned", [target]).broadcast_id
     wait_for(lambda: stack.ledger.broadcasts.counts(broadcast)["failed"] == 1, what="failed")

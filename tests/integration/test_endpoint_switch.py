@@ -37,10 +37,13 @@ def removed_segment(stack: Stack) -> Iterator[None]:
 def _send(stack: Stack, n: int) -> str:
     content = f"<p>today {uuid.uuid4()}</p>"  # the broadcast's posts are found by it
     targets = [
-        {"tenant": stack.tenants[i % 2], "group": str(uuid.uuid4()),
-         "channel": f"19:t{i}@thread.tacv2"}
+        {
+            "tenant": stack.tenants[i % 2],
+            "group": str(uuid.uuid4()),
+            "channel": f"19:t{i}@thread.tacv2",
+        }
         for i in range(n)
-    ]  # fmt: skip
+    ]
     with Producer(stack.settings) as producer:
         broadcast = producer.send(content, targets, content_type="html").broadcast_id
     wait_for(lambda: _settled(stack, broadcast) == n, what=f"{n} deliveries to settle")
@@ -55,11 +58,13 @@ def _settled(stack: Stack, broadcast: str) -> int:
 def _attempts(stack: Stack, broadcast: str) -> list[tuple[str, int, str, int, str]]:
     with stack.ledger.engine.connect() as conn:
         rows = conn.execute(
-            text("SELECT a.delivery_id, a.number, a.endpoint, a.http_status, a.outcome "
-                 "FROM attempts a JOIN deliveries d ON d.id = a.delivery_id "
-                 "WHERE d.broadcast_id = :b ORDER BY a.delivery_id, a.number"),
+            text(
+                "SELECT a.delivery_id, a.number, a.endpoint, a.http_status, a.outcome "
+                "FROM attempts a JOIN deliveries d ON d.id = a.delivery_id "
+                "WHERE d.broadcast_id = :b ORDER BY a.delivery_id, a.number"
+            ),
             {"b": broadcast},
-        ).all()  # fmt: skip
+        ).all()
     return [tuple(r) for r in rows]  # type: ignore[misc]
 
 
@@ -88,10 +93,14 @@ def test_the_deployment_switches_once_and_every_delivery_is_sent(stack: Stack) -
     sent = [a for a in attempts if a[4] == "sent"]
     assert len(sent) == 24 and {a[2] for a in sent} == {CHANNEL_MESSAGES}
     with stack.ledger.engine.connect() as conn:
-        budgets = conn.execute(
-            text("SELECT attempts - attempt_base FROM deliveries WHERE broadcast_id = :b"),
-            {"b": broadcast},
-        ).scalars().all()  # fmt: skip
+        budgets = (
+            conn.execute(
+                text("SELECT attempts - attempt_base FROM deliveries WHERE broadcast_id = :b"),
+                {"b": broadcast},
+            )
+            .scalars()
+            .all()
+        )
     assert set(budgets) == {1}  # the rerouted request did not use up an attempt
 
     switch = recorded(stack.ledger.deployment)
@@ -102,8 +111,9 @@ def test_the_deployment_switches_once_and_every_delivery_is_sent(stack: Stack) -
 
     exported = io.StringIO()
     export.write(stack.ledger.audit.records(broadcast), "jsonl", exported)
-    logged = [a for line in exported.getvalue().splitlines()
-              for a in json.loads(line)["attempt_log"]]  # fmt: skip
+    logged = [
+        a for line in exported.getvalue().splitlines() for a in json.loads(line)["attempt_log"]
+    ]
     assert {a["endpoint"] for a in logged} == {CHATTHREADS, CHANNEL_MESSAGES}
 
     shown = status.report(stack.ledger, broadcast)

@@ -70,10 +70,11 @@ def test_gate_enqueue_leaves_what_one_command_per_delivery_left(
     tenants = [guid() for _ in range(3)]
     teams = {t: [guid() for _ in range(5)] for t in tenants}
     messages = [
-        DeliveryMessage(guid(), "b", tenants[i % 3], teams[tenants[i % 3]][i % 5],
-                        f"19:c{i}@thread.tacv2")
+        DeliveryMessage(
+            guid(), "b", tenants[i % 3], teams[tenants[i % 3]][i % 5], f"19:c{i}@thread.tacv2"
+        )
         for i in range(25_000)
-    ]  # fmt: skip
+    ]
     messages.append(messages[7])  # a delivery published twice is known once, queued once
     # Scores already present stay (NX): an earlier tenant and team.
     clean_redis.zadd(keys.TENANTS, {tenants[0]: 5.0})
@@ -95,8 +96,14 @@ def producer(database_url: str, redis_url: str, clean_redis: redis.Redis) -> Ite
 
 
 def targets(tenants: list[str], n: int) -> list[dict[str, str]]:
-    return [{"tenant": tenants[i % len(tenants)].upper(), "group": str(uuid.UUID(int=i % 13)),
-             "channel": f"19:c{i}@thread.tacv2"} for i in range(n)]  # fmt: skip
+    return [
+        {
+            "tenant": tenants[i % len(tenants)].upper(),
+            "group": str(uuid.UUID(int=i % 13)),
+            "channel": f"19:c{i}@thread.tacv2",
+        }
+        for i in range(n)
+    ]
 
 
 def signed_in(ledger: Ledger, count: int) -> list[str]:
@@ -117,9 +124,10 @@ def test_a_send_writes_then_publishes_every_distinct_target_in_order(
     assert (result.created, result.deliveries, result.published) == (True, 12_000, 12_000)
     with producer.ledger.engine.connect() as conn:
         rows = conn.execute(
-            select(deliveries).where(deliveries.c.broadcast_id == "big-1")
+            select(deliveries)
+            .where(deliveries.c.broadcast_id == "big-1")
             .order_by(deliveries.c.seq)
-        ).all()  # fmt: skip
+        ).all()
         created = conn.execute(select(broadcasts.c.created_at)).scalar_one()
         # Stored exactly as SQLAlchemy stores the broadcast's own timestamp.
         raw = conn.exec_driver_sql(
@@ -132,8 +140,9 @@ def test_a_send_writes_then_publishes_every_distinct_target_in_order(
     assert [(r.tenant_id, r.group_id, r.channel_id) for r in rows] == [
         (t["tenant"].lower(), t["group"], t["channel"]) for t in work[:12_000]
     ]
-    assert {(r.state, r.attempts, r.attempt_base, r.created_at, r.updated_at, r.sent_at)
-            for r in rows} == {("queued", 0, 0, created, created, None)}  # fmt: skip
+    assert {
+        (r.state, r.attempts, r.attempt_base, r.created_at, r.updated_at, r.sent_at) for r in rows
+    } == {("queued", 0, 0, created, created, None)}
     known = clean_redis.hgetall(keys.KNOWN)
     assert known == {r.id.encode(): b"p" for r in rows}
     queued = [
@@ -148,9 +157,10 @@ def test_a_send_writes_then_publishes_every_distinct_target_in_order(
     producer.ledger.broadcasts.cancel("big-1", datetime.now(UTC))
     with producer.ledger.engine.begin() as conn:
         conn.execute(
-            deliveries.update().where(deliveries.c.seq < 100)
+            deliveries.update()
+            .where(deliveries.c.seq < 100)
             .values(state=DeliveryState.QUEUED.value)
-        )  # fmt: skip
+        )
     again = producer.send("<p>hi</p>", work, content_type="html", broadcast_id="big-1")
     # The gate still holds each of them: one entry per delivery, nothing goes in twice
     # (issue 14: each copy cost a permit and a quota count).

@@ -46,8 +46,10 @@ def signed_in(ledger: Ledger, count: int) -> list[str]:
 
 
 def rows(tenants: list[str], n: int) -> list[str]:
-    return [f"{tenants[i % len(tenants)]},{uuid.UUID(int=i % 13)},19:c{i}@thread.tacv2"
-            for i in range(n)]  # fmt: skip
+    return [
+        f"{tenants[i % len(tenants)]},{uuid.UUID(int=i % 13)},19:c{i}@thread.tacv2"
+        for i in range(n)
+    ]
 
 
 def write_file(path: Path, lines: Iterable[str]) -> Path:
@@ -61,7 +63,7 @@ def ledger_rows(ledger: Ledger) -> tuple[int, int, int | None, int | None]:
         made = conn.execute(select(func.count()).select_from(broadcasts)).scalar_one()
         count, low, high = conn.execute(
             select(func.count(), func.min(deliveries.c.seq), func.max(deliveries.c.seq))
-        ).one()  # fmt: skip
+        ).one()
     return made, count, low, high
 
 
@@ -81,7 +83,8 @@ def test_a_targets_file_streams_into_the_ledger_and_the_gate(
     tenant, group = tenants[0], str(uuid.UUID(int=0))
     queued = clean_redis.lrange(keys.queue(tenant, group), 0, -1)
     assert [DeliveryMessage.from_entry(e).channel for e in queued] == [
-        f"19:c{i}@thread.tacv2" for i in range(0, ROWS, 39)  # 3 tenants x 13 teams
+        f"19:c{i}@thread.tacv2"
+        for i in range(0, ROWS, 39)  # 3 tenants x 13 teams
     ]
 
     # The same broadcast again, from the file or as a list of dicts: nothing new, and what
@@ -92,8 +95,11 @@ def test_a_targets_file_streams_into_the_ledger_and_the_gate(
     clean_redis.flushdb()
     again = producer.send("<p>big</p>", stream_targets(path), broadcast_id="file-1")
     assert (again.created, again.deliveries, again.published) == (False, ROWS, ROWS)
-    as_dicts = [dict(zip(("tenant", "group", "channel"), line.split(","), strict=True))
-                for line in lines if line]  # fmt: skip
+    as_dicts = [
+        dict(zip(("tenant", "group", "channel"), line.split(","), strict=True))
+        for line in lines
+        if line
+    ]
     assert producer.send("<p>big</p>", as_dicts, broadcast_id="file-1").created is False
     with pytest.raises(ValidationError, match=r"^broadcast_id: .*different broadcast"):
         producer.send("<p>other</p>", stream_targets(path), broadcast_id="file-1")
@@ -109,9 +115,15 @@ def test_a_targets_file_streams_into_the_ledger_and_the_gate(
     ],
 )
 def test_a_bad_row_at_the_end_of_a_big_file_writes_nothing(
-    database_url: str, redis_url: str, clean_redis: redis.Redis, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], last: str, message: str,
-) -> None:  # fmt: skip
+    database_url: str,
+    redis_url: str,
+    clean_redis: redis.Redis,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    last: str,
+    message: str,
+) -> None:
     ledger = Ledger.open(database_url)
     try:
         tenants = signed_in(ledger, 2)
@@ -177,8 +189,10 @@ def test_a_small_broadcast_is_published_from_memory_a_big_one_read_back(
         return real(broadcast_id)
 
     monkeypatch.setattr(producer.ledger.broadcasts, "queued_messages", queued_messages)
-    as_dicts = [dict(zip(("tenant", "group", "channel"), x.split(","), strict=True))
-                for x in rows(tenants, 10_001)]  # fmt: skip
+    as_dicts = [
+        dict(zip(("tenant", "group", "channel"), x.split(","), strict=True))
+        for x in rows(tenants, 10_001)
+    ]
     small = producer.send("<p>small</p>", as_dicts[:10_000], broadcast_id="small")
     big = producer.send("<p>big</p>", as_dicts, broadcast_id="big")
     assert (small.published, big.published) == (10_000, 10_001)
@@ -214,9 +228,13 @@ def test_a_crash_between_commit_and_gate_is_put_right_by_the_orphan_sweep(
 
 
 def test_the_cli_sends_without_the_cyclic_collector_then_turns_it_back_on(
-    database_url: str, redis_url: str, clean_redis: redis.Redis, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+    database_url: str,
+    redis_url: str,
+    clean_redis: redis.Redis,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     ledger = Ledger.open(database_url)
     tenants = signed_in(ledger, 1)
     ledger.close()
@@ -239,8 +257,13 @@ def test_the_cli_sends_without_the_cyclic_collector_then_turns_it_back_on(
 
 
 def message(i: int) -> DeliveryMessage:
-    return DeliveryMessage(str(uuid.UUID(int=i)), "b", str(uuid.UUID(int=7)),
-                           str(uuid.UUID(int=i % 3)), f"19:c{i}@thread.tacv2")  # fmt: skip
+    return DeliveryMessage(
+        str(uuid.UUID(int=i)),
+        "b",
+        str(uuid.UUID(int=7)),
+        str(uuid.UUID(int=i % 3)),
+        f"19:c{i}@thread.tacv2",
+    )
 
 
 def test_publishing_reads_ahead_in_order_and_stops_when_either_side_fails(

@@ -52,10 +52,16 @@ def _send(stack: Stack, targets: list[dict[str, str]]) -> tuple[str, str]:
 
 def _of_tenant(stack: Stack, broadcast: str, tenant: str, state: str) -> int:
     with stack.ledger.engine.connect() as conn:
-        return int(conn.execute(
-            text("SELECT COUNT(*) FROM deliveries WHERE broadcast_id = :b AND tenant_id = :t "
-                 "AND state = :s"), {"b": broadcast, "t": tenant, "s": state},
-        ).scalar() or 0)  # fmt: skip
+        return int(
+            conn.execute(
+                text(
+                    "SELECT COUNT(*) FROM deliveries WHERE broadcast_id = :b AND tenant_id = :t "
+                    "AND state = :s"
+                ),
+                {"b": broadcast, "t": tenant, "s": state},
+            ).scalar()
+            or 0
+        )
 
 
 @pytest.mark.backends("sqlite")
@@ -68,25 +74,40 @@ def test_a_tenant_without_a_token_waits_and_the_others_go_on(stack: Stack) -> No
     assert lock.acquire(blocking=False)
     try:
         broadcast, _ = _send(stack, _targets(stuck, 6) + _targets(other, 6))
-        wait_for(lambda: _of_tenant(stack, broadcast, other, "sent") == 6, timeout=15,
-                 what="the other tenant's deliveries")  # fmt: skip
+        wait_for(
+            lambda: _of_tenant(stack, broadcast, other, "sent") == 6,
+            timeout=15,
+            what="the other tenant's deliveries",
+        )
         assert _of_tenant(stack, broadcast, stuck, "sent") == 0
-        wait_for(lambda: _noted(stack, broadcast, stuck), timeout=30,
-                 what="the stuck tenant's deliveries to be noted as waiting for a token")
+        wait_for(
+            lambda: _noted(stack, broadcast, stuck),
+            timeout=30,
+            what="the stuck tenant's deliveries to be noted as waiting for a token",
+        )
     finally:
         lock.release()
-    wait_for(lambda: _of_tenant(stack, broadcast, stuck, "sent") == 6, timeout=60,
-             what="the tenant's deliveries once its lock is free")  # fmt: skip
+    wait_for(
+        lambda: _of_tenant(stack, broadcast, stuck, "sent") == 6,
+        timeout=60,
+        what="the tenant's deliveries once its lock is free",
+    )
     assert "no token" in stack.worker.log_text()
 
 
 def _noted(stack: Stack, broadcast: str, tenant: str) -> bool:
     with stack.ledger.engine.connect() as conn:
-        codes = conn.execute(
-            text("SELECT last_error_code FROM deliveries WHERE broadcast_id = :b "
-                 "AND tenant_id = :t AND state IN ('queued', 'retrying')"),
-            {"b": broadcast, "t": tenant},
-        ).scalars().all()  # fmt: skip
+        codes = (
+            conn.execute(
+                text(
+                    "SELECT last_error_code FROM deliveries WHERE broadcast_id = :b "
+                    "AND tenant_id = :t AND state IN ('queued', 'retrying')"
+                ),
+                {"b": broadcast, "t": tenant},
+            )
+            .scalars()
+            .all()
+        )
     return bool(codes) and "token_unavailable" in codes
 
 
@@ -98,8 +119,11 @@ def test_answers_outlive_a_ledger_outage_and_none_is_posted_again(
     warm, _ = _send(stack, _targets(tenant, 1))  # the endpoint tested, the batch goes whole
     wait_for(lambda: count_in(stack.ledger, warm, ["sent"]) == 1, what="a first post")
     broadcast, content = _send(stack, _targets(tenant, 4))
-    wait_for(lambda: count_in(stack.ledger, broadcast, ["sending"]) == 4, timeout=15,
-             what="the posts in flight")  # fmt: skip
+    wait_for(
+        lambda: count_in(stack.ledger, broadcast, ["sending"]) == 4,
+        timeout=15,
+        what="the posts in flight",
+    )
     # The answers come 1.5 s after the posts: cut every ledger connection until well after.
     database = stack.settings.database_url.rsplit("/", 1)[1]
     stop = threading.Event()
@@ -109,16 +133,22 @@ def test_answers_outlive_a_ledger_outage_and_none_is_posted_again(
     stop.set()
     cutter.join()
     stack.ledger.engine.dispose()  # our own pooled connections were cut too
-    wait_for(lambda: count_in(stack.ledger, broadcast, ["sent"]) == 4, timeout=30,
-             what="every answer recorded")  # fmt: skip
+    wait_for(
+        lambda: count_in(stack.ledger, broadcast, ["sent"]) == 4,
+        timeout=30,
+        what="every answer recorded",
+    )
     posts = [p for p in stack.sim.posts() if p["content"] == content]
     assert len(posts) == 4 and len({p["channel"] for p in posts}) == 4
     assert "the ledger refused" in stack.worker.log_text()
     with stack.ledger.engine.connect() as conn:
         attempts = conn.execute(
-            text("SELECT COUNT(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id "
-                 "WHERE d.broadcast_id = :b"), {"b": broadcast},
-        ).scalar()  # fmt: skip
+            text(
+                "SELECT COUNT(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id "
+                "WHERE d.broadcast_id = :b"
+            ),
+            {"b": broadcast},
+        ).scalar()
     assert attempts == 4  # one attempt each: none became unknown or was retried
 
 
@@ -131,8 +161,9 @@ def _cut_connections(database: str, stop: threading.Event) -> None:
             while not stop.is_set():
                 admin.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = %s AND pid <> pg_backend_pid()", (database,),
-                )  # fmt: skip
+                    "WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (database,),
+                )
                 time.sleep(0.05)
         finally:
             admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')

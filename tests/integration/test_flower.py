@@ -60,9 +60,20 @@ def test_flower_shows_threadcast_workers_and_tasks(
     port = free_port()
     with (tmp_path / "flower.log").open("wb") as log:
         flower = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker", "flower", f"--port={port}",
-             "--address=127.0.0.1"], env=events_env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "worker",
+                "flower",
+                f"--port={port}",
+                "--address=127.0.0.1",
+            ],
+            env=events_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: get(f"{base}/api/workers?refresh=1") is not None, what="Flower")

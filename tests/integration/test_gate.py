@@ -49,8 +49,15 @@ def to(tenant: str, team: str, channel: str) -> DeliveryMessage:
 @pytest.fixture
 def make_gate(clean_redis: redis.Redis) -> MakeGate:
     def make(clock: Callable[[], float] | None = None, **limits: object) -> Gate:
-        base = {"window": WINDOW, "app": 100, "tenant": 20, "team": 4, "channel": 1,
-                "channel_daily": 3000, "overrides": {}}  # fmt: skip
+        base = {
+            "window": WINDOW,
+            "app": 100,
+            "tenant": 20,
+            "team": 4,
+            "channel": 1,
+            "channel_daily": 3000,
+            "overrides": {},
+        }
         gate = Gate(clean_redis, Limits(**(base | limits)), clock=clock)  # type: ignore[arg-type]
         gate.publish_limits()
         return gate
@@ -190,7 +197,7 @@ def test_channel_daily_quota_holds_until_midnight(
     today = datetime.fromtimestamp(release.at, UTC)
     midnight = (today + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     assert clean_redis.hget(keys.channel_day(today), f"{tenant}:{team}:{channel}") == b"2"
-    (held, due), = clean_redis.zrange(keys.DELAYED, 0, -1, withscores=True)  # fmt: skip
+    ((held, due),) = clean_redis.zrange(keys.DELAYED, 0, -1, withscores=True)
     assert due == midnight.timestamp()
     assert gate.promote() == 0 and not gate.release(100).messages
     # Midnight comes: the held entry is due and the new day's hash is empty (the script
@@ -205,8 +212,18 @@ def test_the_scripts_utc_date_is_pythons(clean_redis: redis.Redis) -> None:
     utc_date = clean_redis.register_script(prelude() + "\nreturn utc_date(tonumber(ARGV[1]))")
     day = 86_400
     leap = datetime(2000, 2, 29, tzinfo=UTC).timestamp()
-    instants = [0.0, day - 0.000001, day, leap - 0.5, leap, leap + day, 4_107_542_399.999999,
-                4_107_542_400.0, 1_704_067_199.999, 1_704_067_200.0]  # fmt: skip
+    instants = [
+        0.0,
+        day - 0.000001,
+        day,
+        leap - 0.5,
+        leap,
+        leap + day,
+        4_107_542_399.999999,
+        4_107_542_400.0,
+        1_704_067_199.999,
+        1_704_067_200.0,
+    ]
     instants += [i * 7_919_999.123 for i in range(1, 900)]  # 1970 to 2195, every ~92 days
     for at in instants:
         expected = datetime.fromtimestamp(at, UTC).strftime("%Y%m%d")
@@ -255,7 +272,7 @@ def test_parked_retries_come_back_first_when_due(
     after = redis_now(clean_redis)
     assert gate.whereabouts([retry.delivery_id]) == ["p"]
     # Due, and ready from, the delay after Redis's "now" (the caller passes no time).
-    (entry, due), = clean_redis.zrange(keys.DELAYED, 0, -1, withscores=True)  # fmt: skip
+    ((entry, due),) = clean_redis.zrange(keys.DELAYED, 0, -1, withscores=True)
     assert before + 4 * WINDOW <= due <= after + 4 * WINDOW
     assert json.loads(entry)["a"] == pytest.approx(due, abs=0.001)
     assert gate.promote() == 0
@@ -330,8 +347,9 @@ def test_the_channel_scope_holds_to_its_limit_in_every_sliding_window(
 
 def test_a_tenant_override_sets_its_channel_limit(make_gate: MakeGate) -> None:
     fast, slow = guid(), guid()
-    gate = make_gate(app=1000, tenant=1000, team=100,
-                     overrides={fast: TenantRates(1000, 100, 3000, 3)})  # fmt: skip
+    gate = make_gate(
+        app=1000, tenant=1000, team=100, overrides={fast: TenantRates(1000, 100, 3000, 3)}
+    )
     for tenant in (fast, slow):
         team = guid()
         for _ in range(9):
@@ -358,7 +376,7 @@ def test_a_delivery_blocked_by_its_channel_waits_without_blocking_its_team(
     assert [m.delivery_id for m in release.messages] == [first.delivery_id] + [
         m.delivery_id for m in others
     ]
-    (_, due), = clean_redis.zrange(keys.DELAYED, 0, -1, withscores=True)  # fmt: skip
+    ((_, due),) = clean_redis.zrange(keys.DELAYED, 0, -1, withscores=True)
     assert due == pytest.approx(release.at + window, abs=0.001)
     assert gate.whereabouts([second.delivery_id]) == ["p"]
     assert 0 < clean_redis.ttl(keys.channel_log(tenant, team, "19:one@thread.tacv2")) <= 61
@@ -450,8 +468,9 @@ def test_a_permit_released_before_a_cooldown_is_not_used_during_it(
 def test_an_adaptive_guard_lengthens_every_window_after_a_429(
     clean_redis: redis.Redis,
 ) -> None:
-    limits = Limits(window=1.02, app=100, tenant=20, team=4, channel=1, channel_daily=3000,
-                    overrides={})  # fmt: skip
+    limits = Limits(
+        window=1.02, app=100, tenant=20, team=4, channel=1, channel_daily=3000, overrides={}
+    )
     guard = AdaptiveGuard(clean_redis, 20.0)
     gate = Gate(clean_redis, limits, guard=guard)
     assert gate._window() == 1.02

@@ -30,8 +30,15 @@ def to(tenant: str, team: str, channel: str, broadcast: str = "b") -> DeliveryMe
 @pytest.fixture
 def make_gate(clean_redis: redis.Redis) -> MakeGate:
     def make(**limits: object) -> Gate:
-        base = {"window": WINDOW, "app": 100, "tenant": 20, "team": 4, "channel": 1,
-                "channel_daily": 3000, "overrides": {}}  # fmt: skip
+        base = {
+            "window": WINDOW,
+            "app": 100,
+            "tenant": 20,
+            "team": 4,
+            "channel": 1,
+            "channel_daily": 3000,
+            "overrides": {},
+        }
         gate = Gate(clean_redis, Limits(**(base | limits)))  # type: ignore[arg-type]
         gate.publish_limits()
         return gate
@@ -213,8 +220,9 @@ def test_every_log_and_cooldown_key_expires(make_gate: MakeGate, clean_redis: re
     assert gate.start(released) is Start.GO  # the fresh path (ZADD XX)
     assert gate.start(stale) is Start.GO  # no permit: the fresh-slot path
     for key in clean_redis.scan_iter(keys.PREFIX + "*"):
-        if key != keys.APP_LOG.encode() and (key.startswith((keys.PREFIX + "log:").encode())
-                                             or b":day:" in key):
+        if key != keys.APP_LOG.encode() and (
+            key.startswith((keys.PREFIX + "log:").encode()) or b":day:" in key
+        ):
             assert clean_redis.ttl(key) > 0, key
     scope = gate.cool_down(released, 0.3, tenant_wide=True)
     assert scope == keys.tenant_scope(tenant)

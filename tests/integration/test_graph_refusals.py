@@ -31,17 +31,22 @@ def _targets(tenant: str, teams: list[str], per_team: int) -> list[dict[str, str
 def _states(stack: Stack, broadcast: str, tenant: str) -> dict[str, int]:
     with stack.ledger.engine.connect() as conn:
         rows = conn.execute(
-            text("SELECT state, COUNT(*) FROM deliveries WHERE broadcast_id = :b "
-                 "AND tenant_id = :t GROUP BY state"), {"b": broadcast, "t": tenant},
-        ).all()  # fmt: skip
+            text(
+                "SELECT state, COUNT(*) FROM deliveries WHERE broadcast_id = :b "
+                "AND tenant_id = :t GROUP BY state"
+            ),
+            {"b": broadcast, "t": tenant},
+        ).all()
     return {state: int(n) for state, n in rows}
 
 
 def _forbidden(stack: Stack, tenant: str, content: str) -> int:
     """Requests of the tenant's that Graph refused: posts the simulator never recorded."""
-    return 0 if content is None else sum(
-        1 for p in stack.sim.posts() if p["tenant"] == tenant and p["content"] == content
-    )  # fmt: skip
+    return (
+        0
+        if content is None
+        else sum(1 for p in stack.sim.posts() if p["tenant"] == tenant and p["content"] == content)
+    )
 
 
 def test_missing_consent_pauses_the_tenant_until_login(stack: Stack) -> None:
@@ -53,11 +58,14 @@ def test_missing_consent_pauses_the_tenant_until_login(stack: Stack) -> None:
     try:
         with Producer(stack.settings) as producer:
             broadcast = producer.send(
-                content, _targets(paused, teams, 15) + _targets(other, teams, 3),
+                content,
+                _targets(paused, teams, 15) + _targets(other, teams, 3),
                 content_type="html",
-            ).broadcast_id  # fmt: skip
-        wait_for(lambda: _states(stack, broadcast, paused) == {"waiting_auth": 30},
-                 what="the tenant's 30 deliveries to wait for a sign-in")  # fmt: skip
+            ).broadcast_id
+        wait_for(
+            lambda: _states(stack, broadcast, paused) == {"waiting_auth": 30},
+            what="the tenant's 30 deliveries to wait for a sign-in",
+        )
         wait_for(lambda: _states(stack, broadcast, other) == {"sent": 6}, what="the other 6")
     finally:
         stack.sim.consent(paused, grant=[GROUP_READWRITE_ALL])
@@ -67,10 +75,17 @@ def test_missing_consent_pauses_the_tenant_until_login(stack: Stack) -> None:
     [account] = [a for a in list_accounts(stack.settings) if a.tenant == paused]
     assert account.state == "needs sign-in" and "consent" in (account.reason or "")
     with stack.ledger.engine.connect() as conn:
-        reasons = conn.execute(
-            text("SELECT DISTINCT last_error_message FROM deliveries WHERE broadcast_id = :b "
-                 "AND tenant_id = :t"), {"b": broadcast, "t": paused},
-        ).scalars().all()  # fmt: skip
+        reasons = (
+            conn.execute(
+                text(
+                    "SELECT DISTINCT last_error_message FROM deliveries WHERE broadcast_id = :b "
+                    "AND tenant_id = :t"
+                ),
+                {"b": broadcast, "t": paused},
+            )
+            .scalars()
+            .all()
+        )
     assert reasons and all("consent" in r for r in reasons)
 
     _user, resumed = sign_in(stack.settings, paused, lambda _text: None)
@@ -78,10 +93,17 @@ def test_missing_consent_pauses_the_tenant_until_login(stack: Stack) -> None:
     wait_for(lambda: _states(stack, broadcast, paused) == {"sent": 30}, what="30 sent")
     assert _forbidden(stack, paused, content) == 30  # each posted exactly once
     with stack.ledger.engine.connect() as conn:
-        budgets = conn.execute(
-            text("SELECT DISTINCT attempts - attempt_base FROM deliveries "
-                 "WHERE broadcast_id = :b AND tenant_id = :t"), {"b": broadcast, "t": paused},
-        ).scalars().all()  # fmt: skip
+        budgets = (
+            conn.execute(
+                text(
+                    "SELECT DISTINCT attempts - attempt_base FROM deliveries "
+                    "WHERE broadcast_id = :b AND tenant_id = :t"
+                ),
+                {"b": broadcast, "t": paused},
+            )
+            .scalars()
+            .all()
+        )
     assert set(budgets) == {1}  # a person acted: the attempt budget started again
 
 
@@ -92,18 +114,24 @@ def test_a_team_the_user_is_not_a_member_of_fails_only_its_deliveries(stack: Sta
     try:
         with Producer(stack.settings) as producer:
             broadcast = producer.send(
-                f"<p>members {uuid.uuid4()}</p>", _targets(tenant, [outside, inside], 3),
+                f"<p>members {uuid.uuid4()}</p>",
+                _targets(tenant, [outside, inside], 3),
                 content_type="html",
-            ).broadcast_id  # fmt: skip
-        wait_for(lambda: _states(stack, broadcast, tenant) == {"failed": 3, "sent": 3},
-                 what="3 failed and 3 sent")  # fmt: skip
+            ).broadcast_id
+        wait_for(
+            lambda: _states(stack, broadcast, tenant) == {"failed": 3, "sent": 3},
+            what="3 failed and 3 sent",
+        )
     finally:
         stack.sim.membership(tenant, outside, member=True)
     with stack.ledger.engine.connect() as conn:
         failed = conn.execute(
-            text("SELECT group_id, last_status, last_error_code, attempts FROM deliveries "
-                 "WHERE broadcast_id = :b AND state = 'failed'"), {"b": broadcast},
-        ).all()  # fmt: skip
+            text(
+                "SELECT group_id, last_status, last_error_code, attempts FROM deliveries "
+                "WHERE broadcast_id = :b AND state = 'failed'"
+            ),
+            {"b": broadcast},
+        ).all()
     assert {(r.group_id, r.last_status, r.last_error_code, r.attempts) for r in failed} == {
         (outside, 403, "Forbidden", 1)
     }
@@ -111,8 +139,11 @@ def test_a_team_the_user_is_not_a_member_of_fails_only_its_deliveries(stack: Sta
 
 
 def test_login_asks_for_the_least_permission_the_endpoint_needs(stack: Stack) -> None:
-    cases = {"channel-messages": [CHANNEL_MESSAGE_SEND], "chatthreads": [GROUP_READWRITE_ALL],
-             "auto": [GROUP_READWRITE_ALL]}  # fmt: skip
+    cases = {
+        "channel-messages": [CHANNEL_MESSAGE_SEND],
+        "chatthreads": [GROUP_READWRITE_ALL],
+        "auto": [GROUP_READWRITE_ALL],
+    }
     for endpoint, scopes in cases.items():
         settings = stack.settings.model_copy(update={"endpoint": endpoint})
         tenant = str(uuid.uuid4())

@@ -100,8 +100,9 @@ def rig(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ri
     netns.require()
     with contextlib.ExitStack() as cleanup:
         network = cleanup.enter_context(Network.create(("a", "b")))
-        sim = simulator.process.start(tmp_path / "sim", host=network.address,
-                                      device_approve_delay=0.1)  # fmt: skip
+        sim = simulator.process.start(
+            tmp_path / "sim", host=network.address, device_approve_delay=0.1
+        )
         cleanup.callback(sim.stop)
         admin = SimAdmin(sim)
         cleanup.callback(admin.close)
@@ -129,17 +130,19 @@ def rig(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ri
             "THREADCAST_DATABASE_URL": through_relay.render_as_string(hide_password=False)
         }
         launched = {
-            host.name: launch_worker(host, tmp_path / f"worker-{host.name}.log", hosts_env,
-                                     concurrency=THREADS)
+            host.name: launch_worker(
+                host, tmp_path / f"worker-{host.name}.log", hosts_env, concurrency=THREADS
+            )
             for host in network.hosts
-        }  # fmt: skip
+        }
         for worker, _ready in launched.values():
             cleanup.callback(worker.stop)
         for worker, ready in launched.values():
             wait_ready(worker, ready)
         workers = {name: worker for name, (worker, _ready) in launched.items()}
-        yield Rig(network, sim, admin, settings, ledger, redis_server, relay, scheduler, workers,
-                  tenants)  # fmt: skip
+        yield Rig(
+            network, sim, admin, settings, ledger, redis_server, relay, scheduler, workers, tenants
+        )
 
 
 def test_a_host_cut_off_for_30_s_mid_broadcast_leaves_no_duplicate_and_no_lease(
@@ -159,9 +162,13 @@ def test_a_host_cut_off_for_30_s_mid_broadcast_leaves_no_duplicate_and_no_lease(
     began = time.monotonic()
     with Producer(rig.settings) as producer:
         bid = producer.send(content, spread(rig.tenants, DELIVERIES, TEAMS)).broadcast_id
-    wait_for(lambda: sent() >= CUT_AFTER_SENT
-             and len(holding(ledger, bid, victim_name)) >= HELD_AT_LEAST,
-             timeout=60, what="the broadcast under way, host a with posts in flight")  # fmt: skip
+    wait_for(
+        lambda: (
+            sent() >= CUT_AFTER_SENT and len(holding(ledger, bid, victim_name)) >= HELD_AT_LEAST
+        ),
+        timeout=60,
+        what="the broadcast under way, host a with posts in flight",
+    )
 
     host.cut()
     cut_at, cut_wall = time.monotonic(), datetime.now(UTC)
@@ -174,11 +181,13 @@ def test_a_host_cut_off_for_30_s_mid_broadcast_leaves_no_duplicate_and_no_lease(
         # Its ledger transactions that were open when it went (their COMMIT never came):
         # their row locks stay as long as it is away.
         left_open = open_transactions(ledger, rig.relay.upstream_ports.get(host.address, set()))
-        wait_for(lambda: not held & in_state(ledger, bid, "sending"),
-                 timeout=cut_at + CUT_SECONDS - time.monotonic() - 1,
-                 what="the lease sweep to settle what host a held, while it is away "
-                      f"(host a left {len(left_open)} ledger transactions open: "
-                      f"{left_open})")  # fmt: skip
+        wait_for(
+            lambda: not held & in_state(ledger, bid, "sending"),
+            timeout=cut_at + CUT_SECONDS - time.monotonic() - 1,
+            what="the lease sweep to settle what host a held, while it is away "
+            f"(host a left {len(left_open)} ledger transactions open: "
+            f"{left_open})",
+        )
         swept_after = time.monotonic() - cut_at
         held_then = tally(states(ledger, held).values())
         # The rest of the 30 s: how long the cable stays out (a duration, not a wait for luck).
@@ -188,15 +197,21 @@ def test_a_host_cut_off_for_30_s_mid_broadcast_leaves_no_duplicate_and_no_lease(
         host.restore()
     restored_at, restored_wall = time.monotonic(), datetime.now(UTC)
 
-    wait_for(lambda: count_in(ledger, bid, MOVING) == 0, timeout=90,
-             what="every delivery to settle after the restore")  # fmt: skip
+    wait_for(
+        lambda: count_in(ledger, bid, MOVING) == 0,
+        timeout=90,
+        what="every delivery to settle after the restore",
+    )
     settled_at = time.monotonic()
     # What host a still had on its hands when it came back (an answer, a claim, a permit on
     # connections that waited out the cut): its warm shutdown finishes it and records it.
     victim_exit = victim.stop(timeout=60)
     victim_stopped = time.monotonic()
-    wait_for(lambda: count_in(ledger, bid, MOVING) == 0, timeout=30,
-             what="every delivery to settle after host a stopped")  # fmt: skip
+    wait_for(
+        lambda: count_in(ledger, bid, MOVING) == 0,
+        timeout=30,
+        what="every delivery to settle after host a stopped",
+    )
 
     got = figures(ledger, bid, posts_of(rig.admin, content), {})
     by_worker = attempts_by_worker(ledger, bid)
@@ -207,9 +222,12 @@ def test_a_host_cut_off_for_30_s_mid_broadcast_leaves_no_duplicate_and_no_lease(
     swept = _logged(rig.scheduler.log_text(), r"(\d+) deliveries lost their worker")
     requeued = _logged(rig.scheduler.log_text(), r"re-queued (\d+) deliveries")
     report = {
-        "deliveries": got.deliveries, "states": got.states,
-        "unknown_by_cause": got.unknown_by_cause, "posts": got.posts,
-        "unique_posts": got.unique_posts, "duplicates": got.duplicates,
+        "deliveries": got.deliveries,
+        "states": got.states,
+        "unknown_by_cause": got.unknown_by_cause,
+        "posts": got.posts,
+        "unique_posts": got.unique_posts,
+        "duplicates": got.duplicates,
         "duplicates_not_unknown": got.duplicates_not_unknown,
         "posted_unknown": got.posted_unknown,
         # A post of host a's lost on the cut link is unknown without a post behind it: right
@@ -217,19 +235,26 @@ def test_a_host_cut_off_for_30_s_mid_broadcast_leaves_no_duplicate_and_no_lease(
         # waited on host a's row locks past its lease is given back, undoing the sweep's guess.
         "unknown_without_post": len(unknown) - got.posted_unknown,
         "unknown_not_tried_by_a": len(unknown - victim_deliveries),
-        "cut_after_s": round(cut_at - began, 1), "cut_s": round(restored_at - cut_at, 1),
-        "sent_at_cut": sent_at_cut, "sent_at_restore": sent_at_restore,
-        "held_at_cut": len(held), "swept_after_s": round(swept_after, 1),
-        "held_after_sweep": held_then, "held_final": tally(states(ledger, held).values()),
-        "probe_from_cut_host": probe, "transactions_left_open": len(left_open),
+        "cut_after_s": round(cut_at - began, 1),
+        "cut_s": round(restored_at - cut_at, 1),
+        "sent_at_cut": sent_at_cut,
+        "sent_at_restore": sent_at_restore,
+        "held_at_cut": len(held),
+        "swept_after_s": round(swept_after, 1),
+        "held_after_sweep": held_then,
+        "held_final": tally(states(ledger, held).values()),
+        "probe_from_cut_host": probe,
+        "transactions_left_open": len(left_open),
         "victim_claims_before_cut": claimed_before,
         "victim_claims_after_restore": sum(1 for _, at in victim_attempts if at >= restored_wall),
         "survivor_claims": len(by_worker.get(f"{socket.gethostname()}/{survivor.process.pid}", [])),
         "settled_s_after_restore": round(settled_at - restored_at, 1),
-        "victim_stop_s": round(victim_stopped - settled_at, 1), "victim_exit": victim_exit,
-        "lease_sweep_settled": swept, "orphan_sweep_requeued": requeued,
+        "victim_stop_s": round(victim_stopped - settled_at, 1),
+        "victim_exit": victim_exit,
+        "lease_sweep_settled": swept,
+        "orphan_sweep_requeued": requeued,
         "total_s": round(time.monotonic() - began, 1),
-    }  # fmt: skip
+    }
     print(f"\nhosts drop off: {json.dumps(report)}")
 
     # The cut fell mid-broadcast: host a had claimed deliveries and had posts in flight;
@@ -244,16 +269,20 @@ def test_a_host_cut_off_for_30_s_mid_broadcast_leaves_no_duplicate_and_no_lease(
     # Zero duplicates outside unknown; every post accounted for by the attempt that made it.
     checks = {
         "zero duplicates among deliveries not unknown": got.duplicates_not_unknown == 0,
-        "unique posts = sent + the posts behind unknown":
-            got.unique_posts == got.states.get("sent", 0) + got.posted_unknown,
-        "each sent delivery posted by its sent attempt":
-            got.sent_without_post == got.sent_post_mismatch == 0,
+        "unique posts = sent + the posts behind unknown": got.unique_posts
+        == got.states.get("sent", 0) + got.posted_unknown,
+        "each sent delivery posted by its sent attempt": got.sent_without_post
+        == got.sent_post_mismatch
+        == 0,
         "every post made by an attempt of its own delivery": got.foreign_posts == 0,
-        "failed only for a permanent error (4xx), never posted":
-            got.failed_not_permanent == got.failed_with_post == 0,
-        "host b, which stayed on the network, left nothing unknown":
-            len(unknown - victim_deliveries) == 0,
-    }  # fmt: skip
+        "failed only for a permanent error (4xx), never posted": got.failed_not_permanent
+        == got.failed_with_post
+        == 0,
+        "host b, which stayed on the network, left nothing unknown": len(
+            unknown - victim_deliveries
+        )
+        == 0,
+    }
     assert [name for name, ok in checks.items() if not ok] == [], report
     # What host a held when it dropped off, the lease sweep settled while it was away --
     # unknown (its post may exist), or queued again -- and none stays sending.

@@ -124,8 +124,12 @@ def test_claim_then_sent_is_never_claimed_again(ledger: Ledger) -> None:
     assert ledger.deliveries.finish(claim, sent, NOW) is True
     assert ledger.deliveries.claim(did, "w3", "crid-3", LEASE, NOW) == Refusal(DeliveryState.SENT)
     with ledger.engine.connect() as conn:
-        rows = conn.execute(text("SELECT number, worker, client_request_id, http_status, "
-                                 "request_id, outcome FROM attempts")).all()  # fmt: skip
+        rows = conn.execute(
+            text(
+                "SELECT number, worker, client_request_id, http_status, "
+                "request_id, outcome FROM attempts"
+            )
+        ).all()
     assert [tuple(r) for r in rows] == [(1, "w1", "crid-1", 204, "rid", "sent")]
 
 
@@ -233,10 +237,12 @@ def test_deliveries_store_their_timestamps_exactly_as_the_broadcast_row_does(
     b = broadcast(n=2)
     ledger.broadcasts.add(b, b.deliveries(), NOW)  # NOW has no microseconds: the edge case
     with ledger.engine.connect() as conn:
-        same = conn.execute(text(
-            "SELECT COUNT(*) FROM deliveries d JOIN broadcasts b ON b.id = d.broadcast_id "
-            "WHERE d.created_at = b.created_at AND d.updated_at = b.created_at"
-        )).scalar()  # fmt: skip
+        same = conn.execute(
+            text(
+                "SELECT COUNT(*) FROM deliveries d JOIN broadcasts b ON b.id = d.broadcast_id "
+                "WHERE d.created_at = b.created_at AND d.updated_at = b.created_at"
+            )
+        ).scalar()
     assert same == 2
 
 

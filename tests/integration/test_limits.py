@@ -41,15 +41,21 @@ def test_four_worker_processes_never_exceed_a_limit(stack: Stack, throttling: ht
     try:
         teams = [str(uuid.uuid4()) for _ in range(10)]
         targets = [
-            {"tenant": stack.tenants[i % 2], "group": teams[i % 10],
-             "channel": f"19:lim{i}x@thread.tacv2"}
+            {
+                "tenant": stack.tenants[i % 2],
+                "group": teams[i % 10],
+                "channel": f"19:lim{i}x@thread.tacv2",
+            }
             for i in range(300)
-        ]  # fmt: skip
+        ]
         content = f"<p>limits {uuid.uuid4()}</p>"
         with Producer(stack.settings) as producer:
             result = producer.send(content, targets, content_type="html")
-            wait_for(lambda: producer.ledger.broadcasts.counts(result.broadcast_id)["sent"] == 300,
-                     timeout=120, what="300 posts under the limits")  # fmt: skip
+            wait_for(
+                lambda: producer.ledger.broadcasts.counts(result.broadcast_id)["sent"] == 300,
+                timeout=120,
+                what="300 posts under the limits",
+            )
     finally:
         extra.stop()
     report: dict[str, Any] = throttling.get("/throttle").raise_for_status().json()
@@ -59,8 +65,10 @@ def test_four_worker_processes_never_exceed_a_limit(stack: Stack, throttling: ht
     for name, scope in report["scopes"].items():
         if "max_window" in scope and scope.get("limit"):
             assert scope["max_window"] <= scope["limit"], name
-    busiest = {kind: max(s["max_window"] for n, s in report["scopes"].items() if n.startswith(kind))
-               for kind in ("app", "tenant", "team")}  # fmt: skip
+    busiest = {
+        kind: max(s["max_window"] for n, s in report["scopes"].items() if n.startswith(kind))
+        for kind in ("app", "tenant", "team")
+    }
     # The limits are used (nearly) to the full: bursts fill whole windows.
     assert busiest["app"] >= 36 and busiest["tenant"] >= 18 and busiest["team"] == 4
     posts = [p for p in stack.sim.posts() if p["content"] == content]

@@ -61,22 +61,38 @@ def test_cancel_unknown_broadcast_is_an_error(
 
 
 def test_export_streams_deliveries_with_their_attempts(
-    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    stack: Stack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+) -> None:
     for name, value in stack.env.items():
         monkeypatch.setenv(name, value)
     targets = [
-        {"tenant": stack.tenants[i % 2], "group": str(uuid.uuid4()),
-         "channel": f"19:x{i}@thread.skype"}
+        {
+            "tenant": stack.tenants[i % 2],
+            "group": str(uuid.uuid4()),
+            "channel": f"19:x{i}@thread.skype",
+        }
         for i in range(6)
-    ]  # fmt: skip
+    ]
     with Producer(stack.settings) as producer:
         result = producer.send("<p>audit</p>", targets, content_type="html")
     wait_for(lambda: stack.ledger.broadcasts.counts(result.broadcast_id)["sent"] == 6)
 
-    assert main(["export", result.broadcast_id, "--format", "jsonl",
-                 "--output", str(tmp_path / "a.jsonl")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "export",
+                result.broadcast_id,
+                "--format",
+                "jsonl",
+                "--output",
+                str(tmp_path / "a.jsonl"),
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
     assert len(rows) == 6
     posts = {p["request_id"]: p for p in stack.sim.posts()}
@@ -87,13 +103,27 @@ def test_export_streams_deliveries_with_their_attempts(
         assert attempt["request_id"] == row["last_request_id"] in posts
         assert posts[attempt["request_id"]]["client_request_id"] == attempt["client_request_id"]
 
-    assert main(["export", result.broadcast_id, "--format", "csv",
-                 "--output", str(tmp_path / "a.csv")]) == 0  # fmt: skip
+    assert (
+        main(
+            ["export", result.broadcast_id, "--format", "csv", "--output", str(tmp_path / "a.csv")]
+        )
+        == 0
+    )
     with (tmp_path / "a.csv").open() as f:
         table = list(csv.DictReader(f))
     assert {r["delivery"] for r in table} == {r["delivery"] for r in rows}
-    assert {"broadcast", "delivery", "tenant", "group", "channel", "state", "attempts",
-            "last_status", "last_error_code", "last_request_id"} <= set(table[0])  # fmt: skip
+    assert {
+        "broadcast",
+        "delivery",
+        "tenant",
+        "group",
+        "channel",
+        "state",
+        "attempts",
+        "last_status",
+        "last_error_code",
+        "last_request_id",
+    } <= set(table[0])
 
     capsys.readouterr()
     assert main(["export", "no-such-broadcast", "--output", str(tmp_path / "b.csv")]) == 1
@@ -109,9 +139,16 @@ def test_poison_messages_are_recorded_and_never_crash_the_worker(stack: Stack) -
         {"v": 99, "delivery": str(uuid.uuid4())},
         "garbage",
         {"v": 1, "delivery": "not-a-guid"},
-        {"v": 1, "delivery": str(uuid.uuid4()), "broadcast": "b", "tenant": stack.tenants[0],
-         "group": str(uuid.uuid4()), "channel": "19:ghost@thread.tacv2", "permit": None},
-    ]  # fmt: skip
+        {
+            "v": 1,
+            "delivery": str(uuid.uuid4()),
+            "broadcast": "b",
+            "tenant": stack.tenants[0],
+            "group": str(uuid.uuid4()),
+            "channel": "19:ghost@thread.tacv2",
+            "permit": None,
+        },
+    ]
     for body in bad:
         app.send_task(SEND_TASK, args=[body], queue=QUEUE)
     app.close()
@@ -138,8 +175,9 @@ def test_a_batch_message_delivers_its_good_deliveries_and_rejects_the_bad_one(
     # Deliveries the ledger holds but no gate released (as after an operator's re-publish):
     # one Celery message carrying them, with a broken element in the middle.
     targets = tuple(Target(**t) for t in one_team(stack, 3))
-    broadcast = Broadcast(ids.new_broadcast_id(), f"<p>batch {uuid.uuid4()}</p>",
-                          ContentType.HTML, targets)  # fmt: skip
+    broadcast = Broadcast(
+        ids.new_broadcast_id(), f"<p>batch {uuid.uuid4()}</p>", ContentType.HTML, targets
+    )
     wanted = broadcast.deliveries()
     stack.ledger.broadcasts.add(broadcast, wanted, datetime.now(UTC))
     body = batch_to_wire([d.message() for d in wanted])
@@ -159,9 +197,12 @@ def test_a_batch_message_delivers_its_good_deliveries_and_rejects_the_bad_one(
     assert len(found) == 1 and "delivery" in found[0].reason
     with stack.ledger.engine.connect() as conn:
         attempts = conn.execute(
-            text("SELECT COUNT(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id "
-                 "WHERE d.broadcast_id = :b"), {"b": broadcast.id},
-        ).scalar()  # fmt: skip
+            text(
+                "SELECT COUNT(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id "
+                "WHERE d.broadcast_id = :b"
+            ),
+            {"b": broadcast.id},
+        ).scalar()
     assert attempts == 3  # each sent once, by one attempt
 
 
@@ -169,8 +210,9 @@ def test_a_message_that_comes_back_before_the_retry_time_waits_for_it(stack: Sta
     # As when Celery delivers a batch again after its worker died: one of its deliveries got
     # a 503 and waits 3 s for its retry. The early message must not cut that short.
     targets = tuple(Target(**t) for t in one_team(stack, 1))
-    broadcast = Broadcast(ids.new_broadcast_id(), f"<p>early {uuid.uuid4()}</p>",
-                          ContentType.HTML, targets)  # fmt: skip
+    broadcast = Broadcast(
+        ids.new_broadcast_id(), f"<p>early {uuid.uuid4()}</p>", ContentType.HTML, targets
+    )
     (delivery,) = broadcast.deliveries()
     now = datetime.now(UTC)
     stack.ledger.broadcasts.add(broadcast, [delivery], now)

@@ -57,10 +57,13 @@ def test_seed_request_arrives_byte_for_byte(stack: Stack) -> None:
     assert post["content_type"] == 1
     with stack.ledger.engine.connect() as conn:
         attempt = conn.execute(
-            text("SELECT a.http_status, a.request_id, a.client_request_id, a.worker, a.latency_ms "
-                 "FROM attempts a JOIN deliveries d ON d.id = a.delivery_id "
-                 "WHERE d.broadcast_id = :b"), {"b": result.broadcast_id},
-        ).one()  # fmt: skip
+            text(
+                "SELECT a.http_status, a.request_id, a.client_request_id, a.worker, a.latency_ms "
+                "FROM attempts a JOIN deliveries d ON d.id = a.delivery_id "
+                "WHERE d.broadcast_id = :b"
+            ),
+            {"b": result.broadcast_id},
+        ).one()
     assert attempt.http_status == 204
     assert attempt.request_id == post["request_id"]
     assert attempt.client_request_id == post["client_request_id"]
@@ -90,9 +93,11 @@ def test_redelivered_message_for_a_sent_delivery_posts_nothing(stack: Stack) -> 
     wait_for(lambda: settled(stack, result.broadcast_id, 3), what="3 deliveries")
     with stack.ledger.engine.connect() as conn:
         rows = conn.execute(
-            text("SELECT id, tenant_id, group_id, channel_id FROM deliveries "
-                 "WHERE broadcast_id = :b"), {"b": result.broadcast_id},
-        ).all()  # fmt: skip
+            text(
+                "SELECT id, tenant_id, group_id, channel_id FROM deliveries WHERE broadcast_id = :b"
+            ),
+            {"b": result.broadcast_id},
+        ).all()
     messages = [
         DeliveryMessage(r.id, result.broadcast_id, r.tenant_id, r.group_id, r.channel_id)
         for r in rows
@@ -107,7 +112,10 @@ def test_redelivered_message_for_a_sent_delivery_posts_nothing(stack: Stack) -> 
     assert len(posts_for(stack, content)) == 3
     with stack.ledger.engine.connect() as conn:
         attempts = conn.execute(
-            text("SELECT COUNT(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id "
-                 "WHERE d.broadcast_id = :b"), {"b": result.broadcast_id},
-        ).scalar()  # fmt: skip
+            text(
+                "SELECT COUNT(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id "
+                "WHERE d.broadcast_id = :b"
+            ),
+            {"b": result.broadcast_id},
+        ).scalar()
     assert attempts == 3

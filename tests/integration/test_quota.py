@@ -19,17 +19,26 @@ STACK_ENV = {"THREADCAST_CHANNEL_DAILY": "1"}
 
 
 def test_a_channel_over_its_daily_quota_holds_until_midnight_and_status_says_why(
-    stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    stack: Stack,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
-    target = [{"tenant": stack.tenants[0], "group": str(uuid.uuid4()),
-               "channel": f"19:{uuid.uuid4().hex}@thread.tacv2"}]  # fmt: skip
+) -> None:
+    target = [
+        {
+            "tenant": stack.tenants[0],
+            "group": str(uuid.uuid4()),
+            "channel": f"19:{uuid.uuid4().hex}@thread.tacv2",
+        }
+    ]
     with Producer(stack.settings) as producer:
         first = producer.send("<p>today's one</p>", target, content_type="html").broadcast_id
         wait_for(lambda: producer.ledger.broadcasts.counts(first)["sent"] == 1)
         held = producer.send("<p>one too many</p>", target, content_type="html").broadcast_id
-        wait_for(lambda: producer.ledger.broadcasts.waiting(held) != [],
-                 what="the quota hold noted in the ledger")  # fmt: skip
+        wait_for(
+            lambda: producer.ledger.broadcasts.waiting(held) != [],
+            what="the quota hold noted in the ledger",
+        )
         counts = producer.ledger.broadcasts.counts(held)
     assert counts["queued"] == 1 and counts["failed"] == counts["sent"] == 0
 

@@ -17,10 +17,13 @@ from threadcast.dispatch import Gate
 def spread(stack: Stack, n: int, teams: int) -> list[dict[str, str]]:
     groups = [str(uuid.uuid4()) for _ in range(teams)]
     return [
-        {"tenant": stack.tenants[i % 2], "group": groups[i % teams],
-         "channel": f"19:rec{i}x@thread.tacv2"}
+        {
+            "tenant": stack.tenants[i % 2],
+            "group": groups[i % teams],
+            "channel": f"19:rec{i}x@thread.tacv2",
+        }
         for i in range(n)
-    ]  # fmt: skip
+    ]
 
 
 def test_flushed_redis_mid_broadcast_loses_nothing_and_duplicates_nothing(stack: Stack) -> None:
@@ -33,8 +36,11 @@ def test_flushed_redis_mid_broadcast_loses_nothing_and_duplicates_nothing(stack:
         sweep = OrphanSweep(producer.ledger, Gate(stack.redis), grace=0)
         sweep.run(datetime.now(UTC))
         assert sweep.requeued > 0
-        wait_for(lambda: counts(result.broadcast_id)["sent"] == 400, timeout=120,
-                 what="all 400 sent after the flush")  # fmt: skip
+        wait_for(
+            lambda: counts(result.broadcast_id)["sent"] == 400,
+            timeout=120,
+            what="all 400 sent after the flush",
+        )
     posts = [p for p in stack.sim.posts() if p["content"] == content]
     assert len(posts) == 400
     assert len({(p["tenant"], p["group"], p["channel"]) for p in posts}) == 400
@@ -51,8 +57,11 @@ def test_sigterm_finishes_in_flight_posts_and_leaves_nothing_sending(stack: Stac
         assert extra.process.wait(60) == 0
         extra.stop()
         assert "Warm shutdown" in extra.log_text()
-        wait_for(lambda: counts(result.broadcast_id)["sent"] == 300, timeout=120,
-                 what="the remaining worker to finish")  # fmt: skip
+        wait_for(
+            lambda: counts(result.broadcast_id)["sent"] == 300,
+            timeout=120,
+            what="the remaining worker to finish",
+        )
         assert counts(result.broadcast_id)["sending"] == 0
     posts = [p for p in stack.sim.posts() if p["content"] == content]
     assert len(posts) == 300

@@ -103,8 +103,13 @@ def test_threadcast_worker_with_another_client_id_stops_before_it_consumes(
 ) -> None:
     env = signed.env | {"THREADCAST_CLIENT_ID": "00000000-0000-0000-0000-0000000000bb"}
     try:
-        done = subprocess.run([sys.executable, "-m", "producer.cli", "worker"], env=env,
-                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "producer.cli", "worker"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail("threadcast worker started with a client id that made none of the caches")
     assert done.returncode == 2

@@ -55,8 +55,11 @@ def send_through_faults(stack: Stack, sim: RunningSimulator, **knobs: float) -> 
     content = f"<p>retry {uuid.uuid4()}</p>"
     with Producer(stack.settings) as producer:
         bid = producer.send(content, spread(stack.tenants, TARGETS, 15)).broadcast_id
-    wait_for(lambda: count_in(stack.ledger, bid, MOVING) == 0, timeout=120,
-             what="every delivery to settle")  # fmt: skip
+    wait_for(
+        lambda: count_in(stack.ledger, bid, MOVING) == 0,
+        timeout=120,
+        what="every delivery to settle",
+    )
     configure(sim, fault_504=0, fault_accept_delay=0)
     return bid, content
 
@@ -75,9 +78,13 @@ def retry(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
 
 
 def test_retry_resends_exactly_the_failed_ones(
-    stack: Stack, sim: RunningSimulator, sim_admin: SimAdmin, faults: None, cli_env: None,
+    stack: Stack,
+    sim: RunningSimulator,
+    sim_admin: SimAdmin,
+    faults: None,
+    cli_env: None,
     capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+) -> None:
     bid, content = send_through_faults(stack, sim, fault_504=0.3)
     before = by_state(ledger_deliveries(stack.ledger, bid))
     failed = before["failed"]
@@ -87,8 +94,9 @@ def test_retry_resends_exactly_the_failed_ones(
     assert posted == len(before["sent"])
 
     assert f"re-queued {len(failed)} deliveries" in retry(capsys, bid)
-    wait_for(lambda: stack.ledger.broadcasts.counts(bid)["sent"] == TARGETS,
-             what="the failed ones sent")  # fmt: skip
+    wait_for(
+        lambda: stack.ledger.broadcasts.counts(bid)["sent"] == TARGETS, what="the failed ones sent"
+    )
     posts = posts_of(sim_admin, content)
     again = Counter((p["tenant"], p["group"], p["channel"]) for p in posts[posted:])
     assert again == Counter(row.target for row in failed.values())  # each failed one, once
@@ -101,9 +109,13 @@ def test_retry_resends_exactly_the_failed_ones(
 
 
 def test_retry_of_failed_leaves_unknown_alone(
-    stack: Stack, sim: RunningSimulator, sim_admin: SimAdmin, faults: None, cli_env: None,
+    stack: Stack,
+    sim: RunningSimulator,
+    sim_admin: SimAdmin,
+    faults: None,
+    cli_env: None,
     capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+) -> None:
     bid, content = send_through_faults(
         stack, sim, fault_504=0.3, fault_accept_delay=0.05, fault_accept_delay_seconds=4
     )
@@ -113,8 +125,10 @@ def test_retry_of_failed_leaves_unknown_alone(
     posted = len(posts_of(sim_admin, content))  # the unknown ones did reach Graph here
 
     assert f"re-queued {len(failed)} deliveries" in retry(capsys, bid, "--state", "failed")
-    wait_for(lambda: stack.ledger.broadcasts.counts(bid)["sent"] == TARGETS - len(unknown),
-             what="the failed ones sent")  # fmt: skip
+    wait_for(
+        lambda: stack.ledger.broadcasts.counts(bid)["sent"] == TARGETS - len(unknown),
+        what="the failed ones sent",
+    )
     posts = posts_of(sim_admin, content)
     again = Counter((p["tenant"], p["group"], p["channel"]) for p in posts[posted:])
     assert again == Counter(row.target for row in failed.values())

@@ -50,8 +50,13 @@ def recorded(stack: Stack, state: str) -> str:
     now = datetime.now(UTC)
     target = Target(stack.tenants[0], str(uuid.uuid4()), f"19:rs{uuid.uuid4().hex}@thread.tacv2")
     send_at = now + timedelta(days=1) if state == "scheduled" else None
-    broadcast = Broadcast(ids.new_broadcast_id(), f"<p>{state} {uuid.uuid4()}</p>",
-                          ContentType.HTML, (target,), send_at=send_at)  # fmt: skip
+    broadcast = Broadcast(
+        ids.new_broadcast_id(),
+        f"<p>{state} {uuid.uuid4()}</p>",
+        ContentType.HTML,
+        (target,),
+        send_at=send_at,
+    )
     (delivery,) = broadcast.deliveries()
     stack.ledger.broadcasts.add(broadcast, [delivery], now)
     if state in ("scheduled", "queued"):
@@ -80,8 +85,7 @@ def test_the_api_refuses_a_state_that_cannot_be_retried(
 ) -> None:
     broadcast_id = recorded(stack, state)
     before = rows(stack, broadcast_id), footprint(stack.ledger, stack.redis)
-    response = http.post(f"/v1/broadcasts/{broadcast_id}/retry",
-                         json={"states": ["failed", state]})  # fmt: skip
+    response = http.post(f"/v1/broadcasts/{broadcast_id}/retry", json={"states": ["failed", state]})
     assert response.status_code == 422, response.text
     error = response.json()["error"]
     assert [f["field"] for f in error["fields"]] == ["states[1]"]
@@ -92,9 +96,11 @@ def test_the_api_refuses_a_state_that_cannot_be_retried(
 
 @pytest.mark.parametrize("state", REFUSED)
 def test_the_cli_and_python_refuse_it_in_one_line(
-    stack: Stack, state: str, monkeypatch: pytest.MonkeyPatch,
+    stack: Stack,
+    state: str,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+) -> None:
     for name, value in stack.env.items():
         monkeypatch.setenv(name, value)
     broadcast_id = recorded(stack, state)
@@ -122,5 +128,7 @@ def test_every_retryable_state_is_retried_and_sent(stack: Stack, http: httpx.Cli
         response = http.post(f"/v1/broadcasts/{broadcast_id}/retry", json={"states": [state]})
         assert response.json() == {"broadcast_id": broadcast_id, "requeued": 1}, state
     for state, broadcast_id in made.items():
-        wait_for(lambda b=broadcast_id: stack.ledger.broadcasts.counts(b)["sent"] == 1,
-                 what=f"the {state} delivery re-sent")  # fmt: skip
+        wait_for(
+            lambda b=broadcast_id: stack.ledger.broadcasts.counts(b)["sent"] == 1,
+            what=f"the {state} delivery re-sent",
+        )

@@ -25,9 +25,12 @@ ONE = ["--tenant", T, "--group", G, "--channel", "19:general@thread.tacv2"]
 
 @pytest.fixture
 def ledger(
-    database_url: str, redis_url: str, clean_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
+    redis_url: str,
+    clean_redis: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
-) -> Iterator[Ledger]:  # fmt: skip
+) -> Iterator[Ledger]:
     for name in [n for n in __import__("os").environ if n.startswith("THREADCAST_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("THREADCAST_DATABASE_URL", database_url)

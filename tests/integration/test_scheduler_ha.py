@@ -49,9 +49,13 @@ class Schedulers:
     def start(self) -> int:
         log = (self.workdir / f"scheduler-{len(self.processes)}.log").open("wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", "producer.cli", "scheduler"], env=self.env, cwd=self.workdir,
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [sys.executable, "-m", "producer.cli", "scheduler"],
+            env=self.env,
+            cwd=self.workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         log.close()
         self.processes[process.pid] = process
         return process.pid
@@ -104,15 +108,20 @@ def test_each_occurrence_once_across_a_killed_leader(stack: Stack, schedulers: S
 
         def one_off(name: str, delay: float) -> str:
             result = producer.send(
-                f"<p>{name} {tag}</p>", targets(stack, name), send_at=start + delay * SECOND,
+                f"<p>{name} {tag}</p>",
+                targets(stack, name),
+                send_at=start + delay * SECOND,
                 broadcast_id=f"{name}-{tag}",
-            )  # fmt: skip
+            )
             assert result.scheduled
             return result.broadcast_id
 
         orphan, early, late, called_off = (
-            one_off("orphan", 60), one_off("early", 2), one_off("late", 6), one_off("off", 3),
-        )  # fmt: skip
+            one_off("orphan", 60),
+            one_off("early", 2),
+            one_off("late", 6),
+            one_off("off", 3),
+        )
         assert producer.cancel(called_off) == 2
     # A scheduler released `orphan` in the ledger and died before publishing it.
     stack.ledger.releases.release(orphan, start, ReleaseState.RELEASED, start)

@@ -143,8 +143,15 @@ def test_one_off_releases(env: Env) -> None:
 def add_schedule(env: Env, cron: str, created: datetime, grace: int = GRACE) -> str:
     with Schedules(env.settings) as schedules:
         sid = f"s{uuid.uuid4().hex[:8]}"
-        schedules.add(cron, "Europe/Berlin", "<p>every</p>", TARGETS, schedule_id=sid,
-                      grace=grace, now=created)  # fmt: skip
+        schedules.add(
+            cron,
+            "Europe/Berlin",
+            "<p>every</p>",
+            TARGETS,
+            schedule_id=sid,
+            grace=grace,
+            now=created,
+        )
     return sid
 
 

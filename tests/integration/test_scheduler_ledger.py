@@ -30,9 +30,19 @@ def ledger(database_url: str) -> Iterator[Ledger]:
 
 def schedule(sid: str = "weekly") -> ScheduleRecord:
     return ScheduleRecord(
-        sid, "0 9 * * MON", "Europe/Berlin", "<p>notes</p>", ContentType.HTML, TARGETS, "test",
-        ScheduleState.ACTIVE, 900, NOW, NOW, NOW,
-    )  # fmt: skip
+        sid,
+        "0 9 * * MON",
+        "Europe/Berlin",
+        "<p>notes</p>",
+        ContentType.HTML,
+        TARGETS,
+        "test",
+        ScheduleState.ACTIVE,
+        900,
+        NOW,
+        NOW,
+        NOW,
+    )
 
 
 def scheduled_broadcast(ledger: Ledger, bid: str, send_at: datetime) -> None:

@@ -26,16 +26,25 @@ def test_revoked_tenant_waits_then_resumes_after_login(stack: Stack) -> None:
 
     def sent_for(tenant: str) -> int:
         with stack.ledger.engine.connect() as conn:
-            return int(conn.execute(
-                text("SELECT COUNT(*) FROM deliveries WHERE broadcast_id = :b AND tenant_id = :t "
-                     "AND state = 'sent'"), {"b": result.broadcast_id, "t": tenant},
-            ).scalar() or 0)  # fmt: skip
+            return int(
+                conn.execute(
+                    text(
+                        "SELECT COUNT(*) FROM deliveries "
+                        "WHERE broadcast_id = :b AND tenant_id = :t AND state = 'sent'"
+                    ),
+                    {"b": result.broadcast_id, "t": tenant},
+                ).scalar()
+                or 0
+            )
 
     wait_for(lambda: sent_for(revoked) >= 20, what="some posts before the revoke")
     stack.sim.revoke(revoked)
     wait_for(
-        lambda: stack.ledger.broadcasts.counts(result.broadcast_id)["sent"]
-        + stack.ledger.broadcasts.counts(result.broadcast_id)["waiting_auth"] == 600,
+        lambda: (
+            stack.ledger.broadcasts.counts(result.broadcast_id)["sent"]
+            + stack.ledger.broadcasts.counts(result.broadcast_id)["waiting_auth"]
+            == 600
+        ),
         what="everything sent or waiting",
     )
     counts = stack.ledger.broadcasts.counts(result.broadcast_id)

@@ -365,8 +365,11 @@ def test_revoking_only_the_access_tokens_leaves_the_sign_in_alive(
     assert post_thread(sim_proc, http, token).status_code == 204
 
     answer = http.post(url, params={"access_tokens_only": "true"})
-    assert answer.json() == {"tenant": tenant, "refresh_tokens_revoked": 0,
-                             "access_tokens_only": True}  # fmt: skip
+    assert answer.json() == {
+        "tenant": tenant,
+        "refresh_tokens_revoked": 0,
+        "access_tokens_only": True,
+    }
     assert_graph_error(post_thread(sim_proc, http, token), 401, "InvalidAuthenticationToken")
     renewed = refresh(sim_proc, http, tenant, result["refresh_token"])
     assert renewed.status_code == 200, renewed.text

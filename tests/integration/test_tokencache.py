@@ -24,9 +24,12 @@ from threadcast.tokencache import TokenCacheStore
 
 @pytest.fixture
 def signed_in(
-    sim: RunningSimulator, redis_url: str, clean_redis: redis.Redis, database_url: str,
+    sim: RunningSimulator,
+    redis_url: str,
+    clean_redis: redis.Redis,
+    database_url: str,
     cache_key: str,
-) -> Iterator[tuple[Settings, str, Ledger]]:  # fmt: skip
+) -> Iterator[tuple[Settings, str, Ledger]]:
     settings = settings_from(stack_env(sim, redis_url, database_url, cache_key))
     tenant = str(uuid.uuid4())
     sign_in(settings, tenant, lambda _t: None)
@@ -47,8 +50,11 @@ def test_cache_is_encrypted_in_redis_and_in_the_ledger(
     settings, tenant, ledger = signed_in
     text = store_for(settings, ledger).load(tenant)
     assert text is not None
-    secrets = [t["secret"] for kind in ("AccessToken", "RefreshToken")
-               for t in json.loads(text)[kind].values()]  # fmt: skip
+    secrets = [
+        t["secret"]
+        for kind in ("AccessToken", "RefreshToken")
+        for t in json.loads(text)[kind].values()
+    ]
     assert len(secrets) == 2
     in_redis = clean_redis.get(TOKEN_CACHE_KEY + tenant)
     in_ledger = ledger.token_caches.load(tenant)

@@ -62,8 +62,9 @@ def login_hint(tenant: str) -> str:
 
 def retry_wait(ledger: Ledger, delivery_id: str) -> float:
     """Seconds between the first attempt's answer and the second attempt's start."""
-    query = text("SELECT started_at, finished_at FROM attempts WHERE delivery_id = :d "
-                 "ORDER BY number")  # fmt: skip
+    query = text(
+        "SELECT started_at, finished_at FROM attempts WHERE delivery_id = :d ORDER BY number"
+    )
     with ledger.engine.connect() as conn:
         (_, first_answered), (second_started, _) = conn.execute(query, {"d": delivery_id}).all()
     return float((_utc(second_started) - _utc(first_answered)).total_seconds())
@@ -110,17 +111,22 @@ def test_a_401_drops_the_token_refreshes_once_and_retries_once(stack: Stack) -> 
 
 
 def test_a_refused_token_is_used_by_no_process_and_refreshed_by_one(
-    sim: RunningSimulator, sim_admin: SimAdmin, redis_url: str, clean_redis: redis.Redis,
-    cache_key: str, tmp_path: Path,
-) -> None:  # fmt: skip
+    sim: RunningSimulator,
+    sim_admin: SimAdmin,
+    redis_url: str,
+    clean_redis: redis.Redis,
+    cache_key: str,
+    tmp_path: Path,
+) -> None:
     """Three worker processes' providers: the retry after a 401 may run in any of them."""
     settings = settings_from(
         stack_env(sim, redis_url, f"sqlite:///{tmp_path / 'ledger.db'}", cache_key)
     )
     tenant = new_tenant(settings)
     ledger = Ledger.open(settings.database_url)
-    first, second, third = (provider(settings, ledger, redis.Redis.from_url(redis_url))
-                            for _ in range(3))  # fmt: skip
+    first, second, third = (
+        provider(settings, ledger, redis.Redis.from_url(redis_url)) for _ in range(3)
+    )
     token = first.token(tenant)
     assert second.token(tenant) == token  # both hold it in-process now
     sim_admin.revoke(tenant, access_tokens_only=True)
@@ -257,9 +263,13 @@ def test_caches_that_are_not_ours_wait_for_login_and_spare_the_others(stack: Sta
 
 @pytest.fixture
 def confidential(
-    sim: RunningSimulator, sim_admin: SimAdmin, redis_url: str, clean_redis: redis.Redis,
-    cache_key: str, tmp_path: Path,
-) -> Iterator[Stack]:  # fmt: skip
+    sim: RunningSimulator,
+    sim_admin: SimAdmin,
+    redis_url: str,
+    clean_redis: redis.Redis,
+    cache_key: str,
+    tmp_path: Path,
+) -> Iterator[Stack]:
     """A worker of an app registration with a client secret (its own Redis db and ledger)."""
     env = stack_env(sim, redis_url, f"sqlite:///{tmp_path / 'ledger.db'}", cache_key)
     env |= {"THREADCAST_CLIENT_SECRET": CLIENT_SECRET, "THREADCAST_LOG_LEVEL": "DEBUG"}
@@ -321,9 +331,12 @@ def provider(settings: Settings, ledger: Ledger, client: redis.Redis) -> TokenPr
     """A worker process's token provider (the worker builds it the same way)."""
     cache_store = TokenCacheStore.for_settings(settings, client, ledger.token_caches)
     return TokenProvider(
-        settings, cache_store, client, identity.http_client(settings),
+        settings,
+        cache_store,
+        client,
+        identity.http_client(settings),
         settings.token_refresh_margin,
-    )  # fmt: skip
+    )
 
 
 def post(sim: RunningSimulator, token: str) -> int:
@@ -335,9 +348,12 @@ def post(sim: RunningSimulator, token: str) -> int:
 
 
 def test_redis_gone_during_a_refresh_names_the_tenant_and_keeps_the_cache(
-    sim: RunningSimulator, sim_admin: SimAdmin, private_redis: devredis.PrivateRedis,
-    cache_key: str, tmp_path: Path,
-) -> None:  # fmt: skip
+    sim: RunningSimulator,
+    sim_admin: SimAdmin,
+    private_redis: devredis.PrivateRedis,
+    cache_key: str,
+    tmp_path: Path,
+) -> None:
     env = stack_env(sim, private_redis.url, f"sqlite:///{tmp_path / 'ledger.db'}", cache_key)
     settings = settings_from(env)
     tenant = new_tenant(settings)
@@ -374,9 +390,12 @@ def test_redis_gone_during_a_refresh_names_the_tenant_and_keeps_the_cache(
 
 
 def test_an_unreachable_identity_platform_is_retried_not_a_sign_in(
-    sim: RunningSimulator, redis_url: str, clean_redis: redis.Redis, cache_key: str,
+    sim: RunningSimulator,
+    redis_url: str,
+    clean_redis: redis.Redis,
+    cache_key: str,
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     settings = settings_from(
         stack_env(sim, redis_url, f"sqlite:///{tmp_path / 'ledger.db'}", cache_key)
     )
@@ -402,9 +421,12 @@ def cached(client: redis.Redis, tenant: str) -> str | None:
 
 
 def test_a_refresh_whose_redis_write_fails_is_not_lost(
-    sim: RunningSimulator, sim_admin: SimAdmin, private_redis: devredis.PrivateRedis,
-    cache_key: str, tmp_path: Path,
-) -> None:  # fmt: skip
+    sim: RunningSimulator,
+    sim_admin: SimAdmin,
+    private_redis: devredis.PrivateRedis,
+    cache_key: str,
+    tmp_path: Path,
+) -> None:
     """The refresh rotates the refresh token, then Redis refuses the new cache (an ACL that
     makes the cache key read-only stands in for a Redis lost between the two): the ledger
     already holds the new state, and the next refresh starts from it, not from the Redis
@@ -414,10 +436,17 @@ def test_a_refresh_whose_redis_write_fails_is_not_lost(
     tenant = new_tenant(settings)
     admin = redis.Redis.from_url(private_redis.url)
     cast(Any, admin).execute_command(
-        "ACL", "SETUSER", "worker", "on", ">pw", "+@all", "~threadcast:tokenlock:*",
-        "~threadcast:refused-token:*", "~threadcast:needs-signin:*",
+        "ACL",
+        "SETUSER",
+        "worker",
+        "on",
+        ">pw",
+        "+@all",
+        "~threadcast:tokenlock:*",
+        "~threadcast:refused-token:*",
+        "~threadcast:needs-signin:*",
         "%R~threadcast:tokencache:*",
-    )  # fmt: skip
+    )
     limited = redis.Redis.from_url(private_redis.url.replace("//", "//worker:pw@"))
     ledger = Ledger.open(settings.database_url)
     tokens = provider(settings, ledger, limited)

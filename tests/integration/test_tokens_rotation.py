@@ -55,9 +55,13 @@ def ledger_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_eight_processes_share_rotating_tokens_for_three_lifetimes(
-    short_lived: RunningSimulator, redis_url: str, clean_redis: redis.Redis, ledger_url: str,
-    cache_key: str, tmp_path: Path,
-) -> None:  # fmt: skip
+    short_lived: RunningSimulator,
+    redis_url: str,
+    clean_redis: redis.Redis,
+    ledger_url: str,
+    cache_key: str,
+    tmp_path: Path,
+) -> None:
     env = stack_env(short_lived, redis_url, ledger_url, cache_key)
     env |= {"THREADCAST_TOKEN_REFRESH_MARGIN": "2"}
     settings = settings_from(env)
@@ -108,9 +112,12 @@ def send_every_second(settings: Settings, tenants: list[str]) -> list[Sent]:
 
 
 def measure(
-    sim: SimAdmin, ledger: Ledger, broadcasts: list[Sent], tenants: list[str],
+    sim: SimAdmin,
+    ledger: Ledger,
+    broadcasts: list[Sent],
+    tenants: list[str],
     signed_from: float,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     contents = {sent.content for sent in broadcasts}
     posts = [p for p in sim.posts() if p["content"] in contents]
     arrivals = sorted(datetime.fromisoformat(p["received_at"]).timestamp() for p in posts)

@@ -44,9 +44,12 @@ def json_worker(stack: Stack) -> Iterator[WorkerProcess]:
 
 @pytest.mark.parametrize("stack", [BACKENDS[-1]], indirect=True)  # one backend is enough
 def test_no_token_is_written_anywhere(
-    stack: Stack, json_worker: WorkerProcess, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str], tmp_path: Path,
-) -> None:  # fmt: skip
+    stack: Stack,
+    json_worker: WorkerProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
     for name, value in stack.env.items():
         if name.startswith("THREADCAST_"):
             monkeypatch.setenv(name, value)

@@ -43,8 +43,10 @@ def test_two_processes_share_the_work_and_a_killed_one_is_started_again(stack: S
         wait_for(lambda: count_in(stack.ledger, bid, ["sent"]) == 40, what="40 sent")
 
         os.kill(first[0], signal.SIGKILL)
-        wait_for(lambda: len(now := children(worker.process.pid)) == 2 and first[0] not in now,
-                 what="the killed process to be replaced")  # fmt: skip
+        wait_for(
+            lambda: len(now := children(worker.process.pid)) == 2 and first[0] not in now,
+            what="the killed process to be replaced",
+        )
         wait_for(lambda: worker.log_text().count(" ready.") == 3, what="it to consume again")
         again = _send(stack, 20)
         wait_for(lambda: count_in(stack.ledger, again, ["sent"]) == 20, what="20 more sent")

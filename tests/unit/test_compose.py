@@ -120,9 +120,7 @@ def environment(service: dict[str, Any], **given: str) -> dict[str, str]:
     return {k: interpolate(str(v), env) for k, v in (service.get("environment") or {}).items()}
 
 
-def test_environments_load_as_settings(
-    services: dict[str, dict[str, Any]], tmp_path: Path
-) -> None:
+def test_environments_load_as_settings(services: dict[str, dict[str, Any]], tmp_path: Path) -> None:
     ca = tmp_path / "ca.pem"
     ca.write_text("not read here")
     given = {
@@ -145,9 +143,7 @@ def test_environments_load_as_settings(
         assert settings.log_json is True, name
 
 
-def test_secrets_are_required_and_go_only_where_needed(
-    services: dict[str, dict[str, Any]]
-) -> None:
+def test_secrets_are_required_and_go_only_where_needed(services: dict[str, dict[str, Any]]) -> None:
     with pytest.raises(KeyError, match="THREADCAST_API_KEYS"):
         interpolate(services["api"]["environment"]["THREADCAST_API_KEYS"], {})
     with pytest.raises(KeyError, match="THREADCAST_TOKEN_CACHE_KEY"):
@@ -186,7 +182,7 @@ def test_commands_are_threadcast_commands(services: dict[str, dict[str, Any]]) -
 
 
 def test_the_simulator_certificate_covers_the_name_clients_use(
-    services: dict[str, dict[str, Any]]
+    services: dict[str, dict[str, Any]],
 ) -> None:
     sim = services["sim"]
     command = sim["command"]
@@ -210,9 +206,10 @@ def test_volumes(compose: dict[str, Any], services: dict[str, dict[str, Any]]) -
 
 def test_dockerfile_and_dockerignore() -> None:
     lines = [
-        line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines()
+        line.strip()
+        for line in (ROOT / "Dockerfile").read_text().splitlines()
         if line.strip() and not line.lstrip().startswith("#")
-    ]  # fmt: skip
+    ]
     assert lines[0] == "FROM python:3.11-slim"
     users = [line.split()[1] for line in lines if line.startswith("USER ")]
     assert users and users[-1] not in ("root", "0")

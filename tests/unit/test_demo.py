@@ -15,16 +15,27 @@ SWITCH = Switch(CHANNEL_MESSAGES, "2026-12-06T17:00:00+00:00", "400 BadRequest: 
 
 
 def outcome(
-    attempts: dict[str, dict[str, int]], *, switch: Switch | None = None, refused: int = 0,
-    sent: int = N, failed: int = 0, duplicates: int = 0, copy: Switch | None = None,
-) -> demo.Outcome:  # fmt: skip
+    attempts: dict[str, dict[str, int]],
+    *,
+    switch: Switch | None = None,
+    refused: int = 0,
+    sent: int = N,
+    failed: int = 0,
+    duplicates: int = 0,
+    copy: Switch | None = None,
+) -> demo.Outcome:
     final: dict[str, Any] = {
-        "sent": sent, "failed": failed, "unknown": 0, "endpoint": {"attempts": attempts},
-    }  # fmt: skip
+        "sent": sent,
+        "failed": failed,
+        "unknown": 0,
+        "endpoint": {"attempts": attempts},
+    }
     stats = {
-        "accepted": sent + duplicates, "unique": sent, "duplicates": duplicates,
+        "accepted": sent + duplicates,
+        "unique": sent,
+        "duplicates": duplicates,
         "rejected": {"400": refused} if refused else {},
-    }  # fmt: skip
+    }
     return demo.Outcome(N, final, stats, switch, copy)
 
 

@@ -31,9 +31,14 @@ def test_mask_urls(text: str, shown: str) -> None:
 
 def sign_in(**facts: object) -> SignIn:
     values: dict[str, object] = {
-        "tenant": "t", "user": "u", "scopes": ("Group.ReadWrite.All",), "expires_on": NOW + 60,
-        "refresh_token": True, "needs_sign_in": None, "now": NOW,
-    }  # fmt: skip
+        "tenant": "t",
+        "user": "u",
+        "scopes": ("Group.ReadWrite.All",),
+        "expires_on": NOW + 60,
+        "refresh_token": True,
+        "needs_sign_in": None,
+        "now": NOW,
+    }
     return SignIn(**(values | facts))  # type: ignore[arg-type]
 
 
@@ -76,9 +81,11 @@ def test_render_folds_fine_tenants_and_counts_every_check() -> None:
     report = json.loads(doctor.dumps(results))
     assert report["ok"] is False and report["counts"] == {"ok": 4, "warn": 1, "fail": 1}
     assert report["checks"][4] == {
-        "name": "tenant 9", "status": "fail", "detail": "marked",
+        "name": "tenant 9",
+        "status": "fail",
+        "detail": "marked",
         "fix": "threadcast login --tenant 9",
-    }  # fmt: skip
+    }
 
 
 def test_a_broken_check_becomes_a_failure_line() -> None:

@@ -40,8 +40,14 @@ def test_deliveries_keep_order_and_collapse_duplicates() -> None:
 
 
 def _dumps(m: DeliveryMessage, at: float) -> str:
-    body = {"d": m.delivery_id, "b": m.broadcast_id, "t": m.tenant, "g": m.group,
-            "c": m.channel, "a": round(at, 3)}  # fmt: skip
+    body = {
+        "d": m.delivery_id,
+        "b": m.broadcast_id,
+        "t": m.tenant,
+        "g": m.group,
+        "c": m.channel,
+        "a": round(at, 3),
+    }
     return json.dumps(body, separators=(",", ":"))
 
 
@@ -63,8 +69,9 @@ def test_entry_of_a_non_text_field_is_still_json() -> None:
 
 
 def test_target_parse_lowercases_and_names_the_first_bad_field() -> None:
-    parsed = Target.parse("t", {"tenant": TENANT.upper(), "group": GROUP.upper(),
-                                "channel": CHANNEL})  # fmt: skip
+    parsed = Target.parse(
+        "t", {"tenant": TENANT.upper(), "group": GROUP.upper(), "channel": CHANNEL}
+    )
     assert parsed == Target(TENANT, GROUP, CHANNEL)
     cases = [
         ({"tenant": "x", "group": "y", "channel": "z"}, r"^targets\[3\]\.tenant: "),
@@ -72,10 +79,12 @@ def test_target_parse_lowercases_and_names_the_first_bad_field() -> None:
         ({"tenant": TENANT, "group": GROUP, "channel": "z"}, r"^targets\[3\]\.channel: "),
         ({"tenant": TENANT, "group": GROUP}, r"^targets\[3\]\.channel: "),
         ({"tenant": TENANT + "\n", "group": GROUP, "channel": CHANNEL}, r"^targets\[3\]\.tenant"),
-        ({"tenant": TENANT, "group": GROUP, "channel": "19:" + "a" * 300 + "@thread.tacv2"},
-         r"^targets\[3\]\.channel: "),
+        (
+            {"tenant": TENANT, "group": GROUP, "channel": "19:" + "a" * 300 + "@thread.tacv2"},
+            r"^targets\[3\]\.channel: ",
+        ),
         ({"tenant": 5, "group": GROUP, "channel": CHANNEL}, r"^targets\[3\]\.tenant: "),
-    ]  # fmt: skip
+    ]
     for raw, message in cases:
         with pytest.raises(ValidationError, match=message):
             Target.parse("targets[3]", raw)

@@ -27,9 +27,10 @@ def test_body_is_the_seed_example_with_an_integer_content_type() -> None:
     body = chatthread_body("<h1>Hello world</h1>", ContentType.HTML)
     assert json.loads(body) == SEED_EXAMPLE
     assert body == b'{"rootMessage":{"body":{"contentType":1,"content":"<h1>Hello world</h1>"}}}'
-    assert json.loads(chatthread_body("hi", ContentType.TEXT))["rootMessage"]["body"][
-        "contentType"
-    ] == 0
+    assert (
+        json.loads(chatthread_body("hi", ContentType.TEXT))["rootMessage"]["body"]["contentType"]
+        == 0
+    )
 
 
 @pytest.mark.parametrize(

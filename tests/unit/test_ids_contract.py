@@ -127,10 +127,15 @@ def test_message_round_trip_and_rejections() -> None:
 
 def test_a_batch_keeps_its_good_deliveries_and_names_each_bad_one() -> None:
     msgs = [
-        DeliveryMessage(ids.delivery_id("b", TENANT, GROUP, f"19:c{i}@thread.tacv2"), "b",
-                        TENANT, GROUP, f"19:c{i}@thread.tacv2")
+        DeliveryMessage(
+            ids.delivery_id("b", TENANT, GROUP, f"19:c{i}@thread.tacv2"),
+            "b",
+            TENANT,
+            GROUP,
+            f"19:c{i}@thread.tacv2",
+        )
         for i in range(3)
-    ]  # fmt: skip
+    ]
     assert batch_from_wire(batch_to_wire(msgs)) == (msgs, [])
     assert batch_from_wire(msgs[0].to_wire()) == ([msgs[0]], [])  # one delivery, unbatched
     good, bad = batch_from_wire([msgs[0].to_wire(), "garbage", msgs[2].to_wire() | {"v": 7}])

@@ -34,9 +34,10 @@ def root() -> Iterator[logging.Logger]:
 
 def settings(**over: object) -> Settings:
     values: dict[str, object] = {
-        "api_keys": f"svc:{API_KEY}", "client_secret": CLIENT_SECRET,
+        "api_keys": f"svc:{API_KEY}",
+        "client_secret": CLIENT_SECRET,
         "token_cache_key": Fernet.generate_key().decode(),
-    }  # fmt: skip
+    }
     return Settings(**(values | over))  # type: ignore[arg-type]
 
 
@@ -83,10 +84,17 @@ def test_json_line_has_the_extra_fields(root: logging.Logger) -> None:
 
 def test_one_line_per_attempt_in_both_formats(root: logging.Logger) -> None:
     fields = {
-        "broadcast": "b-1", "delivery": "d-1", "tenant": "t-1", "attempt": 2, "status": 429,
-        "outcome": "retrying", "request_id": "r-1", "client_request_id": "c-1",
-        "error_code": "TooManyRequests", "latency_ms": 12.345,
-    }  # fmt: skip
+        "broadcast": "b-1",
+        "delivery": "d-1",
+        "tenant": "t-1",
+        "attempt": 2,
+        "status": 429,
+        "outcome": "retrying",
+        "request_id": "r-1",
+        "client_request_id": "c-1",
+        "error_code": "TooManyRequests",
+        "latency_ms": 12.345,
+    }
     for json_mode in (True, False):
         out = capture(root, log_json=json_mode)
         log_attempt(logging.getLogger("threadcast.worker"), **fields)  # type: ignore[arg-type]
@@ -97,8 +105,15 @@ def test_one_line_per_attempt_in_both_formats(root: logging.Logger) -> None:
             assert entry["level"] == "WARNING" and entry["event"] == "attempt"
             assert {k: entry[k] for k in fields} == fields | {"latency_ms": 12.3}
         else:
-            for key in ("broadcast=b-1", "delivery=d-1", "tenant=t-1", "status=429",
-                        "request_id=r-1", "client_request_id=c-1", "outcome=retrying"):  # fmt: skip
+            for key in (
+                "broadcast=b-1",
+                "delivery=d-1",
+                "tenant=t-1",
+                "status=429",
+                "request_id=r-1",
+                "client_request_id=c-1",
+                "outcome=retrying",
+            ):
                 assert key in text
 
 

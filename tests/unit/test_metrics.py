@@ -55,8 +55,14 @@ def test_recording_functions_show_in_a_scrape() -> None:
     metrics.set_parked(7)
     after = snapshot(tenant)
     assert {k: after[k] - before[k] for k in before} == {
-        "sent": 2, "none": 1, "429": 1, "ok": 1, "bad": 1, "wait": 1, "lat": 1,
-    }  # fmt: skip
+        "sent": 2,
+        "none": 1,
+        "429": 1,
+        "ok": 1,
+        "bad": 1,
+        "wait": 1,
+        "lat": 1,
+    }
     assert sample("threadcast_parked_deliveries") == 7
 
 
@@ -124,8 +130,13 @@ def test_multiprocess_mode_adds_up_every_child(tmp_path: Path) -> None:
     (stale / "counter_999999.db").write_bytes(b"stale run")  # dropped by prepare
     env = os.environ | {metrics.MULTIPROC_ENV: str(stale)}
     done = subprocess.run(
-        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120,
-        cwd=Path(__file__).resolve().parents[2], check=False,
-    )  # fmt: skip
+        [sys.executable, str(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"sent": 6.0, "throttled": 3.0}

@@ -39,8 +39,11 @@ def on_day(recurrence: Recurrence, day: date) -> list[datetime]:
 def test_weekly_monday_nine_in_berlin() -> None:
     monday = Recurrence.parse("0 9 * * MON", "Europe/Berlin")
     found = monday.next(datetime(2026, 11, 29, 12, tzinfo=UTC), 3)
-    assert found == [datetime(2026, 11, 30, 8, tzinfo=UTC), datetime(2026, 12, 7, 8, tzinfo=UTC),
-                     datetime(2026, 12, 14, 8, tzinfo=UTC)]  # fmt: skip
+    assert found == [
+        datetime(2026, 11, 30, 8, tzinfo=UTC),
+        datetime(2026, 12, 7, 8, tzinfo=UTC),
+        datetime(2026, 12, 14, 8, tzinfo=UTC),
+    ]
     assert all(at.tzinfo is UTC for at in found)
 
 
@@ -77,9 +80,20 @@ def test_fires_at() -> None:
 
 
 @pytest.mark.parametrize(
-    "cron", ["", "0 9 * *", "61 9 * * *", "0 25 * * *", "0 9 * * FUNDAY", "*/0 * * * *",
-             "0 9 31 2 *", "a b c d e", "0 9 * * * * *", "x" * 201],
-)  # fmt: skip
+    "cron",
+    [
+        "",
+        "0 9 * *",
+        "61 9 * * *",
+        "0 25 * * *",
+        "0 9 * * FUNDAY",
+        "*/0 * * * *",
+        "0 9 31 2 *",
+        "a b c d e",
+        "0 9 * * * * *",
+        "x" * 201,
+    ],
+)
 def test_an_invalid_cron_expression_is_named(cron: str) -> None:
     with pytest.raises(ValidationError) as caught:
         Recurrence.parse(cron, "Europe/Berlin", cron_field="--cron")
@@ -164,8 +178,10 @@ def test_weekly_sunday_nine_keeps_its_local_time_across_both_transitions(
     fired = job.next(datetime(2026, 1, 1, tzinfo=UTC), 52)
     assert [t.astimezone(tz).time() for t in fired] == [time(9, 0)] * 52
     assert len(set(fired)) == 52
-    assert all(b - a in (timedelta(days=7), timedelta(days=7, hours=-1), timedelta(days=7, hours=1))
-               for a, b in pairwise(fired))  # fmt: skip
+    assert all(
+        b - a in (timedelta(days=7), timedelta(days=7, hours=-1), timedelta(days=7, hours=1))
+        for a, b in pairwise(fired)
+    )
     assert transitions <= {t.astimezone(tz).date() for t in fired}
 
 

@@ -25,9 +25,15 @@ S = timedelta(seconds=1)
 
 @pytest.mark.parametrize(
     ("delay", "expected"),
-    [(0, Timeliness.ON_TIME), (5, Timeliness.ON_TIME), (6, Timeliness.LATE),
-     (900, Timeliness.LATE), (901, Timeliness.MISSED), (-3, Timeliness.ON_TIME)],
-)  # fmt: skip
+    [
+        (0, Timeliness.ON_TIME),
+        (5, Timeliness.ON_TIME),
+        (6, Timeliness.LATE),
+        (900, Timeliness.LATE),
+        (901, Timeliness.MISSED),
+        (-3, Timeliness.ON_TIME),
+    ],
+)
 def test_classify(delay: int, expected: Timeliness) -> None:
     assert classify(T0, T0 + delay * S, grace_seconds=900) is expected
 

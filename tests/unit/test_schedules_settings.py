@@ -25,9 +25,13 @@ def test_defaults() -> None:
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("THREADCAST_SCHEDULE_GRACE", "-1"), ("THREADCAST_SCHEDULE_GRACE", "soon"),
-     ("THREADCAST_SCHEDULER_LEASE_SECONDS", "0.5"), ("THREADCAST_SCHEDULER_LEASE_SECONDS", "61")],
-)  # fmt: skip
+    [
+        ("THREADCAST_SCHEDULE_GRACE", "-1"),
+        ("THREADCAST_SCHEDULE_GRACE", "soon"),
+        ("THREADCAST_SCHEDULER_LEASE_SECONDS", "0.5"),
+        ("THREADCAST_SCHEDULER_LEASE_SECONDS", "61"),
+    ],
+)
 def test_bad_values_name_the_variable(
     monkeypatch: pytest.MonkeyPatch, variable: str, value: str
 ) -> None:

@@ -24,16 +24,25 @@ def _no_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("variable", "value", "shown"),
     [
-        ("THREADCAST_DATABASE_URL", f"mysql://app:{SECRET}@db.internal/threadcast",
-         "'mysql://app:***@db.internal/threadcast'"),
-        ("THREADCAST_DATABASE_URL", f"postgres://app:{SECRET}@db:5432/t?sslmode=require",
-         "'postgres://app:***@db:5432/t?sslmode=require'"),
-        ("THREADCAST_DATABASE_URL", f"mysql://db/t?sslmode=require&password={SECRET}",
-         "'mysql://db/t?sslmode=require&password=***'"),
+        (
+            "THREADCAST_DATABASE_URL",
+            f"mysql://app:{SECRET}@db.internal/threadcast",
+            "'mysql://app:***@db.internal/threadcast'",
+        ),
+        (
+            "THREADCAST_DATABASE_URL",
+            f"postgres://app:{SECRET}@db:5432/t?sslmode=require",
+            "'postgres://app:***@db:5432/t?sslmode=require'",
+        ),
+        (
+            "THREADCAST_DATABASE_URL",
+            f"mysql://db/t?sslmode=require&password={SECRET}",
+            "'mysql://db/t?sslmode=require&password=***'",
+        ),
         ("THREADCAST_REDIS_URL", f"http://:{SECRET}@cache:6379/0", "'http://:***@cache:6379/0'"),
         ("THREADCAST_REDIS_URL", "http://cache:6379/0", "'http://cache:6379/0'"),
     ],
-)  # fmt: skip
+)
 def test_a_refused_url_is_shown_without_its_password(
     monkeypatch: pytest.MonkeyPatch, variable: str, value: str, shown: str
 ) -> None:

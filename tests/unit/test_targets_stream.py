@@ -85,14 +85,17 @@ def test_the_header_and_an_unreadable_file_are_checked_before_the_rows(tmp_path:
     ("text", "expected"),
     [
         # columns in any order, spaces around values, a BOM, CRLF, quotes, blank lines
-        ("\ufeffchannel, tenant ,group\r\n19:a@thread.tacv2, T ,G\r\n\r\n\"19:b@thread.skype\",T,G",
-         ["19:a@thread.tacv2", "19:b@thread.skype"]),
+        (
+            "\ufeffchannel, tenant ,group\r\n"
+            '19:a@thread.tacv2, T ,G\r\n\r\n"19:b@thread.skype",T,G',
+            ["19:a@thread.tacv2", "19:b@thread.skype"],
+        ),
         ("tenant,group,channel\n\nT,G,19:a@thread.tacv2\n\n", ["19:a@thread.tacv2"]),
         ("\n\ntenant,group,channel\nT,G,19:a@thread.tacv2\n", "line 1: the header must be"),
         ("tenant,group,channel\nT,G,19:a@thread.tacv2\n   \n", "line 3: must have exactly 3"),
         ("tenant,group,channel\n\n\n", "holds no targets"),
     ],
-)  # fmt: skip
+)
 def test_csv_files_read_as_before(tmp_path: Path, text: str, expected: list[str] | str) -> None:
     path = tmp_path / "t.csv"
     path.write_bytes(text.replace("T", T).replace(",G", "," + G).encode())
@@ -120,8 +123,10 @@ def small_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("small_pieces")
 @pytest.mark.parametrize("indent", [None, 0, 2])
 def test_json_items_that_cross_pieces_are_read_whole(tmp_path: Path, indent: int | None) -> None:
-    items = [{"tenant": T.upper(), "group": G, "channel": f"19:c{i}@thread.tacv2", "n": 12345}
-             for i in range(300)]  # fmt: skip
+    items = [
+        {"tenant": T.upper(), "group": G, "channel": f"19:c{i}@thread.tacv2", "n": 12345}
+        for i in range(300)
+    ]
     path = tmp_path / "t.json"
     path.write_text(" \n " + json.dumps(items, indent=indent) + "\n ")
     assert read_targets(path) == [Target(T, G, f"19:c{i}@thread.tacv2") for i in range(300)]
@@ -152,8 +157,10 @@ def test_json_errors_name_the_line_or_item(tmp_path: Path, text: str, message: s
 
 
 def test_json_streams_the_same_targets_as_json_loads(tmp_path: Path) -> None:
-    items = [{"channel": f"19:{uuid.uuid4().hex}@thread.skype", "tenant": T, "group": G}
-             for _ in range(2_000)]  # fmt: skip
+    items = [
+        {"channel": f"19:{uuid.uuid4().hex}@thread.skype", "tenant": T, "group": G}
+        for _ in range(2_000)
+    ]
     path = tmp_path / "t.json"
     path.write_text(json.dumps(items, indent=1))
     assert read_targets(path) == [Target.parse("x", item) for item in json.loads(path.read_text())]

@@ -130,9 +130,9 @@ class Gate:
             for (tenant, group), entries in queues.items():
                 args += (tenant, group, len(entries) // step)
                 args += entries
-            count += int(_run(
-                self._scripts.enqueue, keys=[keys.TENANTS, keys.KNOWN, keys.WAKE], args=args
-            ))  # fmt: skip
+            count += int(
+                _run(self._scripts.enqueue, keys=[keys.TENANTS, keys.KNOWN, keys.WAKE], args=args)
+            )
         return count
 
     def _enqueue_time(self) -> float:
@@ -159,14 +159,31 @@ class Gate:
         t, g, c = message.tenant, message.group, message.channel
         result = _run(
             self._scripts.start,
-            keys=[*_logs(message), keys.KNOWN, keys.CANCELLED, keys.cooldown("app"),
-                  keys.cooldown(keys.tenant_scope(t)), keys.cooldown(keys.team_scope(t, g)),
-                  keys.cooldown(keys.channel_scope(t, g, c))],
-            args=[message.permit or f"{message.delivery_id}@late", _PERMIT_MAX_AGE,
-                  message.delivery_id, self._window(), self._limits.app, rates.tenant,
-                  rates.team, rates.channel, message.broadcast_id, _where(message),
-                  rates.channel_daily, keys.PREFIX, _DAY_TTL],
-        )  # fmt: skip
+            keys=[
+                *_logs(message),
+                keys.KNOWN,
+                keys.CANCELLED,
+                keys.cooldown("app"),
+                keys.cooldown(keys.tenant_scope(t)),
+                keys.cooldown(keys.team_scope(t, g)),
+                keys.cooldown(keys.channel_scope(t, g, c)),
+            ],
+            args=[
+                message.permit or f"{message.delivery_id}@late",
+                _PERMIT_MAX_AGE,
+                message.delivery_id,
+                self._window(),
+                self._limits.app,
+                rates.tenant,
+                rates.team,
+                rates.channel,
+                message.broadcast_id,
+                _where(message),
+                rates.channel_daily,
+                keys.PREFIX,
+                _DAY_TTL,
+            ],
+        )
         return _STARTS[int(result)]
 
     def park(self, message: DeliveryMessage, delay: float) -> bool:
@@ -175,16 +192,33 @@ class Gate:
         A permit it carries that was never started (no POST made under it) is given back:
         its slot and its quota reservation are freed. A delivery of a cancelled broadcast is
         not parked: False."""
-        return bool(_run(
-            self._scripts.park,
-            keys=[keys.DELAYED, keys.TENANTS, keys.KNOWN,
-                  keys.queue(message.tenant, message.group), keys.teams(message.tenant),
-                  keys.WAKE, keys.CANCELLED, *_logs(message)],
-            # The script stamps the entry's ready time, on Redis's clock.
-            args=[message.entry(0.0), max(0.0, delay), message.tenant, message.group,
-                  message.delivery_id, message.permit or "", message.broadcast_id,
-                  _where(message), keys.PREFIX],
-        ))  # fmt: skip
+        return bool(
+            _run(
+                self._scripts.park,
+                keys=[
+                    keys.DELAYED,
+                    keys.TENANTS,
+                    keys.KNOWN,
+                    keys.queue(message.tenant, message.group),
+                    keys.teams(message.tenant),
+                    keys.WAKE,
+                    keys.CANCELLED,
+                    *_logs(message),
+                ],
+                # The script stamps the entry's ready time, on Redis's clock.
+                args=[
+                    message.entry(0.0),
+                    max(0.0, delay),
+                    message.tenant,
+                    message.group,
+                    message.delivery_id,
+                    message.permit or "",
+                    message.broadcast_id,
+                    _where(message),
+                    keys.PREFIX,
+                ],
+            )
+        )
 
     def drop(self, message: DeliveryMessage) -> bool:
         """A released delivery that is not claimable (sent, cancelled, unknown, held by another
@@ -192,18 +226,23 @@ class Gate:
         the sliding logs and its channel's quota reservation). True if one was given back."""
         if not message.permit:
             return False
-        return bool(_run(
-            self._scripts.drop,
-            keys=[*_logs(message), keys.KNOWN],
-            args=[message.delivery_id, message.permit, _where(message), keys.PREFIX],
-        ))  # fmt: skip
+        return bool(
+            _run(
+                self._scripts.drop,
+                keys=[*_logs(message), keys.KNOWN],
+                args=[message.delivery_id, message.permit, _where(message), keys.PREFIX],
+            )
+        )
 
     def cancel(self, broadcast_id: str) -> None:
         """Mark the broadcast cancelled (for CANCEL_MARK_SECONDS): its waiting entries leave
         without a permit or a quota count as the release and promotion reach them, and a
         worker that claimed one of its deliveries before the cancel gets no permit for it."""
-        _run(self._scripts.cancel, keys=[keys.CANCELLED, keys.WAKE],
-             args=[broadcast_id, CANCEL_MARK_SECONDS])  # fmt: skip
+        _run(
+            self._scripts.cancel,
+            keys=[keys.CANCELLED, keys.WAKE],
+            args=[broadcast_id, CANCEL_MARK_SECONDS],
+        )
 
     def uncancel(self, broadcast_id: str) -> None:
         """Remove the broadcast's cancellation mark (an operator re-queues its deliveries)."""
@@ -217,13 +256,26 @@ class Gate:
         t, g, c = message.tenant, message.group, message.channel
         scope = _run(
             self._scripts.cooldown,
-            keys=[keys.cooldown("app"), keys.cooldown(keys.tenant_scope(t)),
-                  keys.cooldown(keys.team_scope(t, g)), keys.cooldown(keys.channel_scope(t, g, c)),
-                  *_logs(message)],
-            args=[self._window(), self._limits.app, rates.tenant, rates.team,
-                  rates.channel, seconds, "tenant" if tenant_wide else "auto",
-                  keys.tenant_scope(t), keys.team_scope(t, g), keys.channel_scope(t, g, c)],
-        )  # fmt: skip
+            keys=[
+                keys.cooldown("app"),
+                keys.cooldown(keys.tenant_scope(t)),
+                keys.cooldown(keys.team_scope(t, g)),
+                keys.cooldown(keys.channel_scope(t, g, c)),
+                *_logs(message),
+            ],
+            args=[
+                self._window(),
+                self._limits.app,
+                rates.tenant,
+                rates.team,
+                rates.channel,
+                seconds,
+                "tenant" if tenant_wide else "auto",
+                keys.tenant_scope(t),
+                keys.team_scope(t, g),
+                keys.channel_scope(t, g, c),
+            ],
+        )
         return scope.decode() if isinstance(scope, bytes) else str(scope)
 
     def forget(self, delivery_id: str) -> None:
@@ -241,22 +293,39 @@ class Gate:
 
     def promote(self, limit: int = 1000) -> int:
         """Move due retries and holds back into their queues."""
-        return int(_run(
-            self._scripts.promote,
-            keys=[keys.DELAYED, keys.TENANTS, keys.KNOWN, keys.CANCELLED],
-            args=[limit, keys.PREFIX],
-        ))  # fmt: skip
+        return int(
+            _run(
+                self._scripts.promote,
+                keys=[keys.DELAYED, keys.TENANTS, keys.KNOWN, keys.CANCELLED],
+                args=[limit, keys.PREFIX],
+            )
+        )
 
     def release(self, budget: int) -> Release:
         """Hand out up to ``budget`` permits, fairly across tenants and teams."""
         limits = self._limits
         released, held, wake, parked, issued = _run(
             self._scripts.release,
-            keys=[keys.TENANTS, keys.APP_LOG, keys.LIMITS, keys.CANCELLED, keys.KNOWN,
-                  keys.DELAYED],
-            args=[self._window(), limits.app, limits.tenant, limits.team, limits.channel_daily,
-                  limits.channel, budget, keys.PREFIX, _DAY_TTL],
-        )  # fmt: skip
+            keys=[
+                keys.TENANTS,
+                keys.APP_LOG,
+                keys.LIMITS,
+                keys.CANCELLED,
+                keys.KNOWN,
+                keys.DELAYED,
+            ],
+            args=[
+                self._window(),
+                limits.app,
+                limits.tenant,
+                limits.team,
+                limits.channel_daily,
+                limits.channel,
+                budget,
+                keys.PREFIX,
+                _DAY_TTL,
+            ],
+        )
         messages = [
             DeliveryMessage.from_entry(released[i], _text(released[i + 1]))
             for i in range(0, len(released), 2)
@@ -306,8 +375,9 @@ class Gate:
             args: list[str] = [keys.PREFIX]
             for m in messages[start : start + _STUCK_PAGE]:
                 args += (m.delivery_id, m.tenant, m.group)
-            found = _run(self._scripts.stuck, keys=[keys.KNOWN, keys.TENANTS, keys.DELAYED],
-                         args=args)  # fmt: skip
+            found = _run(
+                self._scripts.stuck, keys=[keys.KNOWN, keys.TENANTS, keys.DELAYED], args=args
+            )
             stuck += [_text(d) for d in found]
         return stuck
 

@@ -15,19 +15,37 @@ from threadcast.ledger.schema import attempts, deliveries
 _ROWS_PER_FETCH = 1000
 
 DELIVERY_COLUMNS = (
-    deliveries.c.broadcast_id.label("broadcast"), deliveries.c.id.label("delivery"),
-    deliveries.c.tenant_id.label("tenant"), deliveries.c.group_id.label("group"),
-    deliveries.c.channel_id.label("channel"), deliveries.c.state, deliveries.c.attempts,
-    deliveries.c.last_status, deliveries.c.last_error_code, deliveries.c.last_error_message,
-    deliveries.c.last_request_id, deliveries.c.message_id, deliveries.c.sent_at,
+    deliveries.c.broadcast_id.label("broadcast"),
+    deliveries.c.id.label("delivery"),
+    deliveries.c.tenant_id.label("tenant"),
+    deliveries.c.group_id.label("group"),
+    deliveries.c.channel_id.label("channel"),
+    deliveries.c.state,
+    deliveries.c.attempts,
+    deliveries.c.last_status,
+    deliveries.c.last_error_code,
+    deliveries.c.last_error_message,
+    deliveries.c.last_request_id,
+    deliveries.c.message_id,
+    deliveries.c.sent_at,
     deliveries.c.updated_at,
-)  # fmt: skip
+)
 ATTEMPT_COLUMNS = (
-    attempts.c.number, attempts.c.worker, attempts.c.started_at, attempts.c.finished_at,
-    attempts.c.client_request_id, attempts.c.outcome, attempts.c.http_status,
-    attempts.c.request_id, attempts.c.error_code, attempts.c.error_message,
-    attempts.c.retry_after, attempts.c.latency_ms, attempts.c.message_id, attempts.c.endpoint,
-)  # fmt: skip
+    attempts.c.number,
+    attempts.c.worker,
+    attempts.c.started_at,
+    attempts.c.finished_at,
+    attempts.c.client_request_id,
+    attempts.c.outcome,
+    attempts.c.http_status,
+    attempts.c.request_id,
+    attempts.c.error_code,
+    attempts.c.error_message,
+    attempts.c.retry_after,
+    attempts.c.latency_ms,
+    attempts.c.message_id,
+    attempts.c.endpoint,
+)
 _DELIVERY_KEYS = [c.key for c in DELIVERY_COLUMNS]
 _ATTEMPT_KEYS = [c.key for c in ATTEMPT_COLUMNS]
 

@@ -29,22 +29,37 @@ _PAGE = 10_000  # deliveries read back per query for publishing
 #: Any other state is on its way or done: re-queueing it would send a scheduled one early,
 #: cut a retry's Retry-After short, or give a queued one a second entry in the gate.
 RETRYABLE = frozenset(
-    {DeliveryState.FAILED, DeliveryState.UNKNOWN, DeliveryState.CANCELLED,
-     DeliveryState.WAITING_AUTH}
-)  # fmt: skip
+    {
+        DeliveryState.FAILED,
+        DeliveryState.UNKNOWN,
+        DeliveryState.CANCELLED,
+        DeliveryState.WAITING_AUTH,
+    }
+)
 
 #: The columns a DeliveryMessage is made of, in message_of's order.
 MESSAGE_COLUMNS = (
-    deliveries.c.id, deliveries.c.broadcast_id, deliveries.c.tenant_id, deliveries.c.group_id,
+    deliveries.c.id,
+    deliveries.c.broadcast_id,
+    deliveries.c.tenant_id,
+    deliveries.c.group_id,
     deliveries.c.channel_id,
-)  # fmt: skip
+)
 
 
 #: The columns _insert writes (the others are NULL or their server default), in row order.
 _INSERTED = (
-    "id", "broadcast_id", "seq", "tenant_id", "group_id", "channel_id", "state", "attempts",
-    "created_at", "updated_at",
-)  # fmt: skip
+    "id",
+    "broadcast_id",
+    "seq",
+    "tenant_id",
+    "group_id",
+    "channel_id",
+    "state",
+    "attempts",
+    "created_at",
+    "updated_at",
+)
 _STAGE = "threadcast_stage"  # SQLite: a temporary table a chunk of rows waits in
 _STAGED = ("id", "seq", "tenant_id", "group_id", "channel_id")  # what differs between rows
 _Row = tuple[str, int, str, str, str]  # a delivery row: _STAGED's values
@@ -314,11 +329,16 @@ class BroadcastBook:
         state = DeliveryState.QUEUED if due else DeliveryState.SCHEDULED
         conn.execute(
             insert(broadcasts).values(
-                id=broadcast.id, fingerprint="", content=broadcast.content,
-                content_type=broadcast.content_type.value, source=broadcast.source,
-                send_at=broadcast.send_at, target_count=0, created_at=now,
+                id=broadcast.id,
+                fingerprint="",
+                content=broadcast.content,
+                content_type=broadcast.content_type.value,
+                source=broadcast.source,
+                send_at=broadcast.send_at,
+                target_count=0,
+                created_at=now,
             )
-        )  # fmt: skip
+        )
         # The timestamp as the column type binds it (once, not once per row and column).
         column_type = deliveries.c.created_at.type.dialect_impl(conn.dialect)
         process = column_type.bind_processor(conn.dialect)
@@ -327,9 +347,10 @@ class BroadcastBook:
         shared = _Shared(broadcast.id, state.value, stamp)
         _insert_deliveries(conn, shared, _rows(batch, written))
         conn.execute(
-            update(broadcasts).where(broadcasts.c.id == broadcast.id)
+            update(broadcasts)
+            .where(broadcasts.c.id == broadcast.id)
             .values(fingerprint=fingerprint(broadcast, written), target_count=len(written))
-        )  # fmt: skip
+        )
         return len(written)
 
     def queued_messages(self, broadcast_id: str) -> Iterator[DeliveryMessage]:
@@ -363,17 +384,26 @@ class BroadcastBook:
                 .where(broadcasts.c.cancelled_at.is_(None))
                 .values(cancelled_at=now)
             )
-            return int(conn.execute(
-                update(deliveries)
-                .where(deliveries.c.broadcast_id == broadcast_id)
-                .where(deliveries.c.state.in_([s.value for s in CANCELLABLE]))
-                .values(state=DeliveryState.CANCELLED.value, updated_at=now, next_attempt_at=None)
-            ).rowcount)  # fmt: skip
+            return int(
+                conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.broadcast_id == broadcast_id)
+                    .where(deliveries.c.state.in_([s.value for s in CANCELLABLE]))
+                    .values(
+                        state=DeliveryState.CANCELLED.value, updated_at=now, next_attempt_at=None
+                    )
+                ).rowcount
+            )
 
     def requeue(
-        self, broadcast_id: str, states: Sequence[DeliveryState], now: datetime, *,
-        error_code: str | None = None, tenant: str | None = None,
-    ) -> list[DeliveryMessage]:  # fmt: skip
+        self,
+        broadcast_id: str,
+        states: Sequence[DeliveryState],
+        now: datetime,
+        *,
+        error_code: str | None = None,
+        tenant: str | None = None,
+    ) -> list[DeliveryMessage]:
         """Send matching deliveries in a RETRYABLE state (others in ``states`` match
         nothing) back to ``queued`` with a fresh retry budget; returns their messages for
         publishing. Re-queueing ``cancelled`` deliveries lifts the broadcast's cancellation in
@@ -393,15 +423,18 @@ class BroadcastBook:
             self._require(conn, broadcast_id)
             rows = conn.execute(
                 query.values(
-                    state=DeliveryState.QUEUED.value, attempt_base=deliveries.c.attempts,
-                    next_attempt_at=None, updated_at=now,
+                    state=DeliveryState.QUEUED.value,
+                    attempt_base=deliveries.c.attempts,
+                    next_attempt_at=None,
+                    updated_at=now,
                 ).returning(*MESSAGE_COLUMNS)
-            ).all()  # fmt: skip
+            ).all()
             if rows and DeliveryState.CANCELLED.value in allowed:
                 conn.execute(
-                    update(broadcasts).where(broadcasts.c.id == broadcast_id)
+                    update(broadcasts)
+                    .where(broadcasts.c.id == broadcast_id)
                     .values(cancelled_at=None)
-                )  # fmt: skip
+                )
         return [message_of(r) for r in rows]
 
     @staticmethod
@@ -412,17 +445,25 @@ class BroadcastBook:
 
     def info(self, broadcast_id: str) -> BroadcastInfo:
         query = select(
-            broadcasts.c.id, broadcasts.c.content_type, broadcasts.c.source,
-            broadcasts.c.send_at, broadcasts.c.created_at, broadcasts.c.target_count,
-        ).where(broadcasts.c.id == broadcast_id)  # fmt: skip
+            broadcasts.c.id,
+            broadcasts.c.content_type,
+            broadcasts.c.source,
+            broadcasts.c.send_at,
+            broadcasts.c.created_at,
+            broadcasts.c.target_count,
+        ).where(broadcasts.c.id == broadcast_id)
         with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
             row = conn.execute(query).first()
         if row is None:
             raise NotFoundError(f"no broadcast with id {broadcast_id!r}")
         return BroadcastInfo(
-            row.id, ContentType(row.content_type), row.source, row.send_at, row.created_at,
+            row.id,
+            ContentType(row.content_type),
+            row.source,
+            row.send_at,
+            row.created_at,
             row.target_count,
-        )  # fmt: skip
+        )
 
     def counts(self, broadcast_id: str) -> dict[str, int]:
         """Deliveries per state; every state is present, zero where none."""
@@ -440,8 +481,10 @@ class BroadcastBook:
         (a daily quota holds them until midnight UTC; a retry waits for its time)."""
         query = (
             select(
-                deliveries.c.state, deliveries.c.last_error_code,
-                func.min(deliveries.c.last_error_message), func.count(),
+                deliveries.c.state,
+                deliveries.c.last_error_code,
+                func.min(deliveries.c.last_error_message),
+                func.count(),
                 func.max(deliveries.c.next_attempt_at),
             )
             .where(deliveries.c.broadcast_id == broadcast_id)
@@ -449,7 +492,7 @@ class BroadcastBook:
             .where(deliveries.c.last_error_code.is_not(None))
             .group_by(deliveries.c.state, deliveries.c.last_error_code)
             .order_by(deliveries.c.state, deliveries.c.last_error_code)
-        )  # fmt: skip
+        )
         with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
             return [WaitLine(*row) for row in conn.execute(query).all()]
 
@@ -457,9 +500,14 @@ class BroadcastBook:
         """The latest failed attempts of the broadcast, newest first."""
         query = (
             select(
-                attempts.c.delivery_id, deliveries.c.tenant_id, deliveries.c.channel_id,
-                attempts.c.http_status, attempts.c.error_code, attempts.c.error_message,
-                attempts.c.request_id, attempts.c.started_at,
+                attempts.c.delivery_id,
+                deliveries.c.tenant_id,
+                deliveries.c.channel_id,
+                attempts.c.http_status,
+                attempts.c.error_code,
+                attempts.c.error_message,
+                attempts.c.request_id,
+                attempts.c.started_at,
             )
             .join(deliveries, deliveries.c.id == attempts.c.delivery_id)
             .where(deliveries.c.broadcast_id == broadcast_id)
@@ -469,6 +517,6 @@ class BroadcastBook:
             .where(attempts.c.outcome != REROUTED)
             .order_by(attempts.c.id.desc())
             .limit(limit)
-        )  # fmt: skip
+        )
         with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
             return [ErrorLine(*row) for row in conn.execute(query).all()]

@@ -95,17 +95,26 @@ class DeliveryBook:
         self._engine = engine
 
     def claim(
-        self, delivery_id: str, worker: str, client_request_id: str, lease: timedelta,
-        now: datetime, endpoint: str | None = None,
-    ) -> Claim | Refusal:  # fmt: skip
+        self,
+        delivery_id: str,
+        worker: str,
+        client_request_id: str,
+        lease: timedelta,
+        now: datetime,
+        endpoint: str | None = None,
+    ) -> Claim | Refusal:
         """Take the delivery for one attempt, or say why not (and settle an expired lease)."""
         with self._engine.begin() as conn:
             return _claim(conn, delivery_id, worker, client_request_id, lease, now, endpoint)
 
     def claim_many(
-        self, wanted: Sequence[tuple[str, str]], worker: str, lease: timedelta, now: datetime,
+        self,
+        wanted: Sequence[tuple[str, str]],
+        worker: str,
+        lease: timedelta,
+        now: datetime,
         endpoint: str | None = None,
-    ) -> list[Claim | Refusal]:  # fmt: skip
+    ) -> list[Claim | Refusal]:
         """Claim each (delivery id, client-request-id) in one transaction (one commit for a
         whole batch); the claims and refusals in the order asked."""
         with self._engine.begin() as conn:
@@ -130,9 +139,15 @@ class DeliveryBook:
             return [_finish(conn, c, o, at, c.broadcast_id in cancelled) for c, o, at in finished]
 
     def reroute(
-        self, claim: Claim, answered: Outcome, endpoint: str, worker: str,
-        client_request_id: str, lease: timedelta, now: datetime,
-    ) -> Claim | None:  # fmt: skip
+        self,
+        claim: Claim,
+        answered: Outcome,
+        endpoint: str,
+        worker: str,
+        client_request_id: str,
+        lease: timedelta,
+        now: datetime,
+    ) -> Claim | None:
         """Close an attempt whose answer proved nothing was posted (its endpoint is gone) and
         open the next on ``endpoint``, in one transaction, under the same claim. The new
         attempt does not count against the delivery's budget. None: the claim was lost."""
@@ -140,29 +155,45 @@ class DeliveryBook:
         with self._engine.begin() as conn:
             if _cancelled_among(conn, {claim.broadcast_id}):
                 return None  # no new POST after a cancel: the answer is recorded, cancelled
-            moved = conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id == claim.delivery_id)
-                .where(deliveries.c.state == DeliveryState.SENDING.value)
-                .where(deliveries.c.attempts == claim.number)
-                .values(
-                    attempts=number, attempt_base=deliveries.c.attempt_base + 1,
-                    lease_until=now + lease, updated_at=now,
-                )
-            ).rowcount == 1  # fmt: skip
+            moved = (
+                conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id == claim.delivery_id)
+                    .where(deliveries.c.state == DeliveryState.SENDING.value)
+                    .where(deliveries.c.attempts == claim.number)
+                    .values(
+                        attempts=number,
+                        attempt_base=deliveries.c.attempt_base + 1,
+                        lease_until=now + lease,
+                        updated_at=now,
+                    )
+                ).rowcount
+                == 1
+            )
             if not moved:
                 return None
             _close_attempt(conn, claim.attempt_id, answered, now, label=REROUTED)
             attempt_id = conn.execute(
                 _OPEN_ATTEMPT,
-                {"p_id": claim.delivery_id, "p_number": number, "p_owner": worker,
-                 "p_now": now, "p_crid": client_request_id, "p_endpoint": endpoint},
-            ).scalar_one()  # fmt: skip
+                {
+                    "p_id": claim.delivery_id,
+                    "p_number": number,
+                    "p_owner": worker,
+                    "p_now": now,
+                    "p_crid": client_request_id,
+                    "p_endpoint": endpoint,
+                },
+            ).scalar_one()
         return replace(
-            claim, number=number, previous_status=answered.http_status,
-            attempt_base=claim.attempt_base + 1, attempt_id=attempt_id,
-            client_request_id=client_request_id, lease_until=now + lease, endpoint=endpoint,
-        )  # fmt: skip
+            claim,
+            number=number,
+            previous_status=answered.http_status,
+            attempt_base=claim.attempt_base + 1,
+            attempt_id=attempt_id,
+            client_request_id=client_request_id,
+            lease_until=now + lease,
+            endpoint=endpoint,
+        )
 
     def unclaim(self, claim: Claim, now: datetime) -> bool:
         """Give a claim back before any request was made (its permit had expired): the
@@ -178,23 +209,29 @@ class DeliveryBook:
         with self._engine.begin() as conn:
             cancelled = _cancelled_among(conn, {claim.broadcast_id})
             state = DeliveryState.CANCELLED if cancelled else DeliveryState.QUEUED
-            changed = conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id == claim.delivery_id)
-                .where((deliveries.c.state == DeliveryState.SENDING.value) | lost_lease)
-                .where(deliveries.c.attempts == claim.number)
-                .values(
-                    state=state.value, attempts=claim.number - 1,
-                    lease_owner=None, lease_until=None, updated_at=now,
-                    # The sweep's guess goes with the attempt it guessed about.
-                    last_error_code=case(
-                        (lost_lease, None), else_=deliveries.c.last_error_code
-                    ),
-                    last_error_message=case(
-                        (lost_lease, None), else_=deliveries.c.last_error_message
-                    ),
-                )
-            ).rowcount == 1  # fmt: skip
+            changed = (
+                conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id == claim.delivery_id)
+                    .where((deliveries.c.state == DeliveryState.SENDING.value) | lost_lease)
+                    .where(deliveries.c.attempts == claim.number)
+                    .values(
+                        state=state.value,
+                        attempts=claim.number - 1,
+                        lease_owner=None,
+                        lease_until=None,
+                        updated_at=now,
+                        # The sweep's guess goes with the attempt it guessed about.
+                        last_error_code=case(
+                            (lost_lease, None), else_=deliveries.c.last_error_code
+                        ),
+                        last_error_message=case(
+                            (lost_lease, None), else_=deliveries.c.last_error_message
+                        ),
+                    )
+                ).rowcount
+                == 1
+            )
             if changed:
                 conn.execute(delete(attempts).where(attempts.c.id == claim.attempt_id))
         return changed
@@ -203,16 +240,23 @@ class DeliveryBook:
         """The gate refused the permit because the broadcast was cancelled after the claim: no
         request was made, the attempt is forgotten and the delivery is ``cancelled``."""
         with self._engine.begin() as conn:
-            changed = conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id == claim.delivery_id)
-                .where(deliveries.c.state == DeliveryState.SENDING.value)
-                .where(deliveries.c.attempts == claim.number)
-                .values(
-                    state=DeliveryState.CANCELLED.value, attempts=claim.number - 1,
-                    lease_owner=None, lease_until=None, next_attempt_at=None, updated_at=now,
-                )
-            ).rowcount == 1  # fmt: skip
+            changed = (
+                conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id == claim.delivery_id)
+                    .where(deliveries.c.state == DeliveryState.SENDING.value)
+                    .where(deliveries.c.attempts == claim.number)
+                    .values(
+                        state=DeliveryState.CANCELLED.value,
+                        attempts=claim.number - 1,
+                        lease_owner=None,
+                        lease_until=None,
+                        next_attempt_at=None,
+                        updated_at=now,
+                    )
+                ).rowcount
+                == 1
+            )
             if changed:
                 conn.execute(delete(attempts).where(attempts.c.id == claim.attempt_id))
         return changed
@@ -240,12 +284,15 @@ class DeliveryBook:
     def hold(self, delivery_id: str, reason: Outcome, now: datetime) -> bool:
         """Move a waiting delivery to ``reason.state`` (e.g. ``waiting_auth``), no attempt made."""
         with self._engine.begin() as conn:
-            return conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id == delivery_id)
-                .where(deliveries.c.state.in_([s.value for s in CLAIMABLE]))
-                .values(**_delivery_values(reason, now))
-            ).rowcount == 1
+            return (
+                conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id == delivery_id)
+                    .where(deliveries.c.state.in_([s.value for s in CLAIMABLE]))
+                    .values(**_delivery_values(reason, now))
+                ).rowcount
+                == 1
+            )
 
     def resume_waiting(self, tenant: str, now: datetime) -> list[DeliveryMessage]:
         """Send a tenant's ``waiting_auth`` deliveries back to ``queued`` (after a sign-in).
@@ -258,7 +305,8 @@ class DeliveryBook:
                 .where(deliveries.c.tenant_id == tenant)
                 .where(deliveries.c.state == DeliveryState.WAITING_AUTH.value)
                 .values(
-                    state=DeliveryState.QUEUED.value, updated_at=now,
+                    state=DeliveryState.QUEUED.value,
+                    updated_at=now,
                     attempt_base=deliveries.c.attempts,
                 )
                 .returning(*MESSAGE_COLUMNS)
@@ -266,9 +314,13 @@ class DeliveryBook:
         return [message_of(row) for row in rows]
 
     def note(
-        self, delivery_ids: Sequence[str], code: str, message: str, until: datetime | None,
+        self,
+        delivery_ids: Sequence[str],
+        code: str,
+        message: str,
+        until: datetime | None,
         now: datetime,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Say why queued deliveries wait (e.g. a channel's daily quota) and until when."""
         if not delivery_ids:
             return
@@ -278,10 +330,12 @@ class DeliveryBook:
                 .where(deliveries.c.id.in_(list(delivery_ids)))
                 .where(deliveries.c.state.in_([s.value for s in CLAIMABLE]))
                 .values(
-                    last_error_code=code, last_error_message=message, next_attempt_at=until,
+                    last_error_code=code,
+                    last_error_message=message,
+                    next_attempt_at=until,
                     updated_at=now,
                 )
-            )  # fmt: skip
+            )
 
     def waiting_by_tenant(self) -> dict[str, int]:
         """How many deliveries wait for each tenant's sign-in."""
@@ -340,9 +394,9 @@ class DeliveryBook:
 
     def content(self, broadcast_id: str) -> tuple[str, ContentType, datetime | None]:
         """The broadcast's content, its type and its send time (None: at once)."""
-        query = select(
-            broadcasts.c.content, broadcasts.c.content_type, broadcasts.c.send_at
-        ).where(broadcasts.c.id == broadcast_id)
+        query = select(broadcasts.c.content, broadcasts.c.content_type, broadcasts.c.send_at).where(
+            broadcasts.c.id == broadcast_id
+        )
         with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
             row = conn.execute(query).one()
         return row.content, ContentType(row.content_type), row.send_at
@@ -356,11 +410,16 @@ class DeliveryBook:
 
 def _delivery_values(outcome: Outcome, now: datetime) -> dict[str, object]:
     values: dict[str, object] = {
-        "state": outcome.state.value, "lease_owner": None, "lease_until": None,
-        "updated_at": now, "next_attempt_at": outcome.next_attempt_at,
-        "last_status": outcome.http_status, "last_error_code": outcome.error_code,
-        "last_error_message": outcome.error_message, "last_request_id": outcome.request_id,
-    }  # fmt: skip
+        "state": outcome.state.value,
+        "lease_owner": None,
+        "lease_until": None,
+        "updated_at": now,
+        "next_attempt_at": outcome.next_attempt_at,
+        "last_status": outcome.http_status,
+        "last_error_code": outcome.error_code,
+        "last_error_message": outcome.error_message,
+        "last_request_id": outcome.request_id,
+    }
     if outcome.state is DeliveryState.SENT:
         values["sent_at"] = now
         values["message_id"] = outcome.message_id
@@ -372,21 +431,36 @@ def _close_attempt(
 ) -> None:
     conn.execute(
         _CLOSE_ATTEMPT,
-        {"p_attempt": attempt_id, "p_now": now, "p_outcome": label or outcome.state.value,
-         "p_status": outcome.http_status, "p_request": outcome.request_id,
-         "p_code": outcome.error_code, "p_message": outcome.error_message,
-         "p_retry_after": outcome.retry_after, "p_latency": outcome.latency_ms,
-         "p_message_id": outcome.message_id},
-    )  # fmt: skip
+        {
+            "p_attempt": attempt_id,
+            "p_now": now,
+            "p_outcome": label or outcome.state.value,
+            "p_status": outcome.http_status,
+            "p_request": outcome.request_id,
+            "p_code": outcome.error_code,
+            "p_message": outcome.error_message,
+            "p_retry_after": outcome.retry_after,
+            "p_latency": outcome.latency_ms,
+            "p_message_id": outcome.message_id,
+        },
+    )
 
 
 def _settle_lost_lease(
-    conn: Connection, delivery_id: str, number: int, now: datetime, retry: bool = False,
-    *, cancelled: bool = False,
-) -> bool:  # fmt: skip
+    conn: Connection,
+    delivery_id: str,
+    number: int,
+    now: datetime,
+    retry: bool = False,
+    *,
+    cancelled: bool = False,
+) -> bool:
     outcome = Outcome(
-        DeliveryState.CANCELLED if cancelled
-        else DeliveryState.RETRYING if retry else DeliveryState.UNKNOWN,
+        DeliveryState.CANCELLED
+        if cancelled
+        else DeliveryState.RETRYING
+        if retry
+        else DeliveryState.UNKNOWN,
         error_code=LOST_LEASE,
         error_message="the worker holding this delivery stopped mid-attempt; "
         "the post may or may not have reached Graph",
@@ -396,27 +470,37 @@ def _settle_lost_lease(
         .where(attempts.c.delivery_id == delivery_id)
         .where(attempts.c.number == number)
     ).scalar()
-    changed = conn.execute(
-        update(deliveries)
-        .where(deliveries.c.id == delivery_id)
-        .where(deliveries.c.state == DeliveryState.SENDING.value)
-        .where(deliveries.c.attempts == number)
-        .values(**_delivery_values(outcome, now))
-    ).rowcount == 1
+    changed = (
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id == delivery_id)
+            .where(deliveries.c.state == DeliveryState.SENDING.value)
+            .where(deliveries.c.attempts == number)
+            .values(**_delivery_values(outcome, now))
+        ).rowcount
+        == 1
+    )
     if changed and open_attempt is not None:
         _close_attempt(conn, open_attempt, outcome, now)
     return changed
 
 
-
 def _claim(
-    conn: Connection, delivery_id: str, worker: str, client_request_id: str, lease: timedelta,
-    now: datetime, endpoint: str | None = None,
-) -> Claim | Refusal:  # fmt: skip
+    conn: Connection,
+    delivery_id: str,
+    worker: str,
+    client_request_id: str,
+    lease: timedelta,
+    now: datetime,
+    endpoint: str | None = None,
+) -> Claim | Refusal:
     params = {
-        "p_id": delivery_id, "p_owner": worker, "p_until": now + lease, "p_now": now,
+        "p_id": delivery_id,
+        "p_owner": worker,
+        "p_until": now + lease,
+        "p_now": now,
         "p_due": now + EARLY_CLAIM,
-    }  # fmt: skip
+    }
     row = conn.execute(_CLAIM, params).first()
     if row is None:
         return _refuse(conn, delivery_id, now)
@@ -425,19 +509,32 @@ def _claim(
         params | {"p_number": row.attempts, "p_crid": client_request_id, "p_endpoint": endpoint},
     ).scalar_one()
     return Claim(
-        delivery_id, row.broadcast_id, row.tenant_id, row.group_id, row.channel_id,
-        row.attempts, row.last_status, row.attempt_base, row.created_at, attempt_id,
-        client_request_id, now + lease, endpoint,
-    )  # fmt: skip
+        delivery_id,
+        row.broadcast_id,
+        row.tenant_id,
+        row.group_id,
+        row.channel_id,
+        row.attempts,
+        row.last_status,
+        row.attempt_base,
+        row.created_at,
+        attempt_id,
+        client_request_id,
+        now + lease,
+        endpoint,
+    )
 
 
 def _refuse(conn: Connection, delivery_id: str, now: datetime) -> Refusal:
     row = conn.execute(
         select(
-            deliveries.c.state, deliveries.c.lease_until, deliveries.c.attempts,
-            deliveries.c.next_attempt_at, deliveries.c.broadcast_id,
+            deliveries.c.state,
+            deliveries.c.lease_until,
+            deliveries.c.attempts,
+            deliveries.c.next_attempt_at,
+            deliveries.c.broadcast_id,
         ).where(deliveries.c.id == delivery_id)
-    ).first()  # fmt: skip
+    ).first()
     if row is None:
         return Refusal(None)
     state = DeliveryState(row.state)
@@ -485,11 +582,15 @@ def _finish(
     if cancelled and outcome.state not in KEPT_AFTER_CANCEL:
         outcome = replace(outcome, state=DeliveryState.CANCELLED, next_attempt_at=None)
     params = {
-        "p_id": claim.delivery_id, "p_state": outcome.state.value, "p_now": now,
-        "p_next": outcome.next_attempt_at, "p_status": outcome.http_status,
-        "p_code": outcome.error_code, "p_message": outcome.error_message,
+        "p_id": claim.delivery_id,
+        "p_state": outcome.state.value,
+        "p_now": now,
+        "p_next": outcome.next_attempt_at,
+        "p_status": outcome.http_status,
+        "p_code": outcome.error_code,
+        "p_message": outcome.error_message,
         "p_request": outcome.request_id,
-    }  # fmt: skip
+    }
     if outcome.state is DeliveryState.SENT:
         query, params["p_message_id"] = _FINISH_SENT, outcome.message_id
     else:
@@ -518,42 +619,61 @@ _CLAIM = (
         .is_(None)
     )
     .values(
-        state=DeliveryState.SENDING.value, lease_owner=bindparam("p_owner"),
-        lease_until=bindparam("p_until"), attempts=deliveries.c.attempts + 1,
+        state=DeliveryState.SENDING.value,
+        lease_owner=bindparam("p_owner"),
+        lease_until=bindparam("p_until"),
+        attempts=deliveries.c.attempts + 1,
         updated_at=bindparam("p_now"),
     )
     .returning(
-        deliveries.c.broadcast_id, deliveries.c.tenant_id, deliveries.c.group_id,
-        deliveries.c.channel_id, deliveries.c.attempts, deliveries.c.last_status,
-        deliveries.c.attempt_base, deliveries.c.created_at,
+        deliveries.c.broadcast_id,
+        deliveries.c.tenant_id,
+        deliveries.c.group_id,
+        deliveries.c.channel_id,
+        deliveries.c.attempts,
+        deliveries.c.last_status,
+        deliveries.c.attempt_base,
+        deliveries.c.created_at,
     )
-)  # fmt: skip
+)
 _OPEN_ATTEMPT = (
     insert(attempts)
     .values(
-        delivery_id=bindparam("p_id"), number=bindparam("p_number"),
-        worker=bindparam("p_owner"), started_at=bindparam("p_now"),
-        client_request_id=bindparam("p_crid"), endpoint=bindparam("p_endpoint"),
+        delivery_id=bindparam("p_id"),
+        number=bindparam("p_number"),
+        worker=bindparam("p_owner"),
+        started_at=bindparam("p_now"),
+        client_request_id=bindparam("p_crid"),
+        endpoint=bindparam("p_endpoint"),
     )
     .returning(attempts.c.id)
-)  # fmt: skip
+)
 _CLOSE_ATTEMPT = (
     update(attempts)
     .where(attempts.c.id == bindparam("p_attempt"))
     .values(
-        finished_at=bindparam("p_now"), outcome=bindparam("p_outcome"),
-        http_status=bindparam("p_status"), request_id=bindparam("p_request"),
-        error_code=bindparam("p_code"), error_message=bindparam("p_message"),
-        retry_after=bindparam("p_retry_after"), latency_ms=bindparam("p_latency"),
+        finished_at=bindparam("p_now"),
+        outcome=bindparam("p_outcome"),
+        http_status=bindparam("p_status"),
+        request_id=bindparam("p_request"),
+        error_code=bindparam("p_code"),
+        error_message=bindparam("p_message"),
+        retry_after=bindparam("p_retry_after"),
+        latency_ms=bindparam("p_latency"),
         message_id=bindparam("p_message_id"),
     )
-)  # fmt: skip
+)
 _OUTCOME_VALUES: dict[str, object] = {
-    "state": bindparam("p_state"), "lease_owner": None, "lease_until": None,
-    "updated_at": bindparam("p_now"), "next_attempt_at": bindparam("p_next"),
-    "last_status": bindparam("p_status"), "last_error_code": bindparam("p_code"),
-    "last_error_message": bindparam("p_message"), "last_request_id": bindparam("p_request"),
-}  # fmt: skip
+    "state": bindparam("p_state"),
+    "lease_owner": None,
+    "lease_until": None,
+    "updated_at": bindparam("p_now"),
+    "next_attempt_at": bindparam("p_next"),
+    "last_status": bindparam("p_status"),
+    "last_error_code": bindparam("p_code"),
+    "last_error_message": bindparam("p_message"),
+    "last_request_id": bindparam("p_request"),
+}
 # ``sent`` is the truth whatever happened to the lease (see DeliveryBook.finish).
 _FINISH_SENT = (
     update(deliveries)

@@ -52,11 +52,20 @@ class StateCount:
 
 
 _COLUMNS = (
-    deliveries.c.id, deliveries.c.seq, deliveries.c.tenant_id, deliveries.c.group_id,
-    deliveries.c.channel_id, deliveries.c.state, deliveries.c.attempts, deliveries.c.last_status,
-    deliveries.c.last_error_code, deliveries.c.last_error_message, deliveries.c.last_request_id,
-    deliveries.c.updated_at, deliveries.c.sent_at,
-)  # fmt: skip
+    deliveries.c.id,
+    deliveries.c.seq,
+    deliveries.c.tenant_id,
+    deliveries.c.group_id,
+    deliveries.c.channel_id,
+    deliveries.c.state,
+    deliveries.c.attempts,
+    deliveries.c.last_status,
+    deliveries.c.last_error_code,
+    deliveries.c.last_error_message,
+    deliveries.c.last_request_id,
+    deliveries.c.updated_at,
+    deliveries.c.sent_at,
+)
 
 
 class DeliveryQueries:
@@ -64,9 +73,14 @@ class DeliveryQueries:
         self._engine = engine
 
     def page(
-        self, broadcast_id: str, *, states: Sequence[DeliveryState] = (),
-        tenant: str | None = None, after: int | None = None, limit: int = 100,
-    ) -> DeliveryPage:  # fmt: skip
+        self,
+        broadcast_id: str,
+        *,
+        states: Sequence[DeliveryState] = (),
+        tenant: str | None = None,
+        after: int | None = None,
+        limit: int = 100,
+    ) -> DeliveryPage:
         """Deliveries of a broadcast in ``seq`` order after ``after``, optionally only some
         states and one tenant. An unknown broadcast gives an empty page (check it first)."""
         limit = max(1, min(limit, MAX_PAGE))
@@ -111,8 +125,17 @@ class DeliveryQueries:
 
 def _row(r: Any) -> DeliveryRow:  # a Row of _COLUMNS
     return DeliveryRow(
-        r.id, r.seq, r.tenant_id, r.group_id, r.channel_id, DeliveryState(r.state), r.attempts,
-        r.last_status, r.last_error_code, r.last_error_message, r.last_request_id, r.updated_at,
+        r.id,
+        r.seq,
+        r.tenant_id,
+        r.group_id,
+        r.channel_id,
+        DeliveryState(r.state),
+        r.attempts,
+        r.last_status,
+        r.last_error_code,
+        r.last_error_message,
+        r.last_request_id,
+        r.updated_at,
         r.sent_at,
-    )  # fmt: skip
-
+    )

@@ -89,10 +89,13 @@ class ReleaseBook:
             if moved:
                 conn.execute(
                     insert(broadcast_releases).values(
-                        broadcast_id=broadcast_id, due_at=due_at, state=state.value,
-                        released_at=now, published_at=None,
+                        broadcast_id=broadcast_id,
+                        due_at=due_at,
+                        state=state.value,
+                        released_at=now,
+                        published_at=None,
                     )
-                )  # fmt: skip
+                )
             return int(moved)
 
     def expire(self, broadcast_id: str, due_at: datetime, now: datetime, note: str) -> int:
@@ -104,17 +107,22 @@ class ReleaseBook:
                 .where(deliveries.c.broadcast_id == broadcast_id)
                 .where(deliveries.c.state == DeliveryState.SCHEDULED.value)
                 .values(
-                    state=DeliveryState.CANCELLED.value, updated_at=now,
-                    last_error_code=MISSED_CODE, last_error_message=note,
+                    state=DeliveryState.CANCELLED.value,
+                    updated_at=now,
+                    last_error_code=MISSED_CODE,
+                    last_error_message=note,
                 )
-            ).rowcount  # fmt: skip
+            ).rowcount
             if moved:
                 conn.execute(
                     insert(broadcast_releases).values(
-                        broadcast_id=broadcast_id, due_at=due_at,
-                        state=ReleaseState.MISSED.value, released_at=now, published_at=now,
+                        broadcast_id=broadcast_id,
+                        due_at=due_at,
+                        state=ReleaseState.MISSED.value,
+                        released_at=now,
+                        published_at=now,
                     )
-                )  # fmt: skip
+                )
             return int(moved)
 
     def unpublished(self) -> list[str]:
@@ -142,6 +150,9 @@ class ReleaseBook:
         if row is None:
             return None
         return ReleaseRecord(
-            row.broadcast_id, row.due_at, ReleaseState(row.state), row.released_at,
+            row.broadcast_id,
+            row.due_at,
+            ReleaseState(row.state),
+            row.released_at,
             row.published_at,
-        )  # fmt: skip
+        )

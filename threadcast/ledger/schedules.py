@@ -93,17 +93,31 @@ def _targets_from(text: str) -> tuple[Target, ...]:
 
 def _record(row: Any) -> ScheduleRecord:
     return ScheduleRecord(
-        row.id, row.cron, row.timezone, row.content, ContentType(row.content_type),
-        _targets_from(row.targets), row.source, ScheduleState(row.state), row.grace_seconds,
-        row.checked_through, row.created_at, row.updated_at,
-    )  # fmt: skip
+        row.id,
+        row.cron,
+        row.timezone,
+        row.content,
+        ContentType(row.content_type),
+        _targets_from(row.targets),
+        row.source,
+        ScheduleState(row.state),
+        row.grace_seconds,
+        row.checked_through,
+        row.created_at,
+        row.updated_at,
+    )
 
 
 def _occurrence(row: Any) -> OccurrenceRecord:
     return OccurrenceRecord(
-        row.schedule_id, row.occurrence_at, OccurrenceState(row.state), row.broadcast_id,
-        row.recorded_at, row.released_at, row.note,
-    )  # fmt: skip
+        row.schedule_id,
+        row.occurrence_at,
+        OccurrenceState(row.state),
+        row.broadcast_id,
+        row.recorded_at,
+        row.released_at,
+        row.note,
+    )
 
 
 class ScheduleBook:
@@ -115,13 +129,20 @@ class ScheduleBook:
     def add(self, record: ScheduleRecord) -> None:
         """Store a new schedule; an id already in use is refused (nothing is written)."""
         values = {
-            "id": record.id, "cron": record.cron, "timezone": record.timezone,
-            "content": record.content, "content_type": record.content_type.value,
-            "targets": targets_json(record.targets), "target_count": len(record.targets),
-            "source": record.source, "state": record.state.value,
-            "grace_seconds": record.grace_seconds, "checked_through": record.checked_through,
-            "created_at": record.created_at, "updated_at": record.updated_at,
-        }  # fmt: skip
+            "id": record.id,
+            "cron": record.cron,
+            "timezone": record.timezone,
+            "content": record.content,
+            "content_type": record.content_type.value,
+            "targets": targets_json(record.targets),
+            "target_count": len(record.targets),
+            "source": record.source,
+            "state": record.state.value,
+            "grace_seconds": record.grace_seconds,
+            "checked_through": record.checked_through,
+            "created_at": record.created_at,
+            "updated_at": record.updated_at,
+        }
         try:
             with self._engine.begin() as conn:
                 if self._find(conn, record.id) is not None:
@@ -153,12 +174,15 @@ class ScheduleBook:
         """Every active schedule's timing, oldest first."""
         query = (
             select(
-                schedules.c.id, schedules.c.cron, schedules.c.timezone,
-                schedules.c.grace_seconds, schedules.c.checked_through,
+                schedules.c.id,
+                schedules.c.cron,
+                schedules.c.timezone,
+                schedules.c.grace_seconds,
+                schedules.c.checked_through,
             )
             .where(schedules.c.state == ScheduleState.ACTIVE.value)
             .order_by(schedules.c.created_at, schedules.c.id)
-        )  # fmt: skip
+        )
         with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
             return [ScheduleTiming(*row) for row in conn.execute(query).all()]
 
@@ -188,15 +212,25 @@ class ScheduleBook:
             )
 
     def record(
-        self, schedule_id: str, at: datetime, state: OccurrenceState, now: datetime, *,
-        broadcast_id: str | None = None, note: str | None = None,
-    ) -> bool:  # fmt: skip
+        self,
+        schedule_id: str,
+        at: datetime,
+        state: OccurrenceState,
+        now: datetime,
+        *,
+        broadcast_id: str | None = None,
+        note: str | None = None,
+    ) -> bool:
         """Record the occurrence's fate once: False (writing nothing) if it was recorded
         before -- released by another scheduler, or skipped by an operator."""
         values = {
-            "schedule_id": schedule_id, "occurrence_at": at, "state": state.value,
-            "broadcast_id": broadcast_id, "recorded_at": now, "note": note,
-        }  # fmt: skip
+            "schedule_id": schedule_id,
+            "occurrence_at": at,
+            "state": state.value,
+            "broadcast_id": broadcast_id,
+            "recorded_at": now,
+            "note": note,
+        }
         try:
             with self._engine.begin() as conn:
                 if self._occurrence_row(conn, schedule_id, at) is not None:
@@ -207,9 +241,14 @@ class ScheduleBook:
             return False  # a concurrent writer recorded it first (PostgreSQL)
 
     def finish(
-        self, schedule_id: str, at: datetime, now: datetime, *,
-        instead: OccurrenceState | None = None, note: str | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        schedule_id: str,
+        at: datetime,
+        now: datetime,
+        *,
+        instead: OccurrenceState | None = None,
+        note: str | None = None,
+    ) -> None:
         """The occurrence's broadcast exists and was published -- or it was not sent after
         all, and the occurrence becomes ``instead`` (failed, missed) with ``note``."""
         values: dict[str, Any] = {"released_at": now}

@@ -43,6 +43,7 @@ def parse_states(field: str, raw: str) -> list[DeliveryState]:
         raise ValidationError(field, raw, "names no state")
     return [DeliveryState(name) for name in names]
 
+
 #: An attempt's outcome (not a delivery state) when its answer proved the endpoint gone and
 #: the post went on to another endpoint under the same claim.
 REROUTED = "rerouted"

@@ -38,9 +38,10 @@ class StoreCollector(Collector):
 
     def _deliveries(self) -> Iterator[Metric]:
         family = GaugeMetricFamily(
-            PREFIX + "deliveries", "Deliveries in the ledger by state and tenant",
+            PREFIX + "deliveries",
+            "Deliveries in the ledger by state and tenant",
             labels=["state", "tenant"],
-        )  # fmt: skip
+        )
         try:
             for row in self._queries.counts_by_state_and_tenant():
                 family.add_metric([row.state, row.tenant], row.count)

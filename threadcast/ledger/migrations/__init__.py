@@ -51,14 +51,16 @@ def _discover() -> tuple[Migration, ...]:
 MIGRATIONS = _discover()
 HEAD = MIGRATIONS[-1].version
 
+
 def _version_table(conn: Connection) -> Table:
     md = MetaData()
     table = Table(
-        "schema_version", md,
+        "schema_version",
+        md,
         Column("version", Integer, primary_key=True),
         Column("description", String(200), nullable=False),
         Column("applied_at", UTCDateTime, nullable=False),
-    )  # fmt: skip
+    )
     md.create_all(conn)
     return table
 

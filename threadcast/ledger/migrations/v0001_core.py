@@ -24,7 +24,8 @@ _BIG_ID = BigInteger().with_variant(Integer(), "sqlite")
 def apply(conn: Connection) -> None:
     md = MetaData()
     Table(
-        "broadcasts", md,
+        "broadcasts",
+        md,
         Column("id", String(128), primary_key=True),
         Column("fingerprint", String(64), nullable=False),
         Column("content", Text, nullable=False),
@@ -33,9 +34,10 @@ def apply(conn: Connection) -> None:
         Column("send_at", UTCDateTime),
         Column("target_count", Integer, nullable=False),
         Column("created_at", UTCDateTime, nullable=False),
-    )  # fmt: skip
+    )
     Table(
-        "deliveries", md,
+        "deliveries",
+        md,
         Column("id", String(36), primary_key=True),
         Column("broadcast_id", String(128), ForeignKey("broadcasts.id"), nullable=False),
         Column("seq", Integer, nullable=False),
@@ -56,9 +58,10 @@ def apply(conn: Connection) -> None:
         Column("sent_at", UTCDateTime),
         Index("ix_deliveries_broadcast_state", "broadcast_id", "state"),
         Index("ix_deliveries_state_tenant", "state", "tenant_id"),
-    )  # fmt: skip
+    )
     Table(
-        "attempts", md,
+        "attempts",
+        md,
         Column("id", _BIG_ID, primary_key=True, autoincrement=True),
         Column("delivery_id", String(36), ForeignKey("deliveries.id"), nullable=False),
         Column("number", Integer, nullable=False),
@@ -74,5 +77,5 @@ def apply(conn: Connection) -> None:
         Column("retry_after", Float),
         Column("latency_ms", Float),
         Index("ix_attempts_delivery", "delivery_id"),
-    )  # fmt: skip
+    )
     md.create_all(conn)

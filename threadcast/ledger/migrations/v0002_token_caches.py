@@ -10,9 +10,10 @@ from threadcast.ledger.types import UTCDateTime
 def apply(conn: Connection) -> None:
     md = MetaData()
     Table(
-        "token_caches", md,
+        "token_caches",
+        md,
         Column("tenant_id", String(36), primary_key=True),
         Column("ciphertext", Text, nullable=False),
         Column("updated_at", UTCDateTime, nullable=False),
-    )  # fmt: skip
+    )
     md.create_all(conn)

@@ -14,14 +14,19 @@ def apply(conn: Connection) -> None:
     conn.execute(text(f"ALTER TABLE broadcasts ADD COLUMN cancelled_at {_timestamp(conn)}"))
     md = MetaData()
     Table(
-        "rejected_messages", md,
-        Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
-               autoincrement=True),
+        "rejected_messages",
+        md,
+        Column(
+            "id",
+            BigInteger().with_variant(Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
         Column("received_at", UTCDateTime, nullable=False),
         Column("worker", String(200), nullable=False),
         Column("reason", Text, nullable=False),
         Column("message", Text, nullable=False),
-    )  # fmt: skip
+    )
     md.create_all(conn)
 
 

@@ -31,7 +31,8 @@ def apply(conn: Connection) -> None:
     # Only the referenced column: enough for the foreign keys below to resolve.
     Table("broadcasts", md, Column("id", String(128), primary_key=True))
     Table(
-        "schedules", md,
+        "schedules",
+        md,
         Column("id", String(64), primary_key=True),
         Column("cron", String(200), nullable=False),
         Column("timezone", String(64), nullable=False),
@@ -46,9 +47,10 @@ def apply(conn: Connection) -> None:
         Column("created_at", UTCDateTime, nullable=False),
         Column("updated_at", UTCDateTime, nullable=False),
         Index("ix_schedules_state", "state"),
-    )  # fmt: skip
+    )
     Table(
-        "schedule_occurrences", md,
+        "schedule_occurrences",
+        md,
         Column("schedule_id", String(64), ForeignKey("schedules.id"), primary_key=True),
         Column("occurrence_at", UTCDateTime, primary_key=True),
         Column("state", String(16), nullable=False),
@@ -56,16 +58,17 @@ def apply(conn: Connection) -> None:
         Column("recorded_at", UTCDateTime, nullable=False),
         Column("released_at", UTCDateTime),
         Column("note", Text),
-    )  # fmt: skip
+    )
     Table(
-        "broadcast_releases", md,
+        "broadcast_releases",
+        md,
         Column("broadcast_id", String(128), ForeignKey("broadcasts.id"), primary_key=True),
         Column("due_at", UTCDateTime, nullable=False),
         Column("state", String(16), nullable=False),
         Column("released_at", UTCDateTime, nullable=False),
         Column("published_at", UTCDateTime),
         Index("ix_broadcast_releases_published", "published_at"),
-    )  # fmt: skip
+    )
     md.create_all(conn, tables=[md.tables[n] for n in _NEW])
     # Due one-off broadcasts are found by their send time.
     conn.execute(text("CREATE INDEX ix_broadcasts_send_at ON broadcasts (send_at)"))

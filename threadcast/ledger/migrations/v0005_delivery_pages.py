@@ -10,6 +10,4 @@ from sqlalchemy import Connection, text
 
 
 def apply(conn: Connection) -> None:
-    conn.execute(
-        text("CREATE INDEX ix_deliveries_broadcast_seq ON deliveries (broadcast_id, seq)")
-    )
+    conn.execute(text("CREATE INDEX ix_deliveries_broadcast_seq ON deliveries (broadcast_id, seq)"))

@@ -16,9 +16,10 @@ def apply(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE attempts ADD COLUMN endpoint VARCHAR(32)"))
     md = MetaData()
     Table(
-        "deployment", md,
+        "deployment",
+        md,
         Column("name", String(64), primary_key=True),
         Column("value", Text, nullable=False),
         Column("updated_at", UTCDateTime, nullable=False),
-    )  # fmt: skip
+    )
     md.create_all(conn)
