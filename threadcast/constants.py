@@ -28,7 +28,8 @@ MAX_CONTENT_BYTES: Final = 28 * 1024
 LEASE_MARGIN_SECONDS: Final = 30.0
 
 #: The Redis transport redelivers an unacknowledged message after this long. No Celery
-#: countdown threadcast uses comes near it (DESIGN.md: longer ETAs get duplicated).
+#: countdown threadcast uses comes near it: delays wait in the gate, never in Celery ETAs
+#: (docs/RATE_LIMITS.md, "Park"), since a longer ETA would be delivered twice.
 VISIBILITY_TIMEOUT_SECONDS: Final = 3600
 
 #: Scheduling (producer/scheduler): the leader lease's Redis key, holding the leader's id.

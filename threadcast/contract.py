@@ -1,9 +1,11 @@
-"""The job contract: what a broadcast is, and the Celery message between producer and worker.
+"""The job contract: what a broadcast is, and the one delivery form that crosses from
+producer to worker -- a gate entry in Redis (what the producer writes, compact, with the time
+it may go from), then a Celery message (what the dispatcher hands a worker, with its permit).
 
-The message is deliberately tiny and versioned: it names a delivery, nothing more. The
-ledger holds the content and the target, so a message can be re-published at any time
-(after a lost Redis, by an operator's retry) without carrying state that could go stale.
-A Celery message's one argument is such a message or a list of up to MAX_BATCH of them (the
+Both are deliberately tiny and versioned: they name a delivery, nothing more. The ledger
+holds the content and the target, so a delivery can be queued again at any time (after a
+lost Redis, by an operator's retry) without carrying state that could go stale. A Celery
+message's one argument is such a message or a list of up to MAX_BATCH of them (the
 dispatcher sends batches; each element is validated on its own).
 """
 

@@ -12,8 +12,9 @@ variable, field, tenant, delivery id, Graph error code or request id) and never 
     ├── BrokerError            Redis or the Celery transport is unreachable
     ├── TokenCacheError        a tenant's cache cannot be read: wrong key, corrupt, foreign
     ├── SignInRequiredError    a tenant has no usable sign-in; run `threadcast login`
-    ├── IdentityError          the identity platform refused a sign-in or could not be reached
-    └── GraphError             Microsoft Graph answered with an error (code, request id)
+    └── IdentityError          the identity platform refused a sign-in or could not be reached
+
+Graph's error answers are not exceptions: the worker records each as an attempt's outcome.
 """
 
 from __future__ import annotations
@@ -73,16 +74,3 @@ class SignInRequiredError(ThreadcastError):
 
 class IdentityError(ThreadcastError):
     """A sign-in failed: the identity platform said no (its error code) or was unreachable."""
-
-
-class GraphError(ThreadcastError):
-    """An error answer from Microsoft Graph, with what Microsoft support asks for."""
-
-    def __init__(
-        self, status: int, code: str | None, message: str | None, request_id: str | None
-    ) -> None:
-        super().__init__(f"Graph {status} {code or ''}: {message or ''} (request-id {request_id})")
-        self.status = status
-        self.code = code
-        self.message = message
-        self.request_id = request_id

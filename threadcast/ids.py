@@ -18,8 +18,9 @@ _BROADCAST = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_:-]|\.(?!\.)){0,127}$")
 MAX_CHANNEL_LENGTH = 256
 _EXAMPLE_GUID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 
-# Fixed namespace: delivery ids must be the same on every machine and every release.
-_DELIVERY_NAMESPACE = uuid.UUID("6d1c3a52-3f55-4c39-9a0e-4f1e1f6c7a10")
+#: Delivery ids are UUIDv5 in this namespace, of "broadcast\x1ftenant\x1fgroup\x1fchannel":
+#: fixed, so that they are the same on every machine and every release.
+DELIVERY_NAMESPACE = uuid.UUID("6d1c3a52-3f55-4c39-9a0e-4f1e1f6c7a10")
 
 
 def guid(field: str, value: object) -> str:
@@ -57,18 +58,14 @@ def new_broadcast_id() -> str:
     return str(uuid.uuid4())
 
 
-def delivery_id(broadcast: str, tenant: str, group: str, channel: str) -> str:
-    """The delivery id: the same inputs give the same id, so re-sending creates nothing new."""
-    return str(uuid.uuid5(_DELIVERY_NAMESPACE, "\x1f".join((broadcast, tenant, group, channel))))
-
-
 def delivery_ids(broadcast: str) -> Callable[[str, str, str], str]:
-    """``delivery_id`` for many targets of one broadcast: (tenant, group, channel) -> id.
+    """The delivery id maker for one broadcast: (tenant, group, channel) -> id. The same
+    inputs give the same id, so re-sending creates nothing new.
 
-    The same UUIDv5 (SHA-1 of namespace and name, version and variant bits set) computed
+    The id is the UUIDv5 (SHA-1 of namespace and name, version and variant bits set) computed
     without a UUID object per id, and with the namespace and broadcast hashed once.
     """
-    name = _DELIVERY_NAMESPACE.bytes + broadcast.encode() + b"\x1f"
+    name = DELIVERY_NAMESPACE.bytes + broadcast.encode() + b"\x1f"
     prefix = hashlib.sha1(name, usedforsecurity=False)  # UUIDv5 is SHA-1 by definition
 
     def make(tenant: str, group: str, channel: str) -> str:

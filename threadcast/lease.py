@@ -37,14 +37,6 @@ def holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def current_holder(client: redis.Redis, key: str) -> str | None:
-    """Who holds the lease now (None: nobody)."""
-    value = client.get(key)
-    if value is None:
-        return None
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 class LeaderLease:
     def __init__(
         self,

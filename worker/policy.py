@@ -28,7 +28,7 @@ CONSENT_NOTE = (
 )
 GONE_NOTE = (
     "Graph no longer has the beta chatthreads endpoint: set THREADCAST_ENDPOINT=auto "
-    "(or channel-messages) and retry"
+    "(or channel-messages), then threadcast retry the broadcast's failed deliveries"
 )
 
 

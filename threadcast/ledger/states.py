@@ -1,4 +1,5 @@
-"""Delivery states (see DESIGN.md) and which of them are final or may be claimed."""
+"""Delivery states and which of them are final or may be claimed (docs/ARCHITECTURE.md
+draws who moves a delivery between them)."""
 
 from __future__ import annotations
 
