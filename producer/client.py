@@ -1,8 +1,8 @@
-"""The producer's Python API: validate a broadcast, record it, publish its deliveries."""
+"""The producer's Python API: validate a broadcast, then hand it to the lifecycle
+(threadcast.lifecycle.Intake), which records it and publishes its deliveries."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -11,28 +11,17 @@ from types import TracebackType
 
 import redis
 
-from producer.publisher import Publisher
 from producer.sendtime import check_send_at
 from threadcast import ids
-from threadcast.contract import (
-    Broadcast,
-    ContentType,
-    Delivery,
-    DeliveryMessage,
-    Target,
-    check_text,
-)
-from threadcast.dispatch import Gate
-from threadcast.errors import BrokerError, ValidationError
+from threadcast.contract import Broadcast, ContentType, Target, check_text
+from threadcast.errors import ValidationError
 from threadcast.ledger import DeliveryState, Ledger
 from threadcast.ledger.broadcasts import RETRYABLE
+from threadcast.lifecycle import Intake, Publisher
 from threadcast.settings import Settings, load_settings
 from threadcast.tokencache import signed_in
 
-log = logging.getLogger("threadcast.producer")
-
 DEFAULT_RETRY_STATES = (DeliveryState.FAILED, DeliveryState.UNKNOWN)
-_KEEP = 10_000  # deliveries of a broadcast published from memory after its commit, at most
 
 
 @dataclass(frozen=True)
@@ -56,8 +45,8 @@ class Producer:
         self.settings = settings or load_settings()
         self.ledger = Ledger.open(self.settings.database_url)
         self._redis = redis.Redis.from_url(self.settings.redis_url)
-        self._gate = Gate(self._redis)
         self._publisher = Publisher(self.settings.redis_url)
+        self._intake = Intake(self.ledger, self._publisher)
 
     def send(
         self,
@@ -74,7 +63,7 @@ class Producer:
         then publish them. Sending the same broadcast id again writes nothing new and
         re-publishes only deliveries still ``queued`` (duplicates are harmless: a delivery
         is claimed once). Raises ValidationError naming the field; nothing is written then.
-        ``send_at`` (with a UTC offset) schedules it: ``threadcast scheduler`` releases it
+        ``send_at`` (with a UTC offset) schedules it: ``threadcast scheduler`` sends it
         when due. A send time in the past is refused unless ``now_if_past`` (then it goes now).
 
         ``targets`` may be any iterable, a generator too: it is read once, a target at a
@@ -95,26 +84,16 @@ class Producer:
             source=source,
             send_at=send_at,
         )
-        now = datetime.now(UTC)
-        small = _Small()
-        batch = _distinct(broadcast.id, chain(broadcast.targets, stream), small)
-        recorded = self.ledger.broadcasts.record(broadcast, batch, now)
-        scheduled = broadcast.send_at is not None and broadcast.send_at > now
-        messages: Iterable[DeliveryMessage] = ()
-        if not recorded.created:
-            messages = self.ledger.broadcasts.queued_messages(broadcast.id)
-        elif not scheduled:
-            messages = self._committed(broadcast.id, small)
-        published = self._publisher.publish(messages)
-        return SendResult(broadcast.id, recorded.deliveries, recorded.created, published, scheduled)
-
-    def _committed(self, broadcast_id: str, small: _Small) -> Iterable[DeliveryMessage]:
-        """A broadcast just committed, all its deliveries ``queued``: published only now (what
-        a crash before or during publishing leaves out, the scheduler's orphan sweep puts
-        in the gate later), from memory when it is small, else read back a page at a time."""
-        if small.messages is not None:
-            return small.messages
-        return self.ledger.broadcasts.queued_messages(broadcast_id)
+        accepted = self._intake.accept(
+            broadcast, chain(broadcast.targets, stream), datetime.now(UTC)
+        )
+        return SendResult(
+            broadcast.id,
+            accepted.deliveries,
+            accepted.created,
+            accepted.published,
+            accepted.scheduled,
+        )
 
     def cancel(self, broadcast_id: str) -> int:
         """Cancel every delivery not yet sent (in-flight posts finish and are recorded): once
@@ -122,17 +101,7 @@ class Producer:
         the gate's mark (written before returning) also stops a delivery claimed just before
         the cancel from starting its POST, and lets its waiting entries go without a permit.
         With Redis unreachable the ledger's cancel still holds (docs/RELIABILITY.md)."""
-        count = self.ledger.broadcasts.cancel(broadcast_id, datetime.now(UTC))
-        try:
-            self._gate.cancel(broadcast_id)
-        except BrokerError as exc:
-            log.warning(
-                "broadcast %s is cancelled in the ledger, but the gate could not be told "
-                "(%s): a delivery claimed just before the cancel may still be posted",
-                broadcast_id,
-                exc,
-            )
-        return count
+        return self._intake.cancel(broadcast_id, datetime.now(UTC))
 
     def retry(
         self,
@@ -152,17 +121,9 @@ class Producer:
             check_text("error_code", error_code)  # compared in SQL: NUL would be an outage
         if tenant is not None:
             tenant = ids.guid("tenant", tenant)
-        if DeliveryState.CANCELLED in wanted:
-            # Before the ledger lifts the cancellation, so that nothing re-queued meets the
-            # gate's mark (and is dropped); a failure here changes nothing in the ledger.
-            self._gate.uncancel(broadcast_id)
-        messages = self.ledger.broadcasts.requeue(
+        return self._intake.retry(
             broadcast_id, wanted, datetime.now(UTC), error_code=error_code, tenant=tenant
         )
-        # Settled deliveries: a gate entry left from before (a worker killed between its
-        # claim and its permit) is stale, not a reason to skip them.
-        self._publisher.publish(messages, replace=True)
-        return len(messages)
 
     def _signed_in(self, tenant: str) -> bool:
         return signed_in(self._redis, self.ledger.token_caches, tenant)
@@ -219,34 +180,3 @@ def _targets(
                 )
             checked.add(target.tenant)
         yield target
-
-
-def _distinct(broadcast_id: str, targets: Iterable[Target], small: _Small) -> Iterator[Delivery]:
-    """One delivery per distinct target, in the order given, as Broadcast.deliveries makes
-    them. The ids seen are what a send keeps per target (~120 bytes each): the rows and
-    targets themselves are gone once written."""
-    seen: set[str] = set()
-    delivery_id = ids.delivery_ids(broadcast_id)
-    for target in targets:
-        did = delivery_id(target.tenant, target.group, target.channel)
-        if did not in seen:
-            seen.add(did)
-            delivery = Delivery(did, broadcast_id, target)
-            if small.messages is not None:
-                small.keep(delivery)
-            yield delivery
-
-
-class _Small:
-    """The messages of a broadcast's deliveries while there are at most _KEEP: a small one
-    (every HTTP API request is) is published from memory after its commit, with no read back
-    (a query and a thread per send); a bigger one lets go of them and is read back."""
-
-    def __init__(self) -> None:
-        self.messages: list[DeliveryMessage] | None = []
-
-    def keep(self, delivery: Delivery) -> None:
-        if self.messages is not None and len(self.messages) < _KEEP:
-            self.messages.append(delivery.message())
-        else:
-            self.messages = None

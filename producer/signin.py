@@ -10,10 +10,10 @@ import httpx
 import msal
 import redis
 
-from producer.publisher import Publisher
 from threadcast import endpoints, identity, ids
 from threadcast.errors import IdentityError
 from threadcast.ledger import Ledger
+from threadcast.lifecycle import Intake, Publisher
 from threadcast.settings import Settings
 from threadcast.tokencache import TokenCacheStore
 
@@ -36,8 +36,7 @@ def sign_in(settings: Settings, tenant: str, say: Callable[[str], None]) -> tupl
             result = _device_flow(settings, tenant, cache, http, say, scope)
         store = TokenCacheStore.for_settings(settings, client, ledger.token_caches)
         store.save(tenant, cache.serialize())
-        waiting = ledger.deliveries.resume_waiting(tenant, datetime.now(UTC))
-        resumed = publisher.publish(waiting, replace=True)  # they had left the gate
+        resumed = Intake(ledger, publisher).resume(tenant, datetime.now(UTC))
     finally:
         publisher.close()
         client.close()

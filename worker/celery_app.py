@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -15,11 +15,12 @@ from celery import Celery, Task, signals
 from threadcast import heartbeat, metrics
 from threadcast.constants import QUEUE, SEND_TASK, VISIBILITY_TIMEOUT_SECONDS
 from threadcast.contract import DeliveryMessage, batch_from_wire, batch_to_wire
-from threadcast.dispatch import Gate, Limits, keys
-from threadcast.guard import AdaptiveGuard
+from threadcast.dispatch import keys
 from threadcast.heartbeat import Heartbeat
 from threadcast.lease import LeaderLease
 from threadcast.ledger import Ledger
+from threadcast.lifecycle import gates
+from threadcast.lifecycle.handling import note_over_quota
 from threadcast.logs import configure_logging
 from threadcast.settings import Settings
 from worker.context import WorkerContext
@@ -214,22 +215,15 @@ def _run_dispatcher(app: Celery, settings: Settings, watch: _DispatcherWatch) ->
 
     def start(**_: Any) -> None:
         client = redis.Redis.from_url(settings.redis_url)
-        guard = AdaptiveGuard(client, settings.limit_guard_ms)
-        gate = Gate(client, Limits.from_settings(settings), guard=guard)
-        gate.publish_limits()
+        gate = gates.keeper(client, settings)
+        gate.write_limits()
 
         def note_held(held: list[DeliveryMessage], until: datetime) -> None:
             # Opened per call (quota holds are rare): this process forks pool children, and
             # a SQLite connection must never be inherited across a fork.
             ledger = Ledger.open(settings.database_url, migrate=False)
             try:
-                ledger.deliveries.note(
-                    [m.delivery_id for m in held],
-                    "channel_daily_quota",
-                    "the channel's daily message quota is used up; it goes on after midnight UTC",
-                    until,
-                    datetime.now(UTC),
-                )
+                note_over_quota(ledger, held, until)
             finally:
                 ledger.close()
 

@@ -14,10 +14,10 @@ from datetime import timedelta
 import redis
 
 from threadcast import identity
-from threadcast.dispatch import Gate, Limits
+from threadcast.dispatch import Limits
 from threadcast.endpoints import EndpointRecord
-from threadcast.guard import AdaptiveGuard
 from threadcast.ledger import Ledger
+from threadcast.lifecycle import Handling, gates
 from threadcast.settings import Settings
 from threadcast.tokencache import TokenCacheStore
 from worker.deliver import Deliverer
@@ -60,21 +60,17 @@ class WorkerContext:
         )
         name = f"{socket.gethostname()}/{os.getpid()}"
         limits = Limits.from_settings(settings)
-        gate = Gate(client, limits, guard=AdaptiveGuard(client, settings.limit_guard_ms))
-        chooser = EndpointChooser(
-            settings.endpoint, EndpointRecord(client, ledger.deployment), name
-        )
-        deliverer = Deliverer(
+        handling = Handling(
             ledger,
-            gate,
-            tokens,
-            graph,
-            chooser,
-            policy,
+            gates.keeper(client, settings, limits),
             name,
             lease,
             timedelta(seconds=settings.http_timeout),
         )
+        chooser = EndpointChooser(
+            settings.endpoint, EndpointRecord(client, ledger.deployment), name
+        )
+        deliverer = Deliverer(handling, tokens, graph, chooser, policy)
         # The permits the gate can give this process at most: the app's whole ceiling.
         flight = FlightControl(
             limits.app / limits.window, settings.max_in_flight, settings.batch_size

@@ -13,7 +13,9 @@ A Celery message carries a batch; a worker thread takes it in five steps:
 5. every outcome recorded in one transaction, by the claims' holder only.
 
 What a kill can leave ``unknown`` is what was in flight: the posts sent and not yet recorded.
-Whatever fails before a POST gives its claim back (no request was made).
+Whatever fails before a POST gives its claim back (no request was made). Every step that
+moves a delivery in the ledger or the gate is the lifecycle's (threadcast.lifecycle.Handling);
+this module owns tokens, the POST and judging the answer.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.exc import SQLAlchemyError
 
 from threadcast.contract import DeliveryMessage
-from threadcast.dispatch import Gate, Start
 from threadcast.endpoints import segment_gone
 from threadcast.errors import (
     BrokerError,
@@ -39,8 +40,9 @@ from threadcast.errors import (
     TokenCacheError,
 )
 from threadcast.ids import new_request_id
-from threadcast.ledger import Claim, DeliveryState, Ledger, Outcome, Refusal
+from threadcast.ledger import Claim, DeliveryState, Outcome, Refusal
 from threadcast.ledger.states import REROUTED
+from threadcast.lifecycle import Handling, Left
 from threadcast.logs import log_attempt
 from worker.endpoint import EndpointChooser
 from worker.graph import Endpoint, GraphClient, GraphReply, Post
@@ -76,29 +78,21 @@ _Ready = tuple[DeliveryMessage, str]  # a message and its tenant's token
 class Deliverer:
     def __init__(
         self,
-        ledger: Ledger,
-        gate: Gate,
+        handling: Handling,
         tokens: TokenProvider,
         graph: GraphClient,
         endpoints: EndpointChooser,
         policy: RetryPolicy,
-        worker: str,
-        lease: timedelta,
-        post_timeout: timedelta,
     ) -> None:
-        self._ledger = ledger
-        self._gate = gate
+        self._handling = handling
         self._tokens = tokens
         self._graph = graph
         self._endpoints = endpoints
         self._policy = policy
-        self._worker = worker
-        self._lease = lease
-        self._post_timeout = post_timeout  # the longest a POST may take (THREADCAST_HTTP_TIMEOUT)
         self._rng = random.Random()  # noqa: S311 - jitter, not secrecy
         self._bodies: dict[tuple[str, str], tuple[bytes, datetime | None]] = {}
-        self._settler = Settler(ledger, gate)
-        self._troubles = TenantTroubles(ledger, gate)
+        self._settler = Settler(handling)
+        self._troubles = TenantTroubles(handling)
         self.stopping = threading.Event()  # set on shutdown: no new claims
 
     def deliver_batch(self, messages: Sequence[DeliveryMessage]) -> list[Done]:
@@ -131,12 +125,8 @@ class Deliverer:
         if not ready:
             return done
         endpoint = self._endpoints.current()
-        claims = self._ledger.deliveries.claim_many(
-            [(m.delivery_id, new_request_id()) for m, _ in ready],
-            self._worker,
-            self._lease,
-            datetime.now(UTC),
-            endpoint.name,
+        claims = self._handling.claim(
+            [(m.delivery_id, new_request_id()) for m, _ in ready], endpoint.name
         )
         flights: list[_Flight] = []
         try:
@@ -188,13 +178,7 @@ class Deliverer:
 
     def _wait_for_sign_in(self, message: DeliveryMessage, exc: Exception) -> Done:
         """No attempt is used: the delivery waits until ``threadcast login`` re-queues it."""
-        reason = Outcome(
-            DeliveryState.WAITING_AUTH, error_code="sign_in_required", error_message=str(exc)
-        )
-        moved = self._ledger.deliveries.hold(message.delivery_id, reason, datetime.now(UTC))
-        self._gate.forget(message.delivery_id)
-        log.warning("delivery %s waits for a sign-in: %s", message.delivery_id, exc)
-        return Done(DeliveryState.WAITING_AUTH if moved else None)
+        return Done(self._handling.wait_for_sign_in(message, exc).state)
 
     # -- 2-3. claims, permits, POSTs -------------------------------------------------------
     def _launch_all(
@@ -214,7 +198,7 @@ class Deliverer:
                     continue
                 launched = self._launch(message, claim, token, endpoint)
             except BaseException:
-                self._give_back_all(claims[index + 1 :])
+                self._handling.give_back_all(claims[index + 1 :])
                 raise
             if isinstance(launched, Done):
                 done.append(launched)
@@ -224,71 +208,22 @@ class Deliverer:
     def _launch(
         self, message: DeliveryMessage, claim: Claim, token: str, endpoint: Endpoint
     ) -> _Flight | Done:
-        """Everything between the claim and the POST: the permit and the body, then the POST.
-
-        No request has been made before the POST, so whatever fails gives the claim back: a
-        passing fault (Redis, the ledger) is retried, never left ``sending`` for the lease
-        sweep to call ``unknown``.
-        """
-        try:
-            body, send_at = self._body(claim.broadcast_id, endpoint)
-            if datetime.now(UTC) + self._post_timeout > claim.lease_until:
-                # The claim waited (a ledger lock, a slow batch) so long that a POST begun
-                # now could outlive its lease: the lease sweep would call it unknown -- or,
-                # with THREADCAST_AMBIGUOUS=retry, send it again -- while it is in flight.
-                log.warning(
-                    "delivery %s: too little lease left to post; giving it back", claim.delivery_id
-                )
-                return self._give_back(message, claim)
-            # The permit is confirmed last, right before the POST: the limits count the
-            # real send time, not the moment the message was taken.
-            verdict = self._gate.start(message)
-            if verdict is Start.NO_ROOM:
-                return self._give_back(message, claim)  # no room now: a fresh permit later
-            if verdict is Start.CANCELLED:
-                return self._cancelled(claim)
-        except BaseException:
-            self._ledger.deliveries.unclaim(claim, datetime.now(UTC))
-            raise
+        """Take the claimed delivery (its body, then its permit: the lifecycle gives the
+        claim back if anything fails before the POST), then the POST."""
+        taken = self._handling.take(
+            message, claim, lambda: self._body(claim.broadcast_id, endpoint)
+        )
+        if isinstance(taken, Left):
+            return Done(taken.state)
+        body, send_at = taken
         post = Post(
             endpoint, token, claim.group, claim.channel, body, claim.client_request_id, claim.number
         )
         return _Flight(message, claim, post, send_at, self._graph.post(post))
 
-    def _give_back(self, message: DeliveryMessage, claim: Claim) -> Done:
-        """No POST was made: the attempt is forgotten and the delivery queues again (its
-        unused permit given back)."""
-        if not self._ledger.deliveries.unclaim(claim, datetime.now(UTC)):
-            # Another claim holds it now, or it was finished another way: not ours to queue.
-            log.warning("delivery %s: its claim was gone when given back", claim.delivery_id)
-            self._gate.drop(message)
-            return Done(None)
-        self._gate.park(message, 0)
-        return Done(None)
-
-    def _cancelled(self, claim: Claim) -> Done:
-        """Its broadcast was cancelled after the claim: no POST; recorded ``cancelled``."""
-        moved = self._ledger.deliveries.cancel_claim(claim, datetime.now(UTC))
-        log.info("delivery %s not posted: its broadcast was cancelled", claim.delivery_id)
-        return Done(DeliveryState.CANCELLED if moved else None)
-
-    def _give_back_all(self, claims: Sequence[Claim | Refusal]) -> None:
-        for claim in claims:
-            if isinstance(claim, Claim):
-                try:
-                    self._ledger.deliveries.unclaim(claim, datetime.now(UTC))
-                except SQLAlchemyError as exc:  # the lease sweep settles it
-                    log.warning(
-                        "delivery %s: cannot give its claim back: %s", claim.delivery_id, exc
-                    )
-
     def _put_back(self, messages: Sequence[DeliveryMessage]) -> list[Done]:
         """The worker is stopping: nothing is claimed; the batch waits for another worker."""
-        for message in messages:
-            try:
-                self._gate.park(message, 0)
-            except BrokerError as exc:  # still queued in the ledger: the orphan sweep
-                log.warning("delivery %s: cannot be put back: %s", message.delivery_id, exc)
+        self._handling.put_back(messages)
         return [Done(None)] * len(messages)
 
     # -- 4. answers ------------------------------------------------------------------------
@@ -342,15 +277,7 @@ class Deliverer:
         answered = _reply_outcome(reply, DeliveryState.RETRYING)
         _log_rerouted(claim, reply)
         try:
-            moved = self._ledger.deliveries.reroute(
-                claim,
-                answered,
-                endpoint.name,
-                self._worker,
-                new_request_id(),
-                self._lease,
-                datetime.now(UTC),
-            )
+            moved = self._handling.reroute(claim, answered, endpoint.name, new_request_id())
         except (SQLAlchemyError, ThreadcastError) as exc:
             log.warning(
                 "delivery %s: cannot record its rerouted attempt: %s", claim.delivery_id, exc
@@ -372,7 +299,7 @@ class Deliverer:
         key = (endpoint.name, broadcast_id)
         found = self._bodies.get(key)
         if found is None:
-            content, content_type, send_at = self._ledger.deliveries.content(broadcast_id)
+            content, content_type, send_at = self._handling.content(broadcast_id)
             found = (endpoint.body(content, content_type), send_at)
             if len(self._bodies) > 256:
                 self._bodies.clear()
@@ -381,24 +308,10 @@ class Deliverer:
 
     def reject(self, raw: object, reason: str) -> None:
         """Record a message that breaks the contract (it is acknowledged and dropped)."""
-        log.error("rejected message %.300r: %s", raw, reason)
-        self._ledger.deliveries.reject_message(self._worker, reason, repr(raw), datetime.now(UTC))
+        self._handling.reject(raw, reason)
 
     def _refused(self, message: DeliveryMessage, refusal: Refusal) -> Done:
-        if refusal.state is None:
-            self.reject(message.to_wire(), f"unknown delivery id {message.delivery_id}")
-            self._gate.drop(message)
-        elif refusal.not_before is not None:
-            # It came back before its retry time: it waits in the gate until then.
-            wait = (refusal.not_before - datetime.now(UTC)).total_seconds()
-            self._gate.park(message, wait)
-            log.info("delivery %s not claimed: due in %.1f s", message.delivery_id, wait)
-        else:
-            # Sent, cancelled, unknown, or held by another claim: it leaves the gate, and
-            # its permit, never used, goes back (no slot, no quota count).
-            self._gate.drop(message)
-            log.info("delivery %s not claimed: it is %s", message.delivery_id, refusal.state.value)
-        return Done(None)
+        return Done(self._handling.refused(message, refusal).state)
 
 
 def _result(reply: Future[GraphReply]) -> GraphReply:

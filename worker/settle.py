@@ -1,5 +1,6 @@
 """After the answer: log it, record it (in one transaction for a batch, kept through a brief
-ledger outage), count it, and put retries back in the gate.
+ledger outage), count it, and put retries back in the gate (both through the lifecycle,
+threadcast.lifecycle.Handling).
 
 The log line comes first: it is the one record of an answer that exists before the ledger's,
 so an operator can reconcile even an outcome that never reached a ledger that stayed down.
@@ -19,16 +20,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from threadcast import metrics
 from threadcast.contract import DeliveryMessage
-from threadcast.dispatch import Gate
-from threadcast.errors import BrokerError
-from threadcast.ledger import Claim, DeliveryState, Finished, Ledger, Outcome
+from threadcast.ledger import Claim, DeliveryState, Finished, Outcome
+from threadcast.lifecycle import Handling
 from threadcast.logs import log_attempt
 from worker.graph import GraphReply
 
 log = logging.getLogger("threadcast.worker")
 
-# Cooldown fields (gate) -> the scope names of the throttled metric.
-_SCOPE_KINDS = {"app": "app", "t": "tenant", "g": "team", "c": "channel"}
 _FIRST_WAIT = 0.05  # seconds before the first retry of a failed ledger write; doubles
 _LONGEST_WAIT = 2.0
 
@@ -51,11 +49,8 @@ class Posted:
 
 
 class Settler:
-    def __init__(
-        self, ledger: Ledger, gate: Gate, sleep: Callable[[float], None] = time.sleep
-    ) -> None:
-        self._ledger = ledger
-        self._gate = gate
+    def __init__(self, handling: Handling, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._handling = handling
         self._sleep = sleep
 
     def settle(self, posted: Sequence[Posted]) -> None:
@@ -69,17 +64,17 @@ class Settler:
         for one, state in zip(posted, recorded, strict=True):
             _count(one, state is not None)
             if state is DeliveryState.RETRYING and one.delay is not None:
-                self._retry_later(one.message, one.reply, one.delay)
+                self._retry_later(one, one.delay)
             elif state is DeliveryState.CANCELLED and one.delay is not None:
                 # Its broadcast was cancelled: not retried, but a throttled scope still cools.
-                self._retry_later(one.message, one.reply, one.delay, park=False)
+                self._retry_later(one, one.delay, park=False)
 
     def _record(self, posted: Sequence[Posted]) -> list[DeliveryState | None]:
         deadline = max(p.claim.lease_until for p in posted)
         wait = _FIRST_WAIT
         while True:
             try:
-                return self._ledger.deliveries.record_many([p.finished for p in posted])
+                return self._handling.finish([p.finished for p in posted])
             except SQLAlchemyError as exc:
                 if datetime.now(UTC).timestamp() + wait >= deadline.timestamp():
                     raise
@@ -94,24 +89,14 @@ class Settler:
             self._sleep(wait)
             wait = min(wait * 2, _LONGEST_WAIT)
 
-    def _retry_later(
-        self, message: DeliveryMessage, reply: GraphReply, delay: float, *, park: bool = True
-    ) -> None:
-        throttled = reply.status == 429 or (reply.status == 503 and reply.retry_after is not None)
-        try:
-            if throttled:
-                # Graph asked everyone to wait, not just this delivery.
-                scope = self._gate.cool_down(message, delay, tenant_wide=reply.status == 503)
-                log.warning("Graph %s: scope %s cools down for %.1f s", reply.status, scope, delay)
-                if reply.status == 429:
-                    metrics.record_throttled(_SCOPE_KINDS.get(scope.split(":")[0], scope))
-                    # Posts arrive later than their permits by more than the guard covers.
-                    self._gate.throttled()
-            if park:
-                self._gate.park(message, delay)
-        except BrokerError as exc:
-            # The retry is in the ledger (``retrying``); the orphan sweep queues it again.
-            log.warning("delivery %s: its retry could not be parked: %s", message.delivery_id, exc)
+    def _retry_later(self, one: Posted, delay: float, *, park: bool = True) -> None:
+        self._handling.retry_later(
+            one.message,
+            delay,
+            status=one.reply.status,
+            retry_after=one.reply.retry_after,
+            park=park,
+        )
 
 
 def _log(posted: Posted) -> None:

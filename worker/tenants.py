@@ -14,14 +14,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-
-from sqlalchemy.exc import SQLAlchemyError
 
 from threadcast.contract import DeliveryMessage
-from threadcast.dispatch import Gate
-from threadcast.errors import BrokerError
-from threadcast.ledger import Ledger
+from threadcast.lifecycle import Handling
 
 log = logging.getLogger("threadcast.worker")
 
@@ -38,11 +33,8 @@ class _Trouble:
 
 
 class TenantTroubles:
-    def __init__(
-        self, ledger: Ledger, gate: Gate, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._ledger = ledger
-        self._gate = gate
+    def __init__(self, handling: Handling, clock: Callable[[], float] = time.monotonic) -> None:
+        self._handling = handling
         self._clock = clock
         self._troubles: dict[str, _Trouble] = {}
         self._guard = threading.Lock()
@@ -77,20 +69,4 @@ class TenantTroubles:
         tenant = messages[0].tenant
         trouble = self._troubles.get(tenant)
         reason = trouble.reason if trouble else "its token could not be had"
-        now = datetime.now(UTC)
-        try:
-            self._ledger.deliveries.note(
-                [m.delivery_id for m in messages],
-                REASON,
-                reason[:500],
-                now + timedelta(seconds=wait),
-                now,
-            )
-        except SQLAlchemyError as exc:
-            log.warning("tenant %s: cannot note why its deliveries wait: %s", tenant, exc)
-        for message in messages:
-            try:
-                self._gate.park(message, wait)
-            except BrokerError as exc:
-                # Still queued in the ledger: the orphan sweep puts it back in the gate.
-                log.warning("delivery %s: cannot be parked: %s", message.delivery_id, exc)
+        self._handling.wait_out(messages, REASON, reason, wait)

@@ -3,7 +3,8 @@
 :func:`default_jobs` builds the list the ``threadcast scheduler`` process runs while it is the
 leader. To add a job (an orphan-delivery sweep, a lease-expiry sweep, …):
 
-1. write a class or function in its own module under ``producer/scheduler/`` with a
+1. write a class or function in its own module under ``producer/scheduler/`` (or, when it
+   moves deliveries in both the ledger and the gate, in ``threadcast/lifecycle/``) with a
    ``run(now: datetime) -> None`` that does a bounded amount of work and is idempotent (it
    may run twice around a change of leader, or again after a crash halfway);
 2. take what it needs from :class:`SchedulerContext` (ledger, publisher, producer, settings;
@@ -23,13 +24,12 @@ from types import TracebackType
 import redis
 
 from producer.client import Producer
-from producer.publisher import Publisher
 from producer.scheduler.loop import TICK_SECONDS, Job
 from producer.scheduler.oneoff import ExpireMissed, ReleaseDue
 from producer.scheduler.recurring import ReleaseOccurrences
-from producer.scheduler.sweeps import LeaseSweep, OrphanSweep
-from threadcast.dispatch import Gate
 from threadcast.ledger import Ledger
+from threadcast.lifecycle import Publisher, gates
+from threadcast.lifecycle.sweeps import LeaseSweep, OrphanSweep
 from threadcast.settings import Settings
 
 #: How often broadcasts due longer ago than the grace are looked for (a slower, wider scan).
@@ -87,7 +87,7 @@ def default_jobs(ctx: SchedulerContext, keep_lease: Callable[[], bool] = _always
     release = ReleaseDue(ctx.ledger, ctx.publisher, grace)
     occurrences = ReleaseOccurrences(ctx.ledger, ctx.producer)
     expire = ExpireMissed(ctx.ledger, grace)
-    gate = Gate(ctx.redis)
+    gate = gates.entrance(ctx.redis)
     leases = LeaseSweep(ctx.ledger, gate, retry_ambiguous=ctx.settings.ambiguous == "retry")
     orphans = OrphanSweep(
         ctx.ledger,

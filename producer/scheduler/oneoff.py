@@ -1,9 +1,10 @@
 """Jobs for one-off broadcasts with a send time (``threadcast send --at``).
 
-``ReleaseDue`` releases every broadcast due within the grace -- its ``scheduled`` deliveries
-become ``queued`` in one transaction -- then publishes every release not yet published,
-including those a dead leader left between the ledger and Redis. ``ExpireMissed`` deals with
-broadcasts due longer ago than the grace: cancelled and recorded as missed, not sent.
+``ReleaseDue`` sends every broadcast due within the grace (``Intake.send_due``: its
+``scheduled`` deliveries become ``queued`` in one transaction), then publishes every due
+broadcast not yet published, including those a dead leader left between the ledger and Redis.
+``ExpireMissed`` deals with broadcasts due longer ago than the grace: cancelled and recorded
+as missed, not sent.
 Never a Celery ETA: the ledger holds the waiting broadcast, and Redis only ever sees what is due.
 """
 
@@ -12,10 +13,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from producer.publisher import Publisher
 from producer.scheduler.plan import Timeliness, classify
 from threadcast.ledger import Ledger
 from threadcast.ledger.releases import ReleaseState
+from threadcast.lifecycle import Intake, Publisher
 
 log = logging.getLogger("threadcast.scheduler")
 
@@ -25,7 +26,7 @@ _RELEASE_STATE = {Timeliness.ON_TIME: ReleaseState.RELEASED, Timeliness.LATE: Re
 class ReleaseDue:
     def __init__(self, ledger: Ledger, publisher: Publisher, grace_seconds: int) -> None:
         self._ledger = ledger
-        self._publisher = publisher
+        self._intake = Intake(ledger, publisher)
         self._grace = grace_seconds
 
     def run(self, now: datetime) -> None:
@@ -33,16 +34,10 @@ class ReleaseDue:
         for due in self._ledger.releases.due(now, since=since):
             timeliness = classify(due.send_at, now, self._grace)
             state = _RELEASE_STATE.get(timeliness, ReleaseState.LATE)
-            moved = self._ledger.releases.release(due.id, due.send_at, state, now)
+            moved = self._intake.send_due(due.id, due.send_at, state, now)
             if moved:
-                log.info("released broadcast %s (%s, %d deliveries)", due.id, state, moved)
-        self.publish_pending(now)
-
-    def publish_pending(self, now: datetime) -> None:
-        """Publish every released broadcast not yet confirmed published."""
-        for broadcast_id in self._ledger.releases.unpublished():
-            count = self._publisher.publish(self._ledger.broadcasts.queued_messages(broadcast_id))
-            self._ledger.releases.mark_published(broadcast_id, now)
+                log.info("broadcast %s is due (%s, %d deliveries)", due.id, state, moved)
+        for broadcast_id, count in self._intake.publish_due(now):
             log.info("published %d deliveries of broadcast %s", count, broadcast_id)
 
 

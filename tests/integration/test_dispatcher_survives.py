@@ -88,7 +88,7 @@ def running(clean_redis: redis.Redis) -> Iterator[Callable[..., tuple[Dispatcher
         channel_daily: int = 100,
     ) -> tuple[Dispatcher, Gate]:
         gate = Gate(clean_redis, limits(channel_daily))
-        gate.publish_limits()
+        gate.write_limits()
         lease = LeaderLease(clean_redis, keys.LEADER, ttl=5.0)
         dispatcher = Dispatcher(
             gate,

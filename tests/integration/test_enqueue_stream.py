@@ -19,14 +19,14 @@ from sqlalchemy import func, select
 
 from producer import Producer
 from producer.cli import main
-from producer.publisher import Publisher
-from producer.scheduler.sweeps import OrphanSweep
 from producer.targets import stream_targets
 from threadcast.contract import DeliveryMessage, Target
 from threadcast.dispatch import Gate, keys
 from threadcast.errors import BrokerError, ValidationError
 from threadcast.ledger import Ledger
 from threadcast.ledger.schema import broadcasts, deliveries
+from threadcast.lifecycle import Publisher
+from threadcast.lifecycle.sweeps import OrphanSweep
 from threadcast.settings import load_settings
 
 ROWS = 50_000
@@ -206,8 +206,10 @@ def test_a_crash_between_commit_and_gate_is_put_right_by_the_orphan_sweep(
     tenants = signed_in(producer.ledger, 2)
     real_enqueue = Gate.enqueue
 
-    def dies_half_way(gate: Gate, messages: Iterable[DeliveryMessage]) -> int:
-        real_enqueue(gate, islice(messages, 1000))
+    def dies_half_way(
+        gate: Gate, messages: Iterable[DeliveryMessage], *, replace: bool = False
+    ) -> int:
+        real_enqueue(gate, islice(messages, 1000), replace=replace)
         raise BrokerError("Redis went away")
 
     lines = rows(tenants, 20_000)

@@ -59,7 +59,7 @@ def make_gate(clean_redis: redis.Redis) -> MakeGate:
             "overrides": {},
         }
         gate = Gate(clean_redis, Limits(**(base | limits)), clock=clock)  # type: ignore[arg-type]
-        gate.publish_limits()
+        gate.write_limits()
         return gate
 
     return make

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 
 from producer import Producer
 from producer.processes import start_worker
-from producer.scheduler.sweeps import OrphanSweep
 from tests.integration.conftest import Stack
 from tests.integration.stack import wait_for
 from threadcast.dispatch import Gate
+from threadcast.lifecycle.sweeps import OrphanSweep
 
 
 def spread(stack: Stack, n: int, teams: int) -> list[dict[str, str]]:

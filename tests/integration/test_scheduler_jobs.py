@@ -16,7 +16,6 @@ import redis
 from sqlalchemy import func, select
 
 from producer.client import Producer
-from producer.publisher import Publisher
 from producer.scheduler import Schedules
 from producer.scheduler.oneoff import ExpireMissed, ReleaseDue
 from producer.scheduler.plan import occurrence_broadcast_id
@@ -26,6 +25,7 @@ from threadcast.ledger import Ledger
 from threadcast.ledger.releases import ReleaseState
 from threadcast.ledger.schedules import OccurrenceState
 from threadcast.ledger.schema import broadcasts
+from threadcast.lifecycle import Publisher
 from threadcast.settings import Settings
 
 T = "72f988bf-86f1-41af-91ab-2d7cd011db47"

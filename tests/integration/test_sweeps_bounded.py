@@ -11,11 +11,11 @@ import pytest
 import redis
 
 from producer import Producer
-from producer.scheduler.sweeps import OrphanSweep
 from tests.integration.test_enqueue_stream import rows, signed_in
 from threadcast.constants import SCHEDULER_LEASE_KEY
 from threadcast.dispatch import Gate, keys
 from threadcast.lease import LeaderLease
+from threadcast.lifecycle.sweeps import OrphanSweep
 from threadcast.settings import load_settings
 
 WAITING = 5_000

@@ -283,7 +283,7 @@ class Gate:
         _run(self._redis.hdel, keys.KNOWN, delivery_id)
 
     # -- the dispatcher ----------------------------------------------------------------
-    def publish_limits(self) -> None:
+    def write_limits(self) -> None:
         """Write the per-tenant overrides where the release script reads them."""
         pipe = self._redis.pipeline(transaction=True)
         pipe.delete(keys.LIMITS)

@@ -1,8 +1,8 @@
-"""Handing deliveries to the workers: into the dispatch gate on Redis.
+"""Publishing: putting deliveries into the gate on Redis, where they wait for their turn.
 
-The producer never talks to Celery or imports the worker: it puts deliveries where they
-wait for their rate-limit turn (threadcast.dispatch), and the workers' dispatcher lets them
-out as Celery messages.
+"Publish" means this one thing in threadcast: a delivery recorded ``queued`` (or ``retrying``)
+in the ledger enters the gate. The producer never talks to Celery or imports the worker; the
+workers' dispatcher releases deliveries from the gate as Celery messages.
 """
 
 from __future__ import annotations
@@ -26,6 +26,11 @@ class Publisher:
     def __init__(self, redis_url: str) -> None:
         self._redis = redis.Redis.from_url(redis_url)
         self._gate = Gate(self._redis)
+
+    @property
+    def gate(self) -> Gate:
+        """The gate it publishes to (no limits: for the lifecycle's producer-side steps)."""
+        return self._gate
 
     def publish(self, messages: Iterable[DeliveryMessage], *, replace: bool = False) -> int:
         """Enqueue every message the gate does not hold yet; return how many. Raises

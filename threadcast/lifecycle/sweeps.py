@@ -1,4 +1,5 @@
-"""The scheduler's safety nets: nothing stays lost when a worker or Redis is.
+"""The scheduler's safety nets (part of the delivery lifecycle: each moves deliveries in the
+ledger, then in the gate): nothing stays lost when a worker or Redis is.
 
 - Lease sweep: a delivery still ``sending`` after its lease ended lost its worker mid-POST;
   it becomes ``unknown`` (the post may exist), or is re-queued with THREADCAST_AMBIGUOUS=retry.
