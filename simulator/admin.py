@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from simulator.authority import Authority
+from simulator.clock import OffsetClock, iso_utc
 from simulator.knobs import KnobError
 from simulator.state import SimState
 from simulator.tenants import is_guid
@@ -38,13 +40,28 @@ def _from_loopback(request: Request) -> bool:
         return False
 
 
+def _seconds(body: dict[str, object], name: str) -> float:
+    value = body[name]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"'{name}' must be a number of seconds, got {json.dumps(value)}")
+    return float(value)
+
+
 class AdminRoutes:
-    def __init__(self, state: SimState, authority: Authority) -> None:
+    def __init__(
+        self, state: SimState, authority: Authority, test_clock: OffsetClock | None = None
+    ) -> None:
         self._state = state
         self._authority = authority
+        self._test_clock = test_clock
+        """Only with ``--test-clock``: then ``/_sim/clock`` moves it; otherwise no such route."""
 
     def routes(self) -> list[Route]:
+        clock: list[Route] = []
+        if self._test_clock is not None:
+            clock = [Route(f"{ADMIN_PREFIX}/clock", self._clock, methods=["GET", "POST"])]
         return [
+            *clock,
             Route(f"{ADMIN_PREFIX}/health", self._health),
             Route(f"{ADMIN_PREFIX}/stats", self._stats),
             Route(f"{ADMIN_PREFIX}/posts", self._posts),
@@ -116,6 +133,24 @@ class AdminRoutes:
                 return _error(400, str(exc))
             self._state.configure(knobs)
         return JSONResponse(self._state.knobs.to_json())
+
+    async def _clock(self, request: Request) -> Response:
+        """GET: the simulator's time; POST ``{"advance": s}`` moves it s >= 0 seconds forward,
+        ``{"offset": s}`` sets it s seconds from the wall clock (0: back to real time)."""
+        clock = self._test_clock
+        assert clock is not None  # the route exists only with a test clock
+        if request.method == "POST":
+            try:
+                body = json.loads(await request.body())
+                if not isinstance(body, dict) or set(body) not in ({"advance"}, {"offset"}):
+                    raise ValueError('the body must be {"advance": seconds} or {"offset": seconds}')
+                if "advance" in body:
+                    clock.advance(_seconds(body, "advance"))
+                else:
+                    clock.offset = _seconds(body, "offset")
+            except ValueError as exc:  # JSONDecodeError too
+                return _error(400, str(exc))
+        return JSONResponse({"now": iso_utc(clock()), "offset": clock.offset})
 
     async def _throttle(self, request: Request) -> Response:
         return JSONResponse(self._state.throttle.report())

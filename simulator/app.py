@@ -8,7 +8,7 @@ from starlette.applications import Starlette
 
 from simulator.admin import ADMIN_PREFIX, AdminRoutes
 from simulator.authority import Authority
-from simulator.clock import Clock, wall_clock
+from simulator.clock import Clock, OffsetClock, wall_clock
 from simulator.config import SimConfig
 from simulator.graph import GraphRoutes
 from simulator.identity import IdentityRoutes
@@ -27,6 +27,9 @@ def build_app(
     clock: Clock = wall_clock,
 ) -> Starlette:
     """The whole simulator; ``policies`` run after its own faults and throttle."""
+    test_clock = OffsetClock(clock) if config.test_clock else None
+    if test_clock is not None:
+        clock = test_clock
     key = SigningKey.generate()
     state = SimState.create(config, clock)
     verifier = AccessTokenVerifier(key, clock, state.directory.consent)
@@ -38,7 +41,7 @@ def build_app(
     identity = IdentityRoutes(authority, key, clock, config.device_approve_delay)
     # Graph first: it is the hot path, and Starlette tries routes in order.
     admin = [
-        *AdminRoutes(state, authority).routes(),
+        *AdminRoutes(state, authority, test_clock).routes(),
         *TenantAdminRoutes(state.directory, ADMIN_PREFIX).routes(),
     ]
     routes = [*graph.routes(), *admin, *identity.routes()]

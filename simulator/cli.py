@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long a rotated-out refresh token is still accepted (default %(default)s)",
     )
     add("--log-level", choices=LOG_LEVELS, default=_DEFAULTS.log_level)
+    add(
+        "--test-clock",
+        action="store_true",
+        help="for tests: serve POST /_sim/clock, which moves the simulator's clock forward "
+        "(a rehearsal must keep real time: off by default)",
+    )
     _add_knobs(parser.add_argument_group("throttling, faults, Graph today (all off by default)"))
     return parser
 
@@ -139,6 +145,7 @@ def config_from(args: argparse.Namespace) -> SimConfig:
         token_lifetime=args.token_lifetime,
         refresh_grace=args.refresh_grace,
         log_level=args.log_level,
+        test_clock=args.test_clock,
         knobs=Knobs().changed(
             {
                 THROTTLE_DEFAULTS: args.throttle_defaults,

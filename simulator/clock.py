@@ -12,6 +12,30 @@ Clock = Callable[[], float]
 wall_clock: Clock = time.time
 
 
+class OffsetClock:
+    """The wall clock plus an offset that moves only when told to: ``--test-clock``.
+
+    Time keeps running as on the wall clock; a test jumps it forward (``POST /_sim/clock``)
+    instead of sleeping through a Retry-After or a device code's approval delay, and may
+    set the offset back to 0 afterwards (the stores cope with a clock that steps back, as
+    they must with a wall clock).
+    """
+
+    __slots__ = ("_base", "offset")
+
+    def __init__(self, base: Clock = wall_clock) -> None:
+        self._base = base
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return self._base() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        if not seconds >= 0:  # also refuses NaN
+            raise ValueError(f"a clock advances by a non-negative number of seconds, not {seconds}")
+        self.offset += seconds
+
+
 def aad_timestamp(now: float) -> str:
     """The identity platform's error timestamp, e.g. ``2024-05-01 12:00:00Z``."""
     return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d %H:%M:%SZ")

@@ -23,5 +23,7 @@ class SimConfig:
     token_lifetime: int = 3600
     refresh_grace: float = 0.0
     log_level: str = "info"
+    test_clock: bool = False
+    """Serve ``/_sim/clock``, which moves the simulator's clock: for tests, never rehearsals."""
     knobs: Knobs = field(default_factory=Knobs)
     """Throttle limits and faults: the part the admin API can change while running."""

@@ -87,11 +87,15 @@ def start(
     token_lifetime: int | None = None,
     refresh_grace: float | None = None,
     log_level: str | None = None,
+    test_clock: bool = False,
     extra_args: Sequence[str] = (),
     timeout: float = 30.0,
     env: Mapping[str, str] | None = None,
 ) -> RunningSimulator:
-    """Run ``python -m simulator`` with these flags (None: the CLI's default) until it listens."""
+    """Run ``python -m simulator`` with these flags (None: the CLI's default) until it listens.
+
+    ``test_clock`` adds ``--test-clock``: a test then moves the simulator's clock forward
+    (``POST {admin_url}/clock``) instead of sleeping."""
     state = Path(state_dir).resolve()
     state.mkdir(parents=True, exist_ok=True)
     ready_file = state / f"ready-{uuid.uuid4().hex}.json"
@@ -105,7 +109,8 @@ def start(
         "--refresh-grace": refresh_grace,
         "--log-level": log_level,
     }
-    argv = [sys.executable, "-m", "simulator", *_flag_args(flags), *extra_args]
+    switches = ["--test-clock"] if test_clock else []
+    argv = [sys.executable, "-m", "simulator", *_flag_args(flags), *switches, *extra_args]
     log_path = state / LOG_FILE
     log = log_path.open("wb")
     process = subprocess.Popen(

@@ -113,6 +113,7 @@ class Throttle:
             scopes.clear()
         self.channel_rates.clear()
         self.throttled = self.violations = 0
+        self._last = 0.0  # no window left to keep monotonic (a test clock may have stepped back)
         self._cached = None
 
     def observe(self, attempt: PostAttempt) -> None:

@@ -28,6 +28,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,12 +78,19 @@ class TokenProvider:
         client: redis.Redis,
         http: httpx.Client,
         margin: float = 300.0,
+        *,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``clock`` (epoch seconds) judges expiry, ``monotonic`` the refusal notice period:
+        tests pass their own to move time without sleeping."""
         self._settings = settings
         self._store = store
         self._redis = client
         self._http = http
         self._margin = margin
+        self._clock = clock
+        self._monotonic = monotonic
         self._tokens: dict[str, AccessToken] = {}
         self._refused: set[str] = set()  # access tokens Graph refused, known to this process
         # held token -> when (monotonic) Redis last said it was not refused
@@ -107,18 +115,18 @@ class TokenProvider:
             if held is not None:
                 return held
             self._tokens.pop(tenant, None)
-            found = self._from_cache(tenant, time.time()) or self._refresh(tenant)
+            found = self._from_cache(tenant, self._clock()) or self._refresh(tenant)
             self._tokens[tenant] = found
-            self._asked[found.value] = time.monotonic()  # just checked (cache) or just issued
+            self._asked[found.value] = self._monotonic()  # just checked (cache) or just issued
             return found.value
 
     def _held(self, tenant: str) -> str | None:
         """The token in hand, if still usable and not refused as far as this process knows
         (Redis is asked about it at most once per REFUSAL_NOTICE_SECONDS)."""
         held = self._tokens.get(tenant)
-        if held is None or not held.usable(self._margin, time.time()):
+        if held is None or not held.usable(self._margin, self._clock()):
             return None
-        asked = time.monotonic()
+        asked = self._monotonic()
         if asked - self._asked.get(held.value, -math.inf) < REFUSAL_NOTICE_SECONDS:
             return held.value  # asked Redis less than a notice period ago
         if self._is_refused(tenant, held.value):
@@ -136,7 +144,7 @@ class TokenProvider:
         """Whether :meth:`token` can answer without a refresh (from memory, or after one quick
         Redis look): no lock, no identity platform."""
         held = self._tokens.get(tenant)
-        return held is not None and held.usable(self._margin, time.time())
+        return held is not None and held.usable(self._margin, self._clock())
 
     def reject(self, tenant: str, token: str) -> None:
         """Graph refused ``token`` (401): no process uses it again, so the next call refreshes.
@@ -202,7 +210,7 @@ class TokenProvider:
             with lock:
                 # The ledger first: Redis may hold an older state whose refresh token rotated.
                 app, cache, text = self._load(tenant, ledger_first=True)
-                found = self._cached_token(cache, tenant, time.time())
+                found = self._cached_token(cache, tenant, self._clock())
                 if found is not None:
                     return found  # another process refreshed while we waited
                 dead = self._store.needs_sign_in(tenant, text)
@@ -234,7 +242,7 @@ class TokenProvider:
             raise _unreachable(self._settings, tenant, exc) from exc
         self.refreshes += 1
         try:
-            token = _token_from_result(tenant, result)
+            token = _token_from_result(tenant, result, self._clock())
         except SignInRequiredError as exc:
             metrics.record_token_refresh(tenant, ok=False)
             self._store.mark_needs_sign_in(tenant, text, exc.reason)
@@ -297,7 +305,7 @@ class TokenProvider:
         return None
 
 
-def _token_from_result(tenant: str, result: dict[str, Any] | None) -> AccessToken:
+def _token_from_result(tenant: str, result: dict[str, Any] | None, now: float) -> AccessToken:
     if result is None:
         raise SignInRequiredError(tenant, "no refresh token for its account")
     error = result.get("error")
@@ -318,7 +326,7 @@ def _token_from_result(tenant: str, result: dict[str, Any] | None) -> AccessToke
             f"--tenant {tenant}",
         )
     lifetime = float(result.get("expires_in", 3600))
-    return AccessToken(result["access_token"], time.time() + lifetime, lifetime)
+    return AccessToken(result["access_token"], now + lifetime, lifetime)
 
 
 def _unreachable(settings: Settings, tenant: str, exc: Exception) -> IdentityError:

@@ -45,6 +45,19 @@ def ledger(database_url: str) -> Iterator[Ledger]:
     opened.close()
 
 
+class SteppedClock:
+    """A clock that stands still until the test moves it."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def _shape(url: str) -> dict[str, object]:
     engine = make_engine(url)
     try:
@@ -261,8 +274,10 @@ def test_a_delivery_waiting_for_its_retry_time_is_not_claimed_before_it(ledger: 
 
 @pytest.mark.backends("postgresql")  # SQLite has no server whose restart drops connections
 def test_a_pooled_connection_the_server_dropped_is_replaced_before_use(database_url: str) -> None:
-    ledger = Ledger.open(database_url)
+    idle = SteppedClock(time.monotonic())  # how long the pooled connection has been idle
+    ledger = Ledger(make_engine(database_url, clock=idle))  # what Ledger.open makes
     try:
+        ledger.migrate()
         b = broadcast(n=1)
         ledger.broadcasts.add(b, b.deliveries(), NOW)  # the pool now holds a connection
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:  # as a restart would
@@ -271,7 +286,7 @@ def test_a_pooled_connection_the_server_dropped_is_replaced_before_use(database_
                 "WHERE datname = %s AND pid <> pg_backend_pid()",
                 (database_url.rsplit("/", 1)[1],),
             )
-        time.sleep(IDLE_PING_SECONDS + 0.2)  # idle long enough to be tested on checkout
+        idle.advance(IDLE_PING_SECONDS + 0.2)  # idle long enough to be tested on checkout
         claim = ledger.deliveries.claim(b.deliveries()[0].id, "w", "c", LEASE, NOW)
         assert isinstance(claim, Claim)
     finally:

@@ -8,6 +8,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ APPROVE_DELAY = 1.0
 @pytest.fixture(scope="module")
 def sim_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSimulator]:
     running = simulator.process.start(
-        tmp_path_factory.mktemp("simulator"), device_approve_delay=APPROVE_DELAY
+        tmp_path_factory.mktemp("simulator"), device_approve_delay=APPROVE_DELAY, test_clock=True
     )
     yield running
     running.stop()
@@ -42,6 +43,19 @@ def sim_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSimula
 def http(sim_proc: RunningSimulator) -> Iterator[httpx.Client]:
     with httpx.Client(verify=sim_proc.ssl_context(), timeout=10) as client:
         yield client
+
+
+def move_clock(sim: RunningSimulator, http: httpx.Client, **change: float) -> dict[str, Any]:
+    """Move a ``--test-clock`` simulator's clock: ``advance=s`` or ``offset=s`` (0: real time)."""
+    return dict(http.post(f"{sim.admin_url}/clock", json=change).raise_for_status().json())
+
+
+@pytest.fixture
+def real_time_after(sim_proc: RunningSimulator, http: httpx.Client) -> Iterator[None]:
+    """The test may move the simulator's clock; the next test finds it on real time again
+    (tokens issued ahead of the wall clock would be "not yet valid" to PyJWT)."""
+    yield
+    move_clock(sim_proc, http, offset=0)
 
 
 def new_tenant() -> str:
@@ -189,6 +203,36 @@ def test_multi_tenant_and_garbage_tenants(sim_proc: RunningSimulator, http: http
     assert_aad_error(garbage, "invalid_tenant", 90002)
 
 
+@pytest.mark.usefixtures("real_time_after")
+def test_the_test_clock_moves_forward_and_back_to_real_time(
+    sim_proc: RunningSimulator, http: httpx.Client
+) -> None:
+    url = f"{sim_proc.admin_url}/clock"
+    assert http.get(url).json()["offset"] == 0
+    moved = move_clock(sim_proc, http, advance=30)
+    ahead = datetime.fromisoformat(moved["now"]) - datetime.now(UTC)
+    assert moved["offset"] == 30 and 29 < ahead.total_seconds() <= 30
+    assert move_clock(sim_proc, http, advance=0.5)["offset"] == 30.5
+    for bad in (
+        '{"advance": -1}',
+        '{"advance": "1"}',
+        '{"advance": true}',
+        '{"offset": NaN}',
+        '{"offset": null}',
+        '{"advance": 1, "offset": 0}',
+        '{"later": 1}',
+        "{}",
+        "[1]",
+        "{",
+    ):
+        refused = http.post(url, content=bad)
+        assert refused.status_code == 400, bad
+        assert refused.json()["error"]
+    assert http.get(url).json()["offset"] == 30.5  # a refused change changes nothing
+    assert move_clock(sim_proc, http, offset=0)["offset"] == 0
+
+
+@pytest.mark.usefixtures("real_time_after")
 def test_device_code_flow_on_the_wire(sim_proc: RunningSimulator, http: httpx.Client) -> None:
     tenant = new_tenant()
     base = f"{sim_proc.authority_host}/{tenant}/oauth2/v2.0"
@@ -209,7 +253,7 @@ def test_device_code_flow_on_the_wire(sim_proc: RunningSimulator, http: httpx.Cl
     }
     pending = http.post(f"{base}/token", data=redeem, headers={"client-request-id": "corr-1"})
     assert assert_aad_error(pending, "authorization_pending", 70016)["correlation_id"] == "corr-1"
-    time.sleep(APPROVE_DELAY)
+    move_clock(sim_proc, http, advance=APPROVE_DELAY)  # the user approves meanwhile
     tokens = http.post(f"{base}/token", data=redeem).json()
     assert tokens["token_type"] == "Bearer"
     for field in (

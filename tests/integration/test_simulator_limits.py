@@ -2,11 +2,11 @@
 
 One simulator serves the module; each test switches the limits it needs on through the admin
 API (``POST /_sim/config``) and starts from a reset, which also tests runtime configuration.
+Waiting out a Retry-After moves the simulator's test clock (``--test-clock``), no sleep.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,6 +24,7 @@ from tests.integration.test_simulator import (
     CLIENT_ID,
     SEED_BODY,
     assert_graph_error,
+    move_clock,
     new_tenant,
     sign_in,
 )
@@ -34,7 +35,9 @@ V1_BODY = b'{"body":{"contentType":"html","content":"<h1>Hello world</h1>"}}'
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSimulator]:
-    running = simulator.process.start(tmp_path_factory.mktemp("sim"), device_approve_delay=0)
+    running = simulator.process.start(
+        tmp_path_factory.mktemp("sim"), device_approve_delay=0, test_clock=True
+    )
     yield running
     running.stop()
 
@@ -53,6 +56,7 @@ def signed_in(sim: RunningSimulator, http: httpx.Client) -> tuple[str, str]:
 
 @pytest.fixture(autouse=True)
 def fresh(sim: RunningSimulator, http: httpx.Client) -> None:
+    move_clock(sim, http, offset=0)  # a test before may have moved it: back to real time
     configure(sim, http, **Knobs().to_json())
     http.post(f"{sim.admin_url}/reset").raise_for_status()
 
@@ -141,7 +145,7 @@ def test_a_team_over_its_limit_gets_429_and_other_teams_do_not(
     assert [send(sim, http, token, team).status_code for _ in range(2)] == [204, 204]
     retry_after = assert_throttled(send(sim, http, token, team))
     assert send(sim, http, token, other).status_code == 204
-    time.sleep(retry_after)
+    move_clock(sim, http, advance=retry_after)
     assert send(sim, http, token, team).status_code == 204  # the window has moved on
 
     report = throttle(sim, http)
@@ -179,7 +183,7 @@ def test_sending_during_a_retry_after_is_a_violation(
     assert send(sim, http, token, team).status_code == 204
     assert_throttled(send(sim, http, token, team))
     retry_after = assert_throttled(send(sim, http, token, team))  # did not wait: a violation
-    time.sleep(retry_after)
+    move_clock(sim, http, advance=retry_after)
     assert send(sim, http, token, team).status_code == 204  # waited: no violation
     assert throttle(sim, http)["scopes"][f"team:{team}"] == {
         "limit": 1,
@@ -204,7 +208,7 @@ def test_a_channel_over_its_rate_gets_429_and_is_measured(
     assert retry_after == 1
     assert send(sim, http, token, team, channel="19%3Aother").status_code == 204
     assert send(sim, http, token, str(uuid.uuid4())).status_code == 204  # same id, other team
-    time.sleep(retry_after)
+    move_clock(sim, http, advance=retry_after)
     assert send(sim, http, token, team).status_code == 204  # waited: no violation
 
     scopes = throttle(sim, http)["scopes"]

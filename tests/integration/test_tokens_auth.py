@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -124,8 +124,10 @@ def test_a_refused_token_is_used_by_no_process_and_refreshed_by_one(
     )
     tenant = new_tenant(settings)
     ledger = Ledger.open(settings.database_url)
+    monotonic = SteppedClock(time.monotonic())
     first, second, third = (
-        provider(settings, ledger, redis.Redis.from_url(redis_url)) for _ in range(3)
+        provider(settings, ledger, redis.Redis.from_url(redis_url), monotonic=monotonic)
+        for _ in range(3)
     )
     token = first.token(tenant)
     assert second.token(tenant) == token  # both hold it in-process now
@@ -135,7 +137,7 @@ def test_a_refused_token_is_used_by_no_process_and_refreshed_by_one(
     first.reject(tenant, token)  # first met the 401
     # A refused delivery is retried REFUSAL_NOTICE_SECONDS later (worker/deliver.py): by then
     # every process has asked Redis about the token it holds again.
-    time.sleep(REFUSAL_NOTICE_SECONDS)
+    monotonic.advance(REFUSAL_NOTICE_SECONDS)
     fresh = second.token(tenant)  # second still holds the refused token: it must not use it
     assert fresh != token and post(sim, fresh) == 204
     assert third.token(tenant) == fresh  # from the cache, not refused, not refreshed again
@@ -327,8 +329,14 @@ def private_redis() -> Iterator[devredis.PrivateRedis]:
         server.stop()
 
 
-def provider(settings: Settings, ledger: Ledger, client: redis.Redis) -> TokenProvider:
-    """A worker process's token provider (the worker builds it the same way)."""
+def provider(
+    settings: Settings,
+    ledger: Ledger,
+    client: redis.Redis,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> TokenProvider:
+    """A worker process's token provider (the worker builds it the same way, with the real
+    clocks)."""
     cache_store = TokenCacheStore.for_settings(settings, client, ledger.token_caches)
     return TokenProvider(
         settings,
@@ -336,7 +344,21 @@ def provider(settings: Settings, ledger: Ledger, client: redis.Redis) -> TokenPr
         client,
         identity.http_client(settings),
         settings.token_refresh_margin,
+        monotonic=monotonic,
     )
+
+
+class SteppedClock:
+    """A clock that stands still until the test moves it."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def post(sim: RunningSimulator, token: str) -> int:

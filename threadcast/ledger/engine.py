@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -14,14 +15,17 @@ from sqlalchemy.pool import QueuePool
 READ_ONLY = "threadcast_read_only"
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url`` (``sqlite:///PATH`` or ``postgresql://…``)."""
+def make_engine(url: str, *, clock: Callable[[], float] = time.monotonic) -> Engine:
+    """An engine for ``url`` (``sqlite:///PATH`` or ``postgresql://…``).
+
+    ``clock`` (monotonic seconds) times how long a pooled PostgreSQL connection was idle;
+    tests pass their own to move time without sleeping."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if make_url(url).get_backend_name() == "sqlite":
         return _sqlite_engine(url)
     engine = create_engine(url, pool_size=5, max_overflow=5, connect_args=_PG_CONNECT)
-    _ping_when_idle(engine)
+    _ping_when_idle(engine, clock)
     return engine
 
 
@@ -47,7 +51,7 @@ _PG_CONNECT = {
 IDLE_PING_SECONDS = 1.0
 
 
-def _ping_when_idle(engine: Engine) -> None:
+def _ping_when_idle(engine: Engine, clock: Callable[[], float]) -> None:
     """Pessimistic disconnect handling, paid once per idle spell rather than per checkout.
 
     SQLAlchemy's ``pool_pre_ping`` tests every connection it hands out: a worker that
@@ -60,12 +64,12 @@ def _ping_when_idle(engine: Engine) -> None:
 
     @event.listens_for(engine, "checkin")
     def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
-        record.info["idle_since"] = time.monotonic()
+        record.info["idle_since"] = clock()
 
     @event.listens_for(engine, "checkout")
     def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
         idle_since = record.info.get("idle_since")
-        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+        if idle_since is None or clock() - idle_since < IDLE_PING_SECONDS:
             return
         try:
             cursor = dbapi_conn.cursor()
