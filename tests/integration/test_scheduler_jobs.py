@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -127,14 +127,21 @@ def check_a_release_whose_publisher_died_is_published_by_the_next_leader(env: En
     assert env.publisher.published == 3 and env.ledger.releases.unpublished() == []
 
 
-def test_one_off_releases(env: Env) -> None:
-    for check in (
+def check_id(check: Callable[[Env], None]) -> str:
+    return check.__name__.removeprefix("check_")
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
         check_a_one_off_is_released_when_due_and_published_once,
         check_a_cancelled_one_off_is_never_released,
         check_a_release_whose_publisher_died_is_published_by_the_next_leader,
-    ):
-        env.publisher.published = 0
-        check(env)
+    ],
+    ids=check_id,
+)
+def test_one_off_releases(env: Env, check: Callable[[Env], None]) -> None:
+    check(env)
 
 
 # --- recurring ----------------------------------------------------------------------------
@@ -254,7 +261,14 @@ def check_an_occurrence_that_cannot_be_sent_is_recorded_failed(env: Env) -> None
     assert env.ledger.schedules.unfinished() == [] and broadcast_count(env, sid) == 0
 
 
-def test_half_done_or_unsendable_occurrences(env: Env) -> None:
-    check_a_release_cut_short_by_a_crash_is_finished_by_the_next_leader(env)
-    check_a_release_cut_short_long_ago_is_recorded_missed_not_sent(env)
-    check_an_occurrence_that_cannot_be_sent_is_recorded_failed(env)  # last: signs the tenant out
+@pytest.mark.parametrize(
+    "check",
+    [
+        check_a_release_cut_short_by_a_crash_is_finished_by_the_next_leader,
+        check_a_release_cut_short_long_ago_is_recorded_missed_not_sent,
+        check_an_occurrence_that_cannot_be_sent_is_recorded_failed,
+    ],
+    ids=check_id,
+)
+def test_half_done_or_unsendable_occurrences(env: Env, check: Callable[[Env], None]) -> None:
+    check(env)
