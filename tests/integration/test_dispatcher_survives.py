@@ -21,7 +21,7 @@ import sqlalchemy.exc
 from threadcast import heartbeat
 from threadcast.constants import DISPATCHER_HEARTBEAT_KEY
 from threadcast.contract import DeliveryMessage
-from threadcast.dispatch import Gate, Limits, keys
+from threadcast.dispatch import Gate, Limits, Start, keys
 from threadcast.heartbeat import Heartbeat
 from threadcast.lease import LeaderLease
 from worker.dispatcher import Dispatcher
@@ -60,6 +60,7 @@ class Broker:
         self.fail = fail
         self.calls = 0
         self.published: list[str] = []
+        self.sent: list[DeliveryMessage] = []
         self.lock = threading.Lock()
 
     def __call__(self, batches: list[list[DeliveryMessage]]) -> None:
@@ -68,6 +69,7 @@ class Broker:
             if self.calls <= self.fail:
                 raise kombu.exceptions.OperationalError("Error 111 connecting: refused")
             self.published += [m.delivery_id for b in batches for m in b]
+            self.sent += [m for b in batches for m in b]
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -146,6 +148,8 @@ def test_a_ledger_that_refuses_quota_notes_does_not_stop_the_releasing(
     _, gate = running(broker, note_held, channel_daily=1)
     first = messages(3, same_channel=True)  # one goes; two are held until midnight
     gate.enqueue(first)
+    wait_for(lambda: len(broker.sent) == 1)
+    assert gate.start(broker.sent[0]) is Start.GO  # posted: the channel's quota is used
     wait_for(lambda: sum(notes) == 2)
     later = messages(5)
     gate.enqueue(later)

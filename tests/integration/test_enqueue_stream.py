@@ -297,7 +297,9 @@ def test_publishing_reads_ahead_in_order_and_stops_when_either_side_fails(
             publisher.publish(messages(50_000, fail_at=30_000))
         assert not readers()
 
-        def gate_dies(gate: Gate, messages: Iterable[DeliveryMessage]) -> int:
+        def gate_dies(
+            gate: Gate, messages: Iterable[DeliveryMessage], *, replace: bool = False
+        ) -> int:
             next(iter(messages))
             raise BrokerError("Redis went away")
 
