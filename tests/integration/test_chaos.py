@@ -49,20 +49,12 @@ from tests.integration.chaostools import (
     spread,
 )
 from tests.integration.conftest import Stack
+from tests.integration.leases import current_holder
 from tests.integration.stack import SimAdmin, wait_for
 from threadcast.constants import QUEUE
 from threadcast.dispatch import Gate, keys
 from threadcast.ledger import Ledger
 from threadcast.settings import Settings
-
-
-def current_holder(client: redis.Redis, key: str) -> str | None:
-    """Who holds the lease now (None: nobody)."""
-    value = client.get(key)
-    if value is None:
-        return None
-    return value.decode() if isinstance(value, bytes) else str(value)
-
 
 BATCH_SIZE = int(Settings.model_fields["batch_size"].default)  # the victims' default
 

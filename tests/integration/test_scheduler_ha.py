@@ -25,9 +25,9 @@ from producer.client import Producer
 from producer.scheduler import Schedules
 from producer.scheduler.plan import occurrence_broadcast_id
 from tests.integration.conftest import Stack
+from tests.integration.leases import current_holder
 from tests.integration.stack import wait_for
 from threadcast.constants import SCHEDULER_LEASE_KEY
-from threadcast.lease import current_holder
 from threadcast.ledger.releases import ReleaseState
 from threadcast.ledger.schedules import OccurrenceState
 

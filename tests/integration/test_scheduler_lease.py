@@ -9,8 +9,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from producer.devredis import free_port
+from tests.integration.leases import current_holder
 from tests.integration.stack import wait_for
-from threadcast.lease import LeaderLease, current_holder
+from threadcast.lease import LeaderLease
 
 KEY = "threadcast:test:leader"
 
