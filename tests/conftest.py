@@ -104,4 +104,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             keep.append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+    # The longest modules first: with `-n 2 --dist loadfile` a long module handed out last
+    # would leave one test process idle while the other finishes it (about a minute).
+    items[:] = sorted(keep, key=lambda item: item.path.name not in LONG_MODULES)
+
+
+#: Modules that take a minute or more each (pytest --durations), run before the rest.
+LONG_MODULES = frozenset(
+    {
+        "test_tokens_rotation.py",
+        "test_hosts_drop_off.py",
+        "test_chaos.py",
+        "test_tokens_auth.py",
+        "test_limits.py",
+    }
+)

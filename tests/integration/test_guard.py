@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from threadcast.guard import CAP_MS, HOLD_SECONDS, KEY, AdaptiveGuard
 
@@ -39,7 +41,8 @@ def test_redis_away_keeps_the_last_value(clean_redis: redis.Redis) -> None:
     clock = Clock()
     guard = AdaptiveGuard(clean_redis, 20.0, clock)
     guard.throttled()
-    gone = AdaptiveGuard(redis.Redis(port=1, socket_connect_timeout=0.2), 20.0, clock)
+    nowhere = redis.Redis(port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+    gone = AdaptiveGuard(nowhere, 20.0, clock)
     assert gone.current() == 20.0 and gone.throttled() == 20.0
     clock.now += 5
     assert guard.current() == 40.0
