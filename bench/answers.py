@@ -13,7 +13,8 @@ channels over 50 teams), and report:
   on the wire), sampled every 50 ms;
 - unknowns after a SIGKILL mid-run (``--kill``): the worker is killed once half the
   broadcast is sent, another started; every delivery must end sent or unknown, 0 duplicates,
-  and the unknowns are at most what was in flight at the kill.
+  and the unknowns are at most what was in flight at the kill (the deliveries ``sending``
+  in the ledger right after the kill, before another worker starts).
 
 Median of --runs runs with min and max.
 
@@ -101,10 +102,11 @@ def one_run(bench: Rig, kill: bool) -> dict[str, Any]:
         ).broadcast_id
         if kill:
             wait_until(lambda: counts(bench, sent)["sent"] >= total // 2, timeout=600)
-            killed_at_flight = flight.last
             for victim in [pid, *children(pid)]:  # the supervisor and its worker processes
                 os.kill(victim, signal.SIGKILL)
             worker.process.wait()
+            # Exact: a killed process commits nothing more, and no other worker runs yet.
+            killed_at_flight = counts(bench, sent).get("sending", 0)
             bench.workers.append(start_default_worker(bench, f"worker-{uuid.uuid4().hex[:6]}"))
         settled = wait_until(
             lambda: sum(counts(bench, sent)[s] for s in ("sent", "failed", "unknown")) == total,

@@ -47,7 +47,10 @@ class FlightControl:
         self._limit = cap
         self._in_flight = 0
         self.peak = 0  # the most in flight at once since start
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
+        # Threads waiting for places, first come first served, each woken alone when its
+        # places are free: no herd of hundreds of threads woken at every batch's end.
+        self._waiting: deque[tuple[int, threading.Event]] = deque()
 
     @property
     def limit(self) -> int:
@@ -62,21 +65,35 @@ class FlightControl:
         """Hold ``count`` places (at most the bound) for a batch, waiting until they are
         free; what the batch took is then observed."""
         count = max(1, min(count, self.cap))
-        with self._changed:
-            # A batch bigger than the bound still goes, alone, rather than never.
-            while self._in_flight > 0 and self._in_flight + count > self._limit:
-                self._changed.wait()
-            self._in_flight += count
-            self.peak = max(self.peak, self._in_flight)
+        turn: threading.Event | None = None
+        with self._lock:
+            if not self._waiting and self._fits(count):
+                self._take(count)
+            else:
+                turn = threading.Event()
+                self._waiting.append((count, turn))
+        if turn is not None:
+            turn.wait()  # set once the places are ours (taken for us by the one who freed them)
         started = self._monotonic()
         try:
             yield
         finally:
             held = self._monotonic() - started
-            with self._changed:
+            with self._lock:
                 self._in_flight -= count
                 self._observe(held)
-                self._changed.notify_all()
+                while self._waiting and self._fits(self._waiting[0][0]):
+                    wanted, waiter = self._waiting.popleft()
+                    self._take(wanted)
+                    waiter.set()
+
+    def _fits(self, count: int) -> bool:
+        # A batch bigger than the bound still goes, alone, rather than never.
+        return self._in_flight == 0 or self._in_flight + count <= self._limit
+
+    def _take(self, count: int) -> None:
+        self._in_flight += count
+        self.peak = max(self.peak, self._in_flight)
 
     def _observe(self, held: float) -> None:
         self._holds.append(held)
