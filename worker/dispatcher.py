@@ -77,6 +77,7 @@ class Dispatcher:
         """Run the loop until ``stop``; start it again if it ever ends or raises before."""
         backoff = _BACKOFF_FIRST
         while not stop.is_set():
+            started = self._monotonic()
             try:
                 self.run(stop)
             except BaseException as exc:  # the loop must outlive anything
@@ -87,6 +88,8 @@ class Dispatcher:
                     return
                 log.error("dispatcher: its loop ended; starting it again in %g s", backoff)
             self.restarts += 1
+            if self._monotonic() - started > _BACKOFF_CAP:
+                backoff = _BACKOFF_FIRST  # it ran well for a while before it ended
             stop.wait(backoff)
             backoff = min(_BACKOFF_CAP, backoff * 2)
 
@@ -101,18 +104,17 @@ class Dispatcher:
                     continue
                 try:
                     pause = self.turn()
+                    backoff = _BACKOFF_FIRST
+                    self.error = None
+                    self._beat()
+                    if pause > 0:
+                        self._sleep(pause, stop)  # a BLPOP on Redis: it can fail too
                 except Exception as exc:  # any failure: log, back off, go on
                     # Redis away, the broker refusing, the ledger down, a bug: keep the
                     # thread alive and try again, or nothing would be released again.
                     self._failed(exc, backoff)
                     stop.wait(backoff)
                     backoff = min(_BACKOFF_CAP, backoff * 2)
-                    continue
-                backoff = _BACKOFF_FIRST
-                self.error = None
-                self._beat()
-                if pause > 0:
-                    self._sleep(pause, stop)
         finally:
             self.leading = False
             self._lease.release()
