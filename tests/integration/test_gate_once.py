@@ -195,9 +195,9 @@ def test_a_million_cancelled_entries_leave_in_bounded_slices(
     gate.enqueue([to(tenant, team, f"19:c{i}@thread.tacv2", "big") for i in range(5000)])
     gate.enqueue([to(tenant, team, "19:last@thread.tacv2", "other")])
     gate.cancel("big")
-    started = time.monotonic()
     first = gate.release(100)
-    assert time.monotonic() - started < 1.0
+    # One call drops a bounded slice (2,000) of the cancelled entries, not all 5,000.
+    assert clean_redis.llen(keys.queue(tenant, team)) == 5001 - 2000
     assert first.messages == [] and first.next_wake is not None  # come back at once
     calls = 1
     while not (release := gate.release(100)).messages:
