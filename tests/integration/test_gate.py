@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from types import SimpleNamespace
 import pytest
 import redis
 
+from tests.integration.gates import WINDOW, MakeGate, gate_maker, guid, to
 from threadcast.contract import DeliveryMessage
 from threadcast.dispatch import Gate, Limits, Start, keys
 from threadcast.dispatch import gate as gate_module
@@ -26,13 +26,7 @@ from threadcast.dispatch.limits import TenantRates
 from threadcast.dispatch.scripts import prelude
 from threadcast.guard import AdaptiveGuard
 
-MakeGate = Callable[..., Gate]
-WINDOW = 0.25
 Released = list[tuple[float, DeliveryMessage]]  # (issued at, on Redis's clock; message)
-
-
-def guid() -> str:
-    return str(uuid.uuid4())
 
 
 def messages(tenant: str, teams: list[str], n: int) -> list[DeliveryMessage]:
@@ -42,27 +36,9 @@ def messages(tenant: str, teams: list[str], n: int) -> list[DeliveryMessage]:
     ]
 
 
-def to(tenant: str, team: str, channel: str) -> DeliveryMessage:
-    return DeliveryMessage(guid(), "b", tenant, team, channel)
-
-
 @pytest.fixture
 def make_gate(clean_redis: redis.Redis) -> MakeGate:
-    def make(clock: Callable[[], float] | None = None, **limits: object) -> Gate:
-        base = {
-            "window": WINDOW,
-            "app": 100,
-            "tenant": 20,
-            "team": 4,
-            "channel": 1,
-            "channel_daily": 3000,
-            "overrides": {},
-        }
-        gate = Gate(clean_redis, Limits(**(base | limits)), clock=clock)  # type: ignore[arg-type]
-        gate.write_limits()
-        return gate
-
-    return make
+    return gate_maker(clean_redis)
 
 
 def redis_now(client: redis.Redis) -> float:

@@ -5,45 +5,18 @@ at the real send, cancelled broadcasts leaving the gate, keys that do not grow f
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
 import redis
 
-from threadcast.contract import DeliveryMessage
-from threadcast.dispatch import Gate, Limits, Start, keys
-
-MakeGate = Callable[..., Gate]
-WINDOW = 0.25
-
-
-def guid() -> str:
-    return str(uuid.uuid4())
-
-
-def to(tenant: str, team: str, channel: str, broadcast: str = "b") -> DeliveryMessage:
-    return DeliveryMessage(guid(), broadcast, tenant, team, channel)
+from tests.integration.gates import WINDOW, MakeGate, gate_maker, guid, to
+from threadcast.dispatch import Start, keys
 
 
 @pytest.fixture
 def make_gate(clean_redis: redis.Redis) -> MakeGate:
-    def make(**limits: object) -> Gate:
-        base = {
-            "window": WINDOW,
-            "app": 100,
-            "tenant": 20,
-            "team": 4,
-            "channel": 1,
-            "channel_daily": 3000,
-            "overrides": {},
-        }
-        gate = Gate(clean_redis, Limits(**(base | limits)))  # type: ignore[arg-type]
-        gate.write_limits()
-        return gate
-
-    return make
+    return gate_maker(clean_redis)
 
 
 def waiting_entries(client: redis.Redis) -> int:
