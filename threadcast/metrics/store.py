@@ -27,6 +27,7 @@ class StoreCollector(Collector):
     def __init__(self, queries: DeliveryQueries, client: redis.Redis) -> None:
         self._queries = queries
         self._redis = client
+        self._heartbeat = HeartbeatCollector(client)
 
     def describe(self) -> list[Metric]:
         return []  # values exist only at scrape time; nothing to check up front
@@ -34,7 +35,7 @@ class StoreCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from self._deliveries()
         yield from self._queue()
-        yield from HeartbeatCollector(self._redis).collect()
+        yield from self._heartbeat.collect()
 
     def _deliveries(self) -> Iterator[Metric]:
         family = GaugeMetricFamily(
