@@ -43,11 +43,10 @@ from threadcast.ids import new_request_id
 from threadcast.ledger import Claim, DeliveryState, Outcome, Refusal
 from threadcast.ledger.states import REROUTED
 from threadcast.lifecycle import Handling, Left
-from threadcast.logs import log_attempt
 from worker.endpoint import EndpointChooser
 from worker.graph import Endpoint, GraphClient, GraphReply, Post
 from worker.policy import RetryPolicy, judge
-from worker.settle import Posted, Settler
+from worker.settle import Posted, Settler, log_reply
 from worker.tenants import TenantTroubles
 from worker.tokens import REFUSAL_NOTICE_SECONDS, TokenProvider
 
@@ -275,7 +274,7 @@ class Deliverer:
         and this delivery goes on to v1.0 at once, its next attempt free of its budget."""
         endpoint = self._endpoints.switch(reply)
         answered = _reply_outcome(reply, DeliveryState.RETRYING)
-        _log_rerouted(claim, reply)
+        log_reply(claim, reply, REROUTED)
         try:
             moved = self._handling.reroute(claim, answered, endpoint.name, new_request_id())
         except (SQLAlchemyError, ThreadcastError) as exc:
@@ -338,20 +337,4 @@ def _reply_outcome(
         error_message=reply.error_message,
         latency_ms=reply.latency_ms,
         next_attempt_at=retry_at,
-    )
-
-
-def _log_rerouted(claim: Claim, reply: GraphReply) -> None:
-    log_attempt(
-        log,
-        broadcast=claim.broadcast_id,
-        delivery=claim.delivery_id,
-        tenant=claim.tenant,
-        attempt=claim.number,
-        status=reply.status,
-        outcome=REROUTED,
-        request_id=reply.request_id,
-        client_request_id=claim.client_request_id,
-        error_code=reply.error_code,
-        latency_ms=reply.latency_ms,
     )

@@ -100,8 +100,11 @@ class Settler:
 
 
 def _log(posted: Posted) -> None:
+    log_reply(posted.claim, posted.reply, posted.outcome.state.value)
+
+
+def log_reply(claim: Claim, reply: GraphReply, outcome: str) -> None:
     """The attempt's one log line."""
-    claim, reply = posted.claim, posted.reply
     log_attempt(
         log,
         broadcast=claim.broadcast_id,
@@ -109,7 +112,7 @@ def _log(posted: Posted) -> None:
         tenant=claim.tenant,
         attempt=claim.number,
         status=reply.status,
-        outcome=posted.outcome.state.value,
+        outcome=outcome,
         request_id=reply.request_id,
         client_request_id=claim.client_request_id,
         error_code=reply.error_code,
