@@ -10,7 +10,7 @@
 -- tenant that got entries become eligible (ZADD NX, with the caller's time: Redis's, read
 -- once per chunk by the caller).
 --
--- KEYS[1] tenants zset   KEYS[2] known hash   KEYS[3] wake list
+-- KEYS[1] tenants zset   KEYS[2] known hash   KEYS[3] wake list   KEYS[4] started zset (skipped too)
 -- ARGV[1] now   ARGV[2] replace ('1' | '0')   ARGV[3] key prefix
 -- then per team: tenant, team, n, and n times: delivery id, entry (and, with replace,
 -- the channel after the id)
@@ -48,9 +48,11 @@ while i <= #ARGV do
       local ids = {}
       for k = from, upto do ids[#ids + 1] = ARGV[i + k * 2] end
       local held = redis.call('HMGET', known_key, unpack(ids))
+      -- Started moments ago (start.lua): gone from known, but not waiting to be sent again.
+      local started = redis.call('ZMSCORE', KEYS[4], unpack(ids))
       for k = from, upto do
         local d = ARGV[i + k * 2]
-        if not held[k - from + 1] and not seen[d] then
+        if not held[k - from + 1] and not started[k - from + 1] and not seen[d] then
           seen[d] = true
           fresh[#fresh + 1] = ARGV[i + k * 2 + 1]
           news[#news + 1] = d

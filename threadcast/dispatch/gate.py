@@ -131,7 +131,11 @@ class Gate:
                 args += (tenant, group, len(entries) // step)
                 args += entries
             count += int(
-                _run(self._scripts.enqueue, keys=[keys.TENANTS, keys.KNOWN, keys.WAKE], args=args)
+                _run(
+                    self._scripts.enqueue,
+                    keys=[keys.TENANTS, keys.KNOWN, keys.WAKE, keys.STARTED],
+                    args=args,
+                )
             )
         return count
 
@@ -167,6 +171,7 @@ class Gate:
                 keys.cooldown(keys.tenant_scope(t)),
                 keys.cooldown(keys.team_scope(t, g)),
                 keys.cooldown(keys.channel_scope(t, g, c)),
+                keys.STARTED,
             ],
             args=[
                 message.permit or f"{message.delivery_id}@late",

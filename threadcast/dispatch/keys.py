@@ -23,6 +23,9 @@ LIMITS = PREFIX + "limits"
 KNOWN = PREFIX + "known"
 # zset broadcast -> when its cancellation mark lapses (a few days; the zset expires as well)
 CANCELLED = PREFIX + "cancelled"
+# zset delivery -> when its POST started (start.lua), kept 300 s: an idempotent
+# re-send that read it as queued just before must not put it in again (enqueue.lua).
+STARTED = PREFIX + "started"
 WAKE = PREFIX + "wake"  # list: a push wakes the dispatcher
 LEADER = PREFIX + "leader"  # the dispatcher's lease
 

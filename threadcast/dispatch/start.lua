@@ -23,7 +23,7 @@
 --
 -- KEYS[1] app log   KEYS[2] tenant log   KEYS[3] team log   KEYS[4] channel log
 -- KEYS[5] known hash   KEYS[6] cancelled zset
--- KEYS[7..10] cooldown keys: app, tenant, team, channel (keys.cooldown)
+-- KEYS[7..10] cooldown keys: app, tenant, team, channel (keys.cooldown)   KEYS[11] started zset
 -- ARGV[1] permit id   ARGV[2] max age (seconds)   ARGV[3] delivery id   ARGV[4] window
 -- ARGV[5] app limit   ARGV[6] tenant limit   ARGV[7] team limit   ARGV[8] channel limit
 -- ARGV[9] broadcast   ARGV[10] '<tenant>:<team>:<channel>'   ARGV[11] channel daily quota
@@ -80,4 +80,8 @@ for i = 2, SCOPES do redis.call('EXPIRE', KEYS[i], math.ceil(window) + 60) end
 redis.call('HINCRBY', day_key, where, 1)
 redis.call('EXPIRE', day_key, tonumber(ARGV[13]))
 redis.call('HDEL', KEYS[5], delivery)
+-- Started: an idempotent re-send that read it as queued a moment ago must not put it in again.
+redis.call('ZADD', KEYS[11], now, delivery)
+redis.call('ZREMRANGEBYSCORE', KEYS[11], '-inf', now - 300)
+redis.call('EXPIRE', KEYS[11], 600)
 return 1
