@@ -15,6 +15,10 @@ REFUSED_TOKEN_KEY: Final = KEY_PREFIX + "refused-token:"  # + tenant:sha256 -> G
 QUEUE: Final = "threadcast.deliveries"
 SEND_TASK: Final = "threadcast.send_delivery"
 MESSAGE_VERSION: Final = 1
+#: The gate entry's version (contract.DeliveryMessage.entry): the producer writes it, the
+#: dispatcher reads it, maybe after an upgrade. Entries written before it was versioned
+#: carry none and read as version 1.
+ENTRY_VERSION: Final = 1
 # The most deliveries one Celery message may carry (a list of version-1 messages).
 MAX_BATCH: Final = 100
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from threadcast import ids
-from threadcast.constants import MAX_BATCH, MAX_CONTENT_BYTES, MESSAGE_VERSION
+from threadcast.constants import ENTRY_VERSION, MAX_BATCH, MAX_CONTENT_BYTES, MESSAGE_VERSION
 from threadcast.errors import ThreadcastError, ValidationError
 
 
@@ -210,15 +210,16 @@ class DeliveryMessage:
             raise ContractError(f"invalid message: {exc}") from None
 
     def entry(self, ready_at: float) -> str:
-        """The waiting-room form: compact, no permit, with the time it may go from (which
-        also tells how long the rate limits held it)."""
+        """The gate's form (version ENTRY_VERSION): compact, no permit, with the time it may
+        go from (which also tells how long the rate limits held it)."""
         at = round(ready_at, 3)
         try:
             if type(at) is float and at - at == 0.0:  # finite: json writes float.__repr__
                 # The same text json.dumps(..., separators=(",", ":")) writes, without its
                 # encoder's set-up per call (the producer writes 100,000 of these at once).
                 return (
-                    f'{{"d":{_quote(self.delivery_id)},"b":{_quote(self.broadcast_id)},'
+                    f'{{"v":{ENTRY_VERSION},"d":{_quote(self.delivery_id)},'
+                    f'"b":{_quote(self.broadcast_id)},'
                     f'"t":{_quote(self.tenant)},"g":{_quote(self.group)},'
                     f'"c":{_quote(self.channel)},"a":{float.__repr__(at)}}}'
                 )
@@ -226,6 +227,7 @@ class DeliveryMessage:
             pass
         return json.dumps(
             {
+                "v": ENTRY_VERSION,
                 "d": self.delivery_id,
                 "b": self.broadcast_id,
                 "t": self.tenant,
@@ -238,8 +240,22 @@ class DeliveryMessage:
 
     @classmethod
     def from_entry(cls, raw: str | bytes, permit: str | None = None) -> DeliveryMessage:
-        data = json.loads(raw)
-        return cls(data["d"], data["b"], data["t"], data["g"], data["c"], permit, data.get("a"))
+        """Read a gate entry; a ContractError names what is wrong (an unknown version, a
+        missing field, not JSON)."""
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise ContractError(f"gate entry is not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ContractError(f"gate entry must be a JSON object, got {type(data).__name__}")
+        version = data.get("v", 1)
+        if version != ENTRY_VERSION:
+            raise ContractError(f"unknown gate entry version {version!r}")
+        fields = [data.get(name) for name in ("d", "b", "t", "g", "c")]
+        if not all(isinstance(value, str) for value in fields):
+            raise ContractError(f"gate entry lacks one of d, b, t, g, c: {sorted(data)}")
+        d, b, t, g, c = (str(value) for value in fields)
+        return cls(d, b, t, g, c, permit, data.get("a"))
 
 
 def batch_to_wire(messages: Sequence[DeliveryMessage]) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ this 2-core machine under load, where the configured guard (THREADCAST_LIMIT_GUA
 20 ms) is right most of the time and a fixed 150 ms would cost 13 % of every limit.
 
 So the guard adapts. Every 429 that Graph answers widens it (``throttled``): to 1.5 times
-what it was plus 10 ms, at most ``CAP_MS``; it stays widened for ``HOLD_SECONDS`` after
+what it was plus 10 ms, at most ``CAP_MS``; it stays widened for ``WIDE_SECONDS`` after
 the last 429 and then returns to the configured value. One value in Redis for every host
 (the windows must agree), read at most once a second per process (``current``).
 """
@@ -26,7 +26,7 @@ from threadcast.constants import KEY_PREFIX
 
 KEY = KEY_PREFIX + "{dispatch}:guard"  # milliseconds, while widened; gone: the configured
 CAP_MS = 250.0
-HOLD_SECONDS = 600
+WIDE_SECONDS = 600
 _READ_EVERY = 1.0
 
 # Atomic: two 429s at once widen it twice, never lose one.
@@ -73,7 +73,7 @@ class AdaptiveGuard:
     def throttled(self) -> float:
         """Graph answered 429: widen the guard for every host; returns it (ms)."""
         try:
-            wider = float(self._widen(keys=[KEY], args=[self.configured_ms, CAP_MS, HOLD_SECONDS]))
+            wider = float(self._widen(keys=[KEY], args=[self.configured_ms, CAP_MS, WIDE_SECONDS]))
         except redis.RedisError:
             return self._value
         self._value, self._read_at = wider, self._monotonic()

@@ -56,9 +56,9 @@ class LeaderLease:
         self._valid_until = 0.0
         files = resources.files(__package__)
         self._renew = client.register_script((files / "lease_renew.lua").read_text())
-        self._release = client.register_script((files / "lease_release.lua").read_text())
+        self._resign = client.register_script((files / "lease_resign.lua").read_text())
 
-    def hold(self) -> bool:
+    def keep(self) -> bool:
         """Take the lease if it is free or renew it if ours; True while we may act.
 
         Renews at most every quarter of the lease; cheap to call on every tick.
@@ -84,10 +84,10 @@ class LeaderLease:
         """Whether this process may still act as leader (no Redis call)."""
         return self._held and self._monotonic() < self._valid_until
 
-    def release(self) -> None:
-        """Drop the lease if ours (clean shutdown: a follower takes over on its next tick)."""
+    def resign(self) -> None:
+        """Give the lease up if ours (clean shutdown: a follower takes over on its next tick)."""
         if not self._held:
             return
         self._held = False
         with contextlib.suppress(redis.RedisError):  # else it expires within the lease time
-            self._release(keys=[self.key], args=[self.holder])
+            self._resign(keys=[self.key], args=[self.holder])

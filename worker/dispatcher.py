@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 from threadcast import metrics
 from threadcast.contract import DeliveryMessage
-from threadcast.dispatch import Gate
+from threadcast.dispatch import Keeper, Release
 from threadcast.errors import ThreadcastError
 from threadcast.heartbeat import Beat, Heartbeat
 from threadcast.lease import LeaderLease
@@ -48,7 +48,7 @@ _BACKOFF_CAP = 30.0
 class Dispatcher:
     def __init__(
         self,
-        gate: Gate,
+        gate: Keeper,
         lease: LeaderLease,
         publish: Publish,
         note_held: NoteHeld,
@@ -98,7 +98,7 @@ class Dispatcher:
         try:
             while not stop.is_set():
                 self.turned_at = self._monotonic()
-                self.leading = self._lease.hold()
+                self.leading = self._lease.keep()
                 if not self.leading:
                     stop.wait(self._lease.ttl / 3)
                     continue
@@ -117,7 +117,7 @@ class Dispatcher:
                     backoff = min(_BACKOFF_CAP, backoff * 2)
         finally:
             self.leading = False
-            self._lease.release()
+            self._lease.resign()
 
     def _failed(self, exc: Exception, backoff: float) -> None:
         self.error = _describe(exc)
@@ -146,13 +146,21 @@ class Dispatcher:
             for m in release.messages:
                 if m.ready_at is not None:
                     metrics.observe_limiter_wait(release.at - m.ready_at)
-        if release.held:
-            self._note(release.held)
-        if len(release.messages) == room:
+        self._aside(release)
+        if len(release.messages) + len(release.unreadable) == room:
             return 0.0
         if release.next_wake is None:
             return _MAX_SLEEP
         return min(_MAX_SLEEP, max(0.0, release.next_wake - time.time()))
+
+    def _aside(self, release: Release) -> None:
+        """What the release did not hand over: quota holds, entries it could not read."""
+        if release.held:
+            self._note(release.held)
+        for entry, why in release.unreadable:
+            # Written by another version of threadcast (or damaged): it left the gate; its
+            # delivery stays queued in the ledger, where the orphan sweep publishes it again.
+            log.error("dispatcher: dropped a gate entry it cannot read (%s): %.300s", why, entry)
 
     def _note(self, held: list[DeliveryMessage]) -> None:
         # Already parked until midnight in Redis; the ledger's note only says why. A ledger

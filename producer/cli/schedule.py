@@ -1,5 +1,5 @@
 """``threadcast schedule …`` (recurring announcements) and ``threadcast scheduler`` (the process
-that releases them and one-off ``send --at`` broadcasts). See docs/SCHEDULING.md."""
+that launches them and one-off ``send --at`` broadcasts). See docs/SCHEDULING.md."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from threadcast.settings import load_settings
 
 def register(commands: Any) -> None:
     scheduler = commands.add_parser(
-        "scheduler", help="release scheduled broadcasts and recurring schedules (run one or more)"
+        "scheduler",
+        help="launch scheduled broadcasts and recurring schedules when due (run one or more)",
     )
     scheduler.set_defaults(run=_scheduler)
     schedule = commands.add_parser("schedule", help="recurring announcements")

@@ -25,8 +25,8 @@ import redis
 
 from producer.client import Producer
 from producer.scheduler.loop import TICK_SECONDS, Job
-from producer.scheduler.oneoff import ExpireMissed, ReleaseDue
-from producer.scheduler.recurring import ReleaseOccurrences
+from producer.scheduler.oneoff import ExpireMissed, LaunchDue
+from producer.scheduler.recurring import LaunchOccurrences
 from threadcast.ledger import Ledger
 from threadcast.lifecycle import Publisher, gates
 from threadcast.lifecycle.sweeps import LeaseSweep, OrphanSweep
@@ -84,8 +84,8 @@ def default_jobs(ctx: SchedulerContext, keep_lease: Callable[[], bool] = _always
     """The jobs every scheduler runs while leader, in order. ``keep_lease`` renews the leader
     lease and says whether it is still held: long jobs call it between chunks of work."""
     grace = ctx.settings.schedule_grace
-    release = ReleaseDue(ctx.ledger, ctx.publisher, grace)
-    occurrences = ReleaseOccurrences(ctx.ledger, ctx.producer)
+    launch = LaunchDue(ctx.ledger, ctx.publisher, grace)
+    occurrences = LaunchOccurrences(ctx.ledger, ctx.producer)
     expire = ExpireMissed(ctx.ledger, grace)
     gate = gates.entrance(ctx.redis)
     leases = LeaseSweep(ctx.ledger, gate, retry_ambiguous=ctx.settings.ambiguous == "retry")
@@ -97,8 +97,8 @@ def default_jobs(ctx: SchedulerContext, keep_lease: Callable[[], bool] = _always
         keep_lease=keep_lease,
     )
     return [
-        Job("release-due-broadcasts", TICK_SECONDS, release.run),
-        Job("release-occurrences", TICK_SECONDS, occurrences.run),
+        Job("launch-due-broadcasts", TICK_SECONDS, launch.run),
+        Job("launch-occurrences", TICK_SECONDS, occurrences.run),
         Job("expire-missed-broadcasts", EXPIRE_INTERVAL_SECONDS, expire.run),
         Job("settle-expired-leases", LEASE_SWEEP_SECONDS, leases.run),
         Job("requeue-orphans", ORPHAN_SWEEP_SECONDS, orphans.run),

@@ -23,7 +23,7 @@ from threadcast.errors import ThreadcastError
 
 log = logging.getLogger("threadcast.scheduler")
 
-#: How often the loop wakes: bounds how late a due broadcast is released (well under 1 s).
+#: How often the loop wakes: bounds how late a due broadcast is launched (well under 1 s).
 TICK_SECONDS = 0.25
 
 Clock = Callable[[], datetime]
@@ -48,9 +48,9 @@ class Job:
 
 
 class Lease(Protocol):
-    def hold(self) -> bool: ...
+    def keep(self) -> bool: ...
     def valid(self) -> bool: ...
-    def release(self) -> None: ...
+    def resign(self) -> None: ...
 
 
 class JobLoop:
@@ -81,14 +81,14 @@ class JobLoop:
                 self.step()
                 stop.wait(self._tick)
         finally:
-            self._lease.release()
+            self._lease.resign()
             if self.leading:
-                log.info("scheduler: stopping; leader lease released")
+                log.info("scheduler: stopping; leader lease given up")
             self.leading = False
 
     def step(self) -> None:
         """One turn: take or keep the lease, then run the jobs that are due."""
-        self._set_leading(self._lease.hold())
+        self._set_leading(self._lease.keep())
         for job in self._jobs:
             if not self.leading:
                 return

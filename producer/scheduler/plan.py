@@ -1,6 +1,6 @@
 """What is due, and how late: pure functions of a schedule, a watermark and ``now``.
 
-An occurrence (or a one-off send time) released within ``LATE_AFTER_SECONDS`` of its time is
+An occurrence (or a one-off send time) launched within ``LATE_AFTER_SECONDS`` of its time is
 on time; later but within the grace it is sent and marked late; beyond the grace it is not
 sent at all but recorded as missed -- after a long downtime the scheduler does not fire a
 burst of stale announcements.
@@ -38,14 +38,14 @@ class Due:
 
 
 _OCCURRENCE_STATE = {
-    Timeliness.ON_TIME: OccurrenceState.RELEASED,
+    Timeliness.ON_TIME: OccurrenceState.ON_TIME,
     Timeliness.LATE: OccurrenceState.LATE,
     Timeliness.MISSED: OccurrenceState.MISSED,
 }
 
 
 def classify(at: datetime, now: datetime, grace_seconds: float) -> Timeliness:
-    """How late releasing something due at ``at`` is at ``now``."""
+    """How late launching something due at ``at`` is at ``now``."""
     delay = (now - at).total_seconds()
     if delay <= LATE_AFTER_SECONDS:
         return Timeliness.ON_TIME
@@ -71,5 +71,5 @@ def due_occurrences(
 
 def occurrence_broadcast_id(schedule_id: str, at: datetime) -> str:
     """The broadcast id of an occurrence: the same (schedule, instant) always gives the same
-    id, so releasing it twice -- two schedulers, a restart mid-release -- sends it once."""
+    id, so launching it twice -- two schedulers, a restart mid-launch -- sends it once."""
     return f"sched-{schedule_id}-{at.astimezone(UTC):%Y%m%dT%H%M%SZ}"

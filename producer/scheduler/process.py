@@ -31,7 +31,7 @@ def run_scheduler(
     with SchedulerContext.open(settings) as ctx, _stop_on_signals(stop):
         lease = LeaderLease(ctx.redis, SCHEDULER_LEASE_KEY, settings.scheduler_lease_seconds)
         log.info("scheduler %s: started (lease %g s)", lease.holder, lease.ttl)
-        JobLoop(default_jobs(ctx, lease.hold), lease, clock=clock).run(stop)
+        JobLoop(default_jobs(ctx, lease.keep), lease, clock=clock).run(stop)
         log.info("scheduler %s: stopped", lease.holder)
 
 

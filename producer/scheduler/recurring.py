@@ -3,7 +3,7 @@
 For each active schedule it walks the occurrences after the schedule's watermark
 (``checked_through``) up to ``now``. Each is recorded once in the ledger *before* anything is
 sent -- the (schedule, instant) primary key makes the first writer win, so an occurrence an
-operator skipped is never released and one another scheduler released is not released again.
+operator skipped is never launched and one another scheduler launched is not launched again.
 Its broadcast is then created through ``Producer.send`` under the deterministic id
 ``sched-<schedule>-<UTC instant>``: sending the same id again creates nothing new. The record
 is marked finished once the broadcast is published; a scheduler that died in between leaves it
@@ -31,7 +31,7 @@ from threadcast.ledger.schedules import OccurrenceState, ScheduleRecord, Schedul
 log = logging.getLogger("threadcast.scheduler")
 
 
-class ReleaseOccurrences:
+class LaunchOccurrences:
     def __init__(self, ledger: Ledger, producer: Producer) -> None:
         self._ledger = ledger
         self._producer = producer
@@ -112,7 +112,7 @@ class ReleaseOccurrences:
             return
         self._ledger.schedules.finish(schedule.id, at, now)
         log.info(
-            "schedule %s: released %s as broadcast %s (%d deliveries)",
+            "schedule %s: launched %s as broadcast %s (%d deliveries)",
             schedule.id,
             at.isoformat(),
             broadcast_id,

@@ -12,7 +12,7 @@
 Everything is validated before anything is stored (the cron expression, the time zone, the
 content and every target exactly as a broadcast would be, each tenant signed in); errors are
 ValidationErrors naming the field and the value, NotFoundError for an unknown schedule id.
-The ``threadcast scheduler`` process releases the occurrences.
+The ``threadcast scheduler`` process launches the occurrences.
 """
 
 from __future__ import annotations

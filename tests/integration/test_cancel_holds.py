@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import select, text
 
 from producer import Producer
+from tests.integration import books
 from tests.integration.conftest import Stack
 from tests.integration.stack import wait_for
 from threadcast.dispatch import keys
@@ -95,12 +96,12 @@ def test_a_claim_made_before_the_cancel_gets_no_permit_and_a_retry_lifts_the_can
                 text("UPDATE deliveries SET state = 'queued' WHERE broadcast_id = :b"), {"b": bid}
             )
         [delivery] = [m.delivery_id for m in stack.ledger.broadcasts.queued_messages(bid)]
-        claim = stack.ledger.deliveries.claim(delivery, "w", "crid", timedelta(minutes=1), now)
+        claim = books.claim(stack.ledger, delivery, "w", "crid", timedelta(minutes=1), now)
         assert isinstance(claim, Claim)
         assert producer.cancel(bid) == 0  # nothing waiting: the one delivery is claimed
         # Once cancelled, nothing of it is claimed again.
         assert not isinstance(
-            stack.ledger.deliveries.claim(delivery, "w", "c2", timedelta(minutes=1), now), Claim
+            books.claim(stack.ledger, delivery, "w", "c2", timedelta(minutes=1), now), Claim
         )
         # Its POST is answered 503 (it was on the wire): recorded cancelled, not retrying.
         retry = Outcome(DeliveryState.RETRYING, http_status=503, next_attempt_at=now)

@@ -30,7 +30,7 @@ from producer import Producer
 from producer.processes import WorkerProcess, start_worker
 from producer.signin import sign_in
 from simulator.process import RunningSimulator
-from tests.integration import chaostools
+from tests.integration import books, chaostools
 from tests.integration.chaostools import (
     MOVING,
     WAITING,
@@ -315,7 +315,7 @@ def test_sigterm_finishes_in_flight_posts_and_returns_prefetched_messages(
     requeued = {d for batch in queued.values() for d in batch}
     for task, batch in prefetched.items():
         for delivery in batch if task not in back else []:
-            ran = ledger.deliveries.state(delivery)
+            ran = books.state(ledger, delivery)
             assert ran is not None and ran.value in ("sent", "queued"), (delivery, ran)
             if ran.value == "queued":  # its permit had expired: back in the gate, or
                 # already released again (a new message, another task id)

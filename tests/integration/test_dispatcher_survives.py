@@ -18,10 +18,11 @@ import pytest
 import redis
 import sqlalchemy.exc
 
+from tests.integration.gates import Gate
 from threadcast import heartbeat
 from threadcast.constants import DISPATCHER_HEARTBEAT_KEY
 from threadcast.contract import DeliveryMessage
-from threadcast.dispatch import Gate, Limits, Start, keys
+from threadcast.dispatch import Limits, Start, keys
 from threadcast.heartbeat import Heartbeat
 from threadcast.lease import LeaderLease
 from worker.dispatcher import Dispatcher

@@ -18,8 +18,9 @@ import redis
 from sqlalchemy import select
 
 from producer import Producer
+from tests.integration.gates import Gate
 from threadcast.contract import DeliveryMessage
-from threadcast.dispatch import Gate, keys
+from threadcast.dispatch import keys
 from threadcast.errors import ValidationError
 from threadcast.ledger import DeliveryState, Ledger
 from threadcast.ledger.schema import broadcasts, deliveries

@@ -20,8 +20,9 @@ from sqlalchemy import func, select
 from producer import Producer
 from producer.cli import main
 from producer.targets import stream_targets
+from tests.integration.gates import Gate
 from threadcast.contract import DeliveryMessage, Target
-from threadcast.dispatch import Gate, keys
+from threadcast.dispatch import keys
 from threadcast.errors import BrokerError, ValidationError
 from threadcast.ledger import Ledger
 from threadcast.ledger.schema import broadcasts, deliveries

@@ -18,10 +18,10 @@ from types import SimpleNamespace
 import pytest
 import redis
 
-from tests.integration.gates import WINDOW, MakeGate, gate_maker, guid, to
+from tests.integration.gates import WINDOW, Gate, MakeGate, gate_maker, guid, to
 from threadcast.contract import DeliveryMessage
-from threadcast.dispatch import Gate, Limits, Start, keys
-from threadcast.dispatch import gate as gate_module
+from threadcast.dispatch import Limits, Start, keys
+from threadcast.dispatch import keeper as gate_module
 from threadcast.dispatch.limits import TenantRates
 from threadcast.dispatch.scripts import prelude
 from threadcast.guard import AdaptiveGuard

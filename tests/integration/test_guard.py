@@ -6,7 +6,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from threadcast.guard import CAP_MS, HOLD_SECONDS, KEY, AdaptiveGuard
+from threadcast.guard import CAP_MS, KEY, WIDE_SECONDS, AdaptiveGuard
 
 
 class Clock:
@@ -28,11 +28,11 @@ def test_each_429_widens_the_guard_for_every_host_and_it_returns_when_they_stop(
     clock.now += 1.0
     assert there.current() == 40.0 and there.window() == 1.04
     assert there.throttled() == 70.0
-    assert 0 < clean_redis.ttl(KEY) <= HOLD_SECONDS
+    assert 0 < clean_redis.ttl(KEY) <= WIDE_SECONDS
     for _ in range(10):
         here.throttled()
     assert here.current() == CAP_MS  # never wider than the cap
-    clean_redis.delete(KEY)  # HOLD_SECONDS without a 429: it expires
+    clean_redis.delete(KEY)  # WIDE_SECONDS without a 429: it expires
     clock.now += 1.0
     assert here.current() == there.current() == 20.0
 

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 from tests.conftest import PG_ADMIN_URL
+from tests.integration import books
 from threadcast.contract import Broadcast, ContentType, Target
 from threadcast.errors import LedgerError, ValidationError
 from threadcast.ledger import Claim, DeliveryState, Ledger, Outcome, Refusal, migrations
@@ -34,7 +35,7 @@ def claimed_one(ledger: Ledger, worker: str = "w1", crid: str = "c1") -> tuple[s
     b = broadcast(n=1)
     ledger.broadcasts.add(b, b.deliveries(), NOW)
     did = b.deliveries()[0].id
-    claim = ledger.deliveries.claim(did, worker, crid, LEASE, NOW)
+    claim = books.claim(ledger, did, worker, crid, LEASE, NOW)
     assert isinstance(claim, Claim)
     return did, claim
 
@@ -132,11 +133,11 @@ def test_add_is_idempotent_and_refuses_a_different_broadcast_under_the_same_id(
 def test_claim_then_sent_is_never_claimed_again(ledger: Ledger) -> None:
     did, claim = claimed_one(ledger, crid="crid-1")
     assert claim.number == 1 and claim.previous_status is None
-    again = ledger.deliveries.claim(did, "w2", "crid-2", LEASE, NOW)
+    again = books.claim(ledger, did, "w2", "crid-2", LEASE, NOW)
     assert again == Refusal(DeliveryState.SENDING, NOW + LEASE)
     sent = Outcome(DeliveryState.SENT, http_status=204, request_id="rid", latency_ms=3.0)
     assert ledger.deliveries.finish(claim, sent, NOW) is True
-    assert ledger.deliveries.claim(did, "w3", "crid-3", LEASE, NOW) == Refusal(DeliveryState.SENT)
+    assert books.claim(ledger, did, "w3", "crid-3", LEASE, NOW) == Refusal(DeliveryState.SENT)
     with ledger.engine.connect() as conn:
         rows = conn.execute(
             text(
@@ -150,38 +151,36 @@ def test_claim_then_sent_is_never_claimed_again(ledger: Ledger) -> None:
 def test_expired_lease_becomes_unknown_not_resent(ledger: Ledger) -> None:
     did, claim = claimed_one(ledger, crid="crid-1")
     later = NOW + LEASE + timedelta(seconds=1)
-    assert ledger.deliveries.claim(did, "w2", "crid-2", LEASE, later) == Refusal(
-        DeliveryState.UNKNOWN
-    )
-    assert ledger.deliveries.state(did) is DeliveryState.UNKNOWN
+    assert books.claim(ledger, did, "w2", "crid-2", LEASE, later) == Refusal(DeliveryState.UNKNOWN)
+    assert books.state(ledger, did) is DeliveryState.UNKNOWN
     # The late answer of the lost worker still tells the truth when it is a success.
     assert ledger.deliveries.finish(claim, Outcome(DeliveryState.SENT, 204), later) is True
-    assert ledger.deliveries.state(did) is DeliveryState.SENT
+    assert books.state(ledger, did) is DeliveryState.SENT
 
 
 def test_a_late_answer_replaces_the_lease_sweeps_guess(ledger: Ledger) -> None:
     did, claim = claimed_one(ledger)
-    ledger.deliveries.claim(did, "w2", "c2", LEASE, NOW + 2 * LEASE)  # settles it unknown
-    assert ledger.deliveries.state(did) is DeliveryState.UNKNOWN
+    books.claim(ledger, did, "w2", "c2", LEASE, NOW + 2 * LEASE)  # settles it unknown
+    assert books.state(ledger, did) is DeliveryState.UNKNOWN
     # Its worker was only frozen: the answer to that very attempt (here: not posted) wins.
     assert ledger.deliveries.finish(claim, Outcome(DeliveryState.RETRYING, 503), NOW) is True
-    assert ledger.deliveries.state(did) is DeliveryState.RETRYING
+    assert books.state(ledger, did) is DeliveryState.RETRYING
 
 
 def test_a_lost_claim_cannot_overwrite_a_later_attempt(ledger: Ledger) -> None:
     did, claim = claimed_one(ledger)
-    ledger.deliveries.claim(did, "w2", "c2", LEASE, NOW + 2 * LEASE)  # settles it unknown
+    books.claim(ledger, did, "w2", "c2", LEASE, NOW + 2 * LEASE)  # settles it unknown
     assert ledger.broadcasts.requeue("b1", [DeliveryState.UNKNOWN], NOW + 2 * LEASE) != []
-    again = ledger.deliveries.claim(did, "w3", "c3", LEASE, NOW + 2 * LEASE)
+    again = books.claim(ledger, did, "w3", "c3", LEASE, NOW + 2 * LEASE)
     assert isinstance(again, Claim) and again.number == 2
     assert ledger.deliveries.finish(claim, Outcome(DeliveryState.FAILED, 400), NOW) is False
-    assert ledger.deliveries.state(did) is DeliveryState.SENDING  # the new claim's, untouched
+    assert books.state(ledger, did) is DeliveryState.SENDING  # the new claim's, untouched
 
 
 def test_retrying_is_claimable_and_counts_attempts(ledger: Ledger) -> None:
     did, first = claimed_one(ledger, worker="w")
     ledger.deliveries.finish(first, Outcome(DeliveryState.RETRYING, 503), NOW)
-    second = ledger.deliveries.claim(did, "w", "c2", LEASE, NOW)
+    second = books.claim(ledger, did, "w", "c2", LEASE, NOW)
     assert isinstance(second, Claim) and second.number == 2 and second.previous_status == 503
 
 
@@ -190,7 +189,7 @@ def test_waiting_auth_hold_and_resume(ledger: Ledger) -> None:
     ledger.broadcasts.add(b, b.deliveries(), NOW)
     reason = Outcome(DeliveryState.WAITING_AUTH, error_code="sign_in_required")
     for d in b.deliveries():
-        assert ledger.deliveries.hold(d.id, reason, NOW) is True
+        assert ledger.deliveries.suspend(d.id, reason, NOW) is True
     assert ledger.broadcasts.counts("b1")["waiting_auth"] == 2
     resumed = ledger.deliveries.resume_waiting(T, NOW)
     assert sorted(m.delivery_id for m in resumed) == sorted(d.id for d in b.deliveries())
@@ -209,10 +208,10 @@ def test_token_cache_rows_hold_ciphertext(ledger: Ledger) -> None:
 def test_unclaim_gives_back_a_claim_that_made_no_request(ledger: Ledger) -> None:
     did, claim = claimed_one(ledger)
     assert ledger.deliveries.unclaim(claim, NOW) is True
-    assert ledger.deliveries.state(did) is DeliveryState.QUEUED
+    assert books.state(ledger, did) is DeliveryState.QUEUED
     with ledger.engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM attempts")).scalar() == 0
-    again = ledger.deliveries.claim(did, "w2", "c2", LEASE, NOW)
+    again = books.claim(ledger, did, "w2", "c2", LEASE, NOW)
     assert isinstance(again, Claim) and again.number == 1
 
 
@@ -230,14 +229,14 @@ def test_a_batch_is_claimed_and_recorded_in_one_transaction_each(ledger: Ledger)
     sent = Outcome(DeliveryState.SENT, http_status=201, request_id="r1")
     retry = Outcome(DeliveryState.RETRYING, http_status=503)
     assert ledger.deliveries.finish_many([(one, sent, NOW), (two, retry, NOW)]) == [True, True]
-    assert ledger.deliveries.state(first) is DeliveryState.SENT
-    assert ledger.deliveries.state(second) is DeliveryState.RETRYING
+    assert books.state(ledger, first) is DeliveryState.SENT
+    assert books.state(ledger, second) is DeliveryState.RETRYING
     # An outcome its claim may no longer write is reported as not recorded; the others are.
     [three] = ledger.deliveries.claim_many([(third, "c4")], "w", LEASE, NOW)
     assert isinstance(three, Claim)
     failed = Outcome(DeliveryState.FAILED, http_status=400)
     assert ledger.deliveries.finish_many([(two, failed, NOW), (three, sent, NOW)]) == [False, True]
-    assert ledger.deliveries.state(second) is DeliveryState.RETRYING
+    assert books.state(ledger, second) is DeliveryState.RETRYING
     with ledger.engine.connect() as conn:
         endpoints = conn.execute(text("SELECT DISTINCT endpoint FROM attempts")).scalars().all()
     assert set(endpoints) == {"channel-messages", None}
@@ -266,10 +265,10 @@ def test_a_delivery_waiting_for_its_retry_time_is_not_claimed_before_it(ledger: 
     retry = Outcome(DeliveryState.RETRYING, http_status=503, next_attempt_at=due)
     assert ledger.deliveries.finish(claim, retry, NOW) is True
     # A message that comes back early (a batch redelivered after a kill) is told to wait.
-    early = ledger.deliveries.claim(did, "w2", "c2", LEASE, NOW + timedelta(seconds=5))
+    early = books.claim(ledger, did, "w2", "c2", LEASE, NOW + timedelta(seconds=5))
     assert early == Refusal(DeliveryState.RETRYING, not_before=due)
     # Clocks differ a little between machines: half a second early is on time.
-    on_time = ledger.deliveries.claim(did, "w2", "c3", LEASE, due - timedelta(seconds=0.4))
+    on_time = books.claim(ledger, did, "w2", "c3", LEASE, due - timedelta(seconds=0.4))
     assert isinstance(on_time, Claim) and on_time.number == 2
 
 
@@ -288,7 +287,7 @@ def test_a_pooled_connection_the_server_dropped_is_replaced_before_use(database_
                 (database_url.rsplit("/", 1)[1],),
             )
         idle.advance(IDLE_PING_SECONDS + 0.2)  # idle long enough to be tested on checkout
-        claim = ledger.deliveries.claim(b.deliveries()[0].id, "w", "c", LEASE, NOW)
+        claim = books.claim(ledger, b.deliveries()[0].id, "w", "c", LEASE, NOW)
         assert isinstance(claim, Claim)
     finally:
         ledger.close()
@@ -299,9 +298,9 @@ def test_a_claim_given_back_undoes_the_sweeps_unknown_for_its_attempt(ledger: Le
     # unknown, but its holder knows no request was made and gives it back.
     did, claim = claimed_one(ledger)
     assert ledger.deliveries.settle_expired_leases(NOW + 2 * LEASE) == (1, [])
-    assert ledger.deliveries.state(did) is DeliveryState.UNKNOWN
+    assert books.state(ledger, did) is DeliveryState.UNKNOWN
     assert ledger.deliveries.unclaim(claim, NOW + 2 * LEASE)
-    assert ledger.deliveries.state(did) is DeliveryState.QUEUED
+    assert books.state(ledger, did) is DeliveryState.QUEUED
     with ledger.engine.connect() as conn:
         row = conn.execute(
             text("SELECT attempts, last_error_code FROM deliveries WHERE id = :d"), {"d": did}
@@ -316,10 +315,10 @@ def test_a_claim_given_back_after_another_claim_took_it_changes_nothing(ledger: 
     did, claim = claimed_one(ledger)
     settled, again = ledger.deliveries.settle_expired_leases(NOW + 2 * LEASE, retry=True)
     assert settled == 1 and [m.delivery_id for m in again] == [did]
-    second = ledger.deliveries.claim(did, "w2", "c2", LEASE, NOW + 2 * LEASE)
+    second = books.claim(ledger, did, "w2", "c2", LEASE, NOW + 2 * LEASE)
     assert isinstance(second, Claim)
     assert not ledger.deliveries.unclaim(claim, NOW + 2 * LEASE)
-    assert ledger.deliveries.state(did) is DeliveryState.SENDING
+    assert books.state(ledger, did) is DeliveryState.SENDING
 
 
 @pytest.mark.backends("postgresql")

@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from producer import Producer
 from producer.cli import main
+from tests.integration import books
 from tests.integration.conftest import Stack
 from tests.integration.stack import wait_for
 from threadcast import ids
@@ -216,7 +217,7 @@ def test_a_message_that_comes_back_before_the_retry_time_waits_for_it(stack: Sta
     (delivery,) = broadcast.deliveries()
     now = datetime.now(UTC)
     stack.ledger.broadcasts.add(broadcast, [delivery], now)
-    claim = stack.ledger.deliveries.claim(delivery.id, "gone", "c1", timedelta(seconds=60), now)
+    claim = books.claim(stack.ledger, delivery.id, "gone", "c1", timedelta(seconds=60), now)
     assert isinstance(claim, Claim)
     due = now + timedelta(seconds=3)
     stack.ledger.deliveries.finish(

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from producer import Producer
 from producer.processes import start_worker
 from tests.integration.conftest import Stack
+from tests.integration.gates import Gate
 from tests.integration.stack import wait_for
-from threadcast.dispatch import Gate
 from threadcast.lifecycle.sweeps import OrphanSweep
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from producer import Producer
 from producer.cli import main
+from tests.integration import books
 from tests.integration.apiserver import RunningApi, start_api
 from tests.integration.conftest import Stack, settings_from
 from tests.integration.stack import footprint, wait_for
@@ -64,7 +65,7 @@ def recorded(stack: Stack, state: str) -> str:
     if state == "cancelled":
         stack.ledger.broadcasts.cancel(broadcast.id, now)
         return broadcast.id
-    claim = stack.ledger.deliveries.claim(delivery.id, "gone", "c1", timedelta(seconds=600), now)
+    claim = books.claim(stack.ledger, delivery.id, "gone", "c1", timedelta(seconds=600), now)
     assert isinstance(claim, Claim)
     if state != "sending":
         due = now + timedelta(hours=1) if state == "retrying" else None

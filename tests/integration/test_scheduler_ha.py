@@ -28,7 +28,7 @@ from tests.integration.conftest import Stack
 from tests.integration.leases import current_holder
 from tests.integration.stack import wait_for
 from threadcast.constants import SCHEDULER_LEASE_KEY
-from threadcast.ledger.releases import ReleaseState
+from threadcast.ledger.launches import LaunchState
 from threadcast.ledger.schedules import OccurrenceState
 
 SECOND = timedelta(seconds=1)
@@ -124,7 +124,7 @@ def test_each_occurrence_once_across_a_killed_leader(stack: Stack, schedulers: S
         )
         assert producer.cancel(called_off) == 2
     # A scheduler released `orphan` in the ledger and died before publishing it.
-    stack.ledger.releases.release(orphan, start, ReleaseState.RELEASED, start)
+    stack.ledger.launches.launch(orphan, start, LaunchState.ON_TIME, start)
 
     first, second = schedulers.start(), schedulers.start()
     try:
@@ -137,7 +137,7 @@ def test_each_occurrence_once_across_a_killed_leader(stack: Stack, schedulers: S
         survivor = second if leader == first else first
         wait_for(lambda: schedulers.leader() == survivor, timeout=15, what="the takeover")
         wait_for(lambda: recorded(stack, sid) >= at_kill + 2, timeout=15, what="more occurrences")
-        wait_for(lambda: stack.ledger.releases.get(late) is not None, timeout=15, what="`late`")
+        wait_for(lambda: stack.ledger.launches.get(late) is not None, timeout=15, what="`late`")
         with Schedules(stack.settings) as api:
             api.pause(sid)
         schedulers.processes[survivor].send_signal(signal.SIGTERM)
@@ -150,7 +150,7 @@ def test_each_occurrence_once_across_a_killed_leader(stack: Stack, schedulers: S
     occurrences = sorted(stack.ledger.schedules.occurrences(sid, 10_000), key=lambda o: o.at)
     ats = [o.at for o in occurrences]
     assert ats == [ats[0] + n * SECOND for n in range(len(ats))], "an occurrence was skipped"
-    assert {o.state for o in occurrences} <= {OccurrenceState.RELEASED, OccurrenceState.LATE}
+    assert {o.state for o in occurrences} <= {OccurrenceState.ON_TIME, OccurrenceState.LATE}
     assert all(o.released_at is not None for o in occurrences)
     assert [o.broadcast_id for o in occurrences] == [occurrence_broadcast_id(sid, a) for a in ats]
     assert stack.ledger.schedules.unfinished() == []
@@ -165,7 +165,7 @@ def test_each_occurrence_once_across_a_killed_leader(stack: Stack, schedulers: S
         expected = 0 if name == "off" else 2
         assert sum(p["content"] == f"<p>{name} {tag}</p>" for p in posts) == expected, name
     for broadcast_id in due_one_offs:
-        release = stack.ledger.releases.get(broadcast_id)
+        release = stack.ledger.launches.get(broadcast_id)
         assert release is not None and release.published_at is not None, broadcast_id
-    assert stack.ledger.releases.get(called_off) is None
+    assert stack.ledger.launches.get(called_off) is None
     assert stack.ledger.broadcasts.counts(called_off)["cancelled"] == 2

@@ -17,12 +17,12 @@ from sqlalchemy import func, select
 
 from producer.client import Producer
 from producer.scheduler import Schedules
-from producer.scheduler.oneoff import ExpireMissed, ReleaseDue
+from producer.scheduler.oneoff import ExpireMissed, LaunchDue
 from producer.scheduler.plan import occurrence_broadcast_id
-from producer.scheduler.recurring import ReleaseOccurrences
+from producer.scheduler.recurring import LaunchOccurrences
 from threadcast.contract import DeliveryMessage
 from threadcast.ledger import Ledger
-from threadcast.ledger.releases import ReleaseState
+from threadcast.ledger.launches import LaunchState
 from threadcast.ledger.schedules import OccurrenceState
 from threadcast.ledger.schema import broadcasts
 from threadcast.lifecycle import Publisher
@@ -76,33 +76,33 @@ def one_off(env: Env, send_at: datetime) -> str:
 def check_a_one_off_is_released_when_due_and_published_once(env: Env) -> None:
     due_at = datetime.now(UTC) + timedelta(hours=1)
     bid = one_off(env, due_at)
-    job = ReleaseDue(env.ledger, env.publisher, GRACE)
+    job = LaunchDue(env.ledger, env.publisher, GRACE)
     job.run(due_at - timedelta(seconds=1))
     assert env.ledger.broadcasts.counts(bid)["scheduled"] == 3 and env.publisher.published == 0
     job.run(due_at + timedelta(seconds=0.3))
     assert env.ledger.broadcasts.counts(bid)["queued"] == 3 and env.publisher.published == 3
     job.run(due_at + timedelta(seconds=1))  # idempotent: nothing again
     assert env.publisher.published == 3
-    record = env.ledger.releases.get(bid)
-    assert record is not None and record.state is ReleaseState.RELEASED and record.published_at
+    record = env.ledger.launches.get(bid)
+    assert record is not None and record.state is LaunchState.ON_TIME and record.published_at
 
 
 def test_late_within_grace_is_marked_late_and_beyond_it_missed(env: Env) -> None:
     due_at = datetime.now(UTC) + timedelta(hours=1)
     late, stale = one_off(env, due_at), one_off(env, due_at + timedelta(minutes=1))
     now = due_at + timedelta(minutes=1, seconds=GRACE + 30)  # `late` is beyond the grace too
-    ReleaseDue(env.ledger, env.publisher, GRACE).run(now)
-    assert env.ledger.releases.get(late) is None  # not this job's: too old
+    LaunchDue(env.ledger, env.publisher, GRACE).run(now)
+    assert env.ledger.launches.get(late) is None  # not this job's: too old
     ExpireMissed(env.ledger, GRACE).run(now)
     for bid in (late, stale):
-        record = env.ledger.releases.get(bid)
-        assert record is not None and record.state is ReleaseState.MISSED
+        record = env.ledger.launches.get(bid)
+        assert record is not None and record.state is LaunchState.MISSED
         assert env.ledger.broadcasts.counts(bid)["cancelled"] == 3
     assert env.producer.retry(stale, ["cancelled"]) == 3  # an operator sends it anyway
     fresh = one_off(env, now + timedelta(minutes=5))
-    ReleaseDue(env.ledger, env.publisher, GRACE).run(now + timedelta(minutes=10))
-    record = env.ledger.releases.get(fresh)
-    assert record is not None and record.state is ReleaseState.LATE
+    LaunchDue(env.ledger, env.publisher, GRACE).run(now + timedelta(minutes=10))
+    record = env.ledger.launches.get(fresh)
+    assert record is not None and record.state is LaunchState.LATE
     assert env.publisher.published == 3
     ExpireMissed(env.ledger, GRACE).run(now + timedelta(days=1))  # the retried one stays queued
     assert env.ledger.broadcasts.counts(stale)["queued"] == 3
@@ -112,19 +112,19 @@ def check_a_cancelled_one_off_is_never_released(env: Env) -> None:
     due_at = datetime.now(UTC) + timedelta(hours=1)
     bid = one_off(env, due_at)
     assert env.producer.cancel(bid) == 3
-    ReleaseDue(env.ledger, env.publisher, GRACE).run(due_at + timedelta(seconds=1))
+    LaunchDue(env.ledger, env.publisher, GRACE).run(due_at + timedelta(seconds=1))
     ExpireMissed(env.ledger, GRACE).run(due_at + timedelta(days=1))
     assert env.ledger.broadcasts.counts(bid)["cancelled"] == 3
-    assert env.ledger.releases.get(bid) is None and env.publisher.published == 0
+    assert env.ledger.launches.get(bid) is None and env.publisher.published == 0
 
 
 def check_a_release_whose_publisher_died_is_published_by_the_next_leader(env: Env) -> None:
     due_at = datetime.now(UTC) + timedelta(hours=1)
     bid = one_off(env, due_at)
     # The dead leader committed the ledger transition, then died before publishing.
-    assert env.ledger.releases.release(bid, due_at, ReleaseState.RELEASED, due_at) == 3
-    ReleaseDue(env.ledger, env.publisher, GRACE).run(due_at + timedelta(seconds=2))
-    assert env.publisher.published == 3 and env.ledger.releases.unpublished() == []
+    assert env.ledger.launches.launch(bid, due_at, LaunchState.ON_TIME, due_at) == 3
+    LaunchDue(env.ledger, env.publisher, GRACE).run(due_at + timedelta(seconds=2))
+    assert env.publisher.published == 3 and env.ledger.launches.unpublished() == []
 
 
 def check_id(check: Callable[[Env], None]) -> str:
@@ -180,7 +180,7 @@ def ten_minutes_ago_floor() -> datetime:
 def test_after_downtime_recent_occurrences_go_late_and_old_ones_are_missed(env: Env) -> None:
     t0 = ten_minutes_ago_floor()
     sid = add_schedule(env, "*/10 * * * *", created=t0 - timedelta(seconds=1))
-    job = ReleaseOccurrences(env.ledger, env.producer)
+    job = LaunchOccurrences(env.ledger, env.producer)
     now = t0 + timedelta(hours=1, seconds=2)
     job.run(now)
     assert states(env, sid) == ["missed"] * 4 + ["late"] * 2 + ["released"]
@@ -201,7 +201,7 @@ def test_a_skipped_occurrence_is_never_released(env: Env) -> None:
         assert not schedules.skip(sid, t0 + timedelta(minutes=10), now=t0)  # already
         upcoming = schedules.next(sid, 3, after=t0)
     assert [u.skipped for u in upcoming] == [True, False, False]  # t0 itself is not "after t0"
-    ReleaseOccurrences(env.ledger, env.producer).run(t0 + timedelta(minutes=20, seconds=1))
+    LaunchOccurrences(env.ledger, env.producer).run(t0 + timedelta(minutes=20, seconds=1))
     assert states(env, sid) == ["late", "skipped", "released"]  # t0 went out 20 min late
     assert broadcast_count(env, sid) == 2
 
@@ -211,7 +211,7 @@ def test_two_schedulers_at_once_release_each_occurrence_once(env: Env) -> None:
     sid = add_schedule(env, "* * * * *", created=t0 - timedelta(seconds=1))
     now = t0 + timedelta(minutes=19, seconds=1)
     producers = [Producer(env.settings) for _ in range(2)]
-    jobs = [ReleaseOccurrences(env.ledger, p) for p in producers]
+    jobs = [LaunchOccurrences(env.ledger, p) for p in producers]
     threads = [threading.Thread(target=job.run, args=(now,)) for job in jobs]
     for thread in threads:
         thread.start()
@@ -233,8 +233,8 @@ def check_a_release_cut_short_by_a_crash_is_finished_by_the_next_leader(env: Env
     sid = add_schedule(env, "*/10 * * * *", created=t0 - timedelta(seconds=1))
     bid = occurrence_broadcast_id(sid, t0)
     # The dead leader recorded the occurrence, then died before creating its broadcast.
-    env.ledger.schedules.record(sid, t0, OccurrenceState.RELEASED, t0, broadcast_id=bid)
-    ReleaseOccurrences(env.ledger, env.producer).run(t0 + timedelta(seconds=3))
+    env.ledger.schedules.record(sid, t0, OccurrenceState.ON_TIME, t0, broadcast_id=bid)
+    LaunchOccurrences(env.ledger, env.producer).run(t0 + timedelta(seconds=3))
     assert env.ledger.broadcasts.counts(bid)["queued"] == 3
     assert env.ledger.schedules.unfinished() == []
     assert states(env, sid) == ["released"] and broadcast_count(env, sid) == 1
@@ -244,8 +244,8 @@ def check_a_release_cut_short_long_ago_is_recorded_missed_not_sent(env: Env) -> 
     t0 = ten_minutes_ago_floor()
     sid = add_schedule(env, "*/10 * * * *", created=t0 - timedelta(seconds=1), grace=60)
     bid = occurrence_broadcast_id(sid, t0)
-    env.ledger.schedules.record(sid, t0, OccurrenceState.RELEASED, t0, broadcast_id=bid)
-    ReleaseOccurrences(env.ledger, env.producer).finish_unfinished(t0 + timedelta(hours=1))
+    env.ledger.schedules.record(sid, t0, OccurrenceState.ON_TIME, t0, broadcast_id=bid)
+    LaunchOccurrences(env.ledger, env.producer).finish_unfinished(t0 + timedelta(hours=1))
     [occurrence] = env.ledger.schedules.occurrences(sid)
     assert occurrence.state is OccurrenceState.MISSED and "died" in (occurrence.note or "")
     assert env.ledger.schedules.unfinished() == [] and broadcast_count(env, sid) == 0
@@ -255,7 +255,7 @@ def check_an_occurrence_that_cannot_be_sent_is_recorded_failed(env: Env) -> None
     t0 = ten_minutes_ago_floor()
     sid = add_schedule(env, "*/10 * * * *", created=t0 - timedelta(seconds=1))
     env.ledger.token_caches.delete(T)  # the tenant's sign-in was removed meanwhile
-    ReleaseOccurrences(env.ledger, env.producer).run(t0 + timedelta(seconds=1))
+    LaunchOccurrences(env.ledger, env.producer).run(t0 + timedelta(seconds=1))
     [occurrence] = env.ledger.schedules.occurrences(sid)
     assert occurrence.state is OccurrenceState.FAILED and T in (occurrence.note or "")
     assert env.ledger.schedules.unfinished() == [] and broadcast_count(env, sid) == 0

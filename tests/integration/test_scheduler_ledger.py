@@ -12,7 +12,7 @@ import pytest
 from threadcast.contract import Broadcast, ContentType, Target
 from threadcast.errors import NotFoundError, ValidationError
 from threadcast.ledger import Ledger
-from threadcast.ledger.releases import MISSED_CODE, ReleaseState
+from threadcast.ledger.launches import MISSED_CODE, LaunchState
 from threadcast.ledger.schedules import OccurrenceState, ScheduleRecord, ScheduleState
 
 T = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -80,9 +80,7 @@ def test_an_occurrence_is_recorded_once_and_the_first_writer_wins(ledger: Ledger
     ledger.schedules.add(schedule())
     at = NOW + timedelta(days=1)
     assert ledger.schedules.record("weekly", at, OccurrenceState.SKIPPED, NOW)
-    assert not ledger.schedules.record(
-        "weekly", at, OccurrenceState.RELEASED, NOW, broadcast_id="x"
-    )
+    assert not ledger.schedules.record("weekly", at, OccurrenceState.ON_TIME, NOW, broadcast_id="x")
     assert ledger.schedules.occurrence("weekly", at).state is OccurrenceState.SKIPPED  # type: ignore[union-attr]
     at2 = at + timedelta(days=7)
     assert ledger.schedules.record("weekly", at2, OccurrenceState.LATE, NOW, broadcast_id="b2")
@@ -95,37 +93,37 @@ def test_an_occurrence_is_recorded_once_and_the_first_writer_wins(ledger: Ledger
 def test_release_moves_scheduled_to_queued_once_never_if_cancelled(ledger: Ledger) -> None:
     due_at = NOW + timedelta(hours=1)
     scheduled_broadcast(ledger, "later", due_at)
-    assert ledger.releases.due(due_at - timedelta(seconds=1)) == []
-    [due] = ledger.releases.due(due_at)
+    assert ledger.launches.due(due_at - timedelta(seconds=1)) == []
+    [due] = ledger.launches.due(due_at)
     assert (due.id, due.send_at) == ("later", due_at)
-    assert ledger.releases.release("later", due_at, ReleaseState.RELEASED, due_at) == 2
+    assert ledger.launches.launch("later", due_at, LaunchState.ON_TIME, due_at) == 2
     assert ledger.broadcasts.counts("later")["queued"] == 2
-    assert ledger.releases.release("later", due_at, ReleaseState.RELEASED, due_at) == 0
-    assert ledger.releases.due(due_at + timedelta(hours=1)) == []
-    assert ledger.releases.unpublished() == ["later"]
+    assert ledger.launches.launch("later", due_at, LaunchState.ON_TIME, due_at) == 0
+    assert ledger.launches.due(due_at + timedelta(hours=1)) == []
+    assert ledger.launches.unpublished() == ["later"]
     assert len(list(ledger.broadcasts.queued_messages("later"))) == 2
-    ledger.releases.mark_published("later", due_at)
-    assert ledger.releases.unpublished() == []
-    record = ledger.releases.get("later")
-    assert record is not None and record.state is ReleaseState.RELEASED
+    ledger.launches.mark_published("later", due_at)
+    assert ledger.launches.unpublished() == []
+    record = ledger.launches.get("later")
+    assert record is not None and record.state is LaunchState.ON_TIME
     # A cancelled broadcast is never released.
     scheduled_broadcast(ledger, "called-off", due_at)
     assert ledger.broadcasts.cancel("called-off", NOW) == 2
-    assert ledger.releases.due(due_at) == []
-    assert ledger.releases.release("called-off", due_at, ReleaseState.RELEASED, due_at) == 0
+    assert ledger.launches.due(due_at) == []
+    assert ledger.launches.launch("called-off", due_at, LaunchState.ON_TIME, due_at) == 0
     assert ledger.broadcasts.counts("called-off")["cancelled"] == 2
-    assert ledger.releases.get("called-off") is None
+    assert ledger.launches.get("called-off") is None
 
 
 def test_expire_cancels_and_records_a_missed_release(ledger: Ledger) -> None:
     due_at = NOW + timedelta(hours=1)
     scheduled_broadcast(ledger, "stale", due_at)
-    assert ledger.releases.expire("stale", due_at, due_at + timedelta(days=1), "missed") == 2
+    assert ledger.launches.expire("stale", due_at, due_at + timedelta(days=1), "missed") == 2
     counts = ledger.broadcasts.counts("stale")
     assert counts["cancelled"] == 2 and counts["scheduled"] == 0
-    record = ledger.releases.get("stale")
-    assert record is not None and record.state is ReleaseState.MISSED
-    assert ledger.releases.unpublished() == []
+    record = ledger.launches.get("stale")
+    assert record is not None and record.state is LaunchState.MISSED
+    assert ledger.launches.unpublished() == []
     with ledger.engine.connect() as conn:
         codes = conn.exec_driver_sql(
             "SELECT DISTINCT last_error_code FROM deliveries WHERE broadcast_id = 'stale'"

@@ -11,9 +11,10 @@ import pytest
 import redis
 
 from producer import Producer
+from tests.integration.gates import Gate
 from tests.integration.test_enqueue_stream import rows, signed_in
 from threadcast.constants import SCHEDULER_LEASE_KEY
-from threadcast.dispatch import Gate, keys
+from threadcast.dispatch import keys
 from threadcast.lease import LeaderLease
 from threadcast.lifecycle.sweeps import OrphanSweep
 from threadcast.settings import load_settings
@@ -69,9 +70,9 @@ def test_a_run_stops_when_the_lease_is_lost_and_renews_it_while_held(
 ) -> None:
     lost_broadcast(producer, clean_redis)
     lease = LeaderLease(clean_redis, SCHEDULER_LEASE_KEY, ttl=4.0)
-    assert lease.hold()
+    assert lease.keep()
     renewed: list[int] = []
-    real_hold = lease.hold
+    real_hold = lease.keep
 
     def hold() -> bool:
         # Every chunk is slow: the lease would expire during the run without renewals.

@@ -11,30 +11,31 @@
 -- once per chunk by the caller).
 --
 -- KEYS[1] tenants zset   KEYS[2] known hash   KEYS[3] wake list   KEYS[4] started zset (skipped too)
--- ARGV[1] now   ARGV[2] replace ('1' | '0')   ARGV[3] key prefix
+-- then per team, in the order of ARGV's teams: its queue and its tenant's teams zset
+-- ARGV[1] now   ARGV[2] replace ('1' | '0')   ARGV[3] the day pattern (keys.DAY: the quota
+-- hash of a replaced permit's day is only known here)
 -- then per team: tenant, team, n, and n times: delivery id, entry (and, with replace,
 -- the channel after the id)
 -- Returns how many entries went in.
 
 local tenants_key, known_key = KEYS[1], KEYS[2]
-local now, replace, prefix = ARGV[1], ARGV[2] == '1', ARGV[3]
+local now, replace, DAY = ARGV[1], ARGV[2] == '1', ARGV[3]
 local SLICE = 4000 -- values per RPUSH (Lua's unpack has a stack limit)
 local step = replace and 3 or 2
-local pushed, i = 0, 4
+local pushed, i, k = 0, 4, 5
 local tenants = {}
 while i <= #ARGV do
   local tenant, team, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  i = i + 3
+  local queue, teams = KEYS[k], KEYS[k + 1]
+  i, k = i + 3, k + 2
   local fresh = {}
   if replace then
     for j = i, i + (n - 1) * step, step do
       local d = ARGV[j]
       local old = redis.call('HGET', known_key, d)
       if old and string.sub(old, 1, 1) == 'r' then
-        local at = string.sub(old, 2)
-        local day_key = prefix .. 'day:' .. utc_date(tonumber(at))
-        local field = 'r|' .. tenant .. ':' .. team .. ':' .. ARGV[j + 1]
-        if redis.call('HINCRBY', day_key, field, -1) <= 0 then redis.call('HDEL', day_key, field) end
+        local day_key = string.format(DAY, utc_date(tonumber(string.sub(old, 2))))
+        unreserve(day_key, tenant .. ':' .. team .. ':' .. ARGV[j + 1])
       end
       redis.call('HSET', known_key, d, 'p')
       fresh[#fresh + 1] = ARGV[j + 2]
@@ -66,11 +67,10 @@ while i <= #ARGV do
   end
   i = i + n * step
   if #fresh > 0 then
-    local queue = prefix .. 'q:' .. tenant .. ':' .. team
     for from = 1, #fresh, SLICE do
       redis.call('RPUSH', queue, unpack(fresh, from, math.min(from + SLICE - 1, #fresh)))
     end
-    redis.call('ZADD', prefix .. 'teams:' .. tenant, 'NX', now, team)
+    redis.call('ZADD', teams, 'NX', now, team)
     if not tenants[tenant] then
       tenants[tenant] = true
       redis.call('ZADD', tenants_key, 'NX', now, tenant)

@@ -1,13 +1,17 @@
-"""Redis key names of the dispatch structures.
+"""Redis key names of the gate: the one place they are built.
 
 Every key carries the hash tag ``{dispatch}`` so that, on a Redis Cluster, all of them live
-in one slot: the release and promote scripts derive per-tenant, per-team and per-channel
-keys (and the day's quota hash, named from Redis's clock) by the same patterns as below.
+in one slot. A script gets every key its caller can name in ``KEYS``. Two kinds of key only
+a script can name: the per-tenant, per-team and per-channel keys of the deliveries
+release.lua and promote.lua pop (which tenant, team and channel they serve is decided inside
+the script), and the day's quota hash (named from Redis's clock). Those scripts get the
+patterns below in ``ARGV`` (:func:`patterns`) and fill them with ``string.format``; no script
+spells a key name itself.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from threadcast.constants import KEY_PREFIX
 
@@ -29,38 +33,86 @@ STARTED = PREFIX + "started"
 WAKE = PREFIX + "wake"  # list: a push wakes the dispatcher
 LEADER = PREFIX + "leader"  # the dispatcher's lease
 
+# The patterns of the per-scope keys (``%s``: tenant, team, channel, in this order).
+TEAMS = PREFIX + "teams:%s"  # zset team -> when it may next send
+QUEUE = PREFIX + "q:%s:%s"  # list of gate entries, in order
+TENANT_LOG = PREFIX + "log:t:%s"
+TEAM_LOG = PREFIX + "log:g:%s:%s"
+CHANNEL_LOG = PREFIX + "log:c:%s:%s:%s"
+# The day's quota hash (``%s``: the UTC date as YYYYMMDD). Field ``<tenant>:<team>:<channel>``:
+# the posts started that day; ``r|<tenant>:<team>:<channel>``: permits released that day and
+# not yet started. It expires two days after its last write.
+DAY = PREFIX + "day:%s"
+# A scope's Retry-After cooldown (``%s``: the scope, as :func:`tenant_scope` etc., or
+# ``app``): a string holding when it ends, which expires then.
+COOL = PREFIX + "cool:%s"
+APP_COOL = COOL % "app"
+TENANT_COOL = COOL % "t:%s"
+TEAM_COOL = COOL % "g:%s:%s"
+CHANNEL_COOL = COOL % "c:%s:%s:%s"
+
+
+def patterns() -> list[str]:
+    """The patterns release.lua and promote.lua read from ``ARGV`` (after their own
+    arguments), in this order."""
+    return [
+        TEAMS,
+        QUEUE,
+        TENANT_LOG,
+        TEAM_LOG,
+        CHANNEL_LOG,
+        TENANT_COOL,
+        TEAM_COOL,
+        CHANNEL_COOL,
+        DAY,
+    ]
+
 
 def teams(tenant: str) -> str:
-    return f"{PREFIX}teams:{tenant}"
+    return TEAMS % tenant
 
 
 def queue(tenant: str, team: str) -> str:
-    return f"{PREFIX}q:{tenant}:{team}"
+    return QUEUE % (tenant, team)
 
 
 def tenant_log(tenant: str) -> str:
-    return f"{PREFIX}log:t:{tenant}"
+    return TENANT_LOG % tenant
 
 
 def team_log(tenant: str, team: str) -> str:
-    return f"{PREFIX}log:g:{tenant}:{team}"
+    return TEAM_LOG % (tenant, team)
 
 
 def channel_log(tenant: str, team: str, channel: str) -> str:
-    return f"{PREFIX}log:c:{tenant}:{team}:{channel}"
+    return CHANNEL_LOG % (tenant, team, channel)
 
 
 def channel_day(day: datetime) -> str:
-    """The day's quota hash; ``day`` is a UTC date. Field ``<tenant>:<team>:<channel>``: the
-    posts started that day; ``r|<tenant>:<team>:<channel>``: permits released that day and not
-    yet started. It expires two days after its last write."""
-    return f"{PREFIX}day:{day:%Y%m%d}"
+    """The quota hash of ``day`` (a UTC date)."""
+    return DAY % f"{day:%Y%m%d}"
+
+
+def days_around(at: float) -> list[str]:
+    """The quota hashes of the day before, the day of and the day after ``at`` (a caller's
+    clock): the script counting a send picks the one that is today on Redis's clock, so a
+    caller's clock may be up to a day off."""
+    day = datetime.fromtimestamp(at, UTC)
+    return [channel_day(day + timedelta(days=n)) for n in (-1, 0, 1)]
+
+
+def permit_day(permit: str | None) -> str:
+    """The quota hash a permit (``<delivery>@<time>``, Redis's clock) reserved its send in;
+    "" for no permit or one without a time."""
+    at = (permit or "").rpartition("@")[2]
+    try:
+        return channel_day(datetime.fromtimestamp(float(at), UTC))
+    except (ValueError, OverflowError, OSError):
+        return ""
 
 
 def cooldown(scope: str) -> str:
-    """A scope's Retry-After cooldown (``scope`` as :func:`tenant_scope` etc., or ``app``): a
-    string holding when it ends, which expires then."""
-    return f"{PREFIX}cool:{scope}"
+    return COOL % scope
 
 
 def tenant_scope(tenant: str) -> str:

@@ -13,16 +13,16 @@
 --
 -- KEYS[1] delayed zset   KEYS[2] tenants zset   KEYS[3] known hash   KEYS[4] team queue
 -- KEYS[5] tenant's teams zset   KEYS[6] wake list   KEYS[7] cancelled zset
--- KEYS[8..11] app, tenant, team, channel logs
+-- KEYS[8..11] app, tenant, team, channel logs   KEYS[12] the permit's quota hash (keys.permit_day)
 -- ARGV[1] entry (JSON)   ARGV[2] delay (seconds)   ARGV[3] tenant   ARGV[4] team
 -- ARGV[5] delivery id   ARGV[6] permit ('' when none)   ARGV[7] broadcast
--- ARGV[8] '<tenant>:<team>:<channel>'   ARGV[9] key prefix
+-- ARGV[8] '<tenant>:<team>:<channel>'
 -- Returns 1 (parked) or 0 (dropped: its broadcast is cancelled).
 
 local now, delay = redis_now(), tonumber(ARGV[2])
 if ARGV[6] ~= '' then
   give_back(KEYS[3], ARGV[5], ARGV[6], {KEYS[8], KEYS[9], KEYS[10], KEYS[11]}, ARGV[8],
-            ARGV[9])
+            KEYS[12])
 end
 if broadcast_cancelled(KEYS[7], ARGV[7], now) then
   local known = redis.call('HGET', KEYS[3], ARGV[5])

@@ -21,44 +21,47 @@
 -- "now" is Redis's TIME (clock.lua), as in every dispatch script; so is the UTC day whose
 -- hash counts the channels' posts against their daily quota.
 --
--- Per-tenant, per-team and per-channel keys and the day's quota hash are derived from ARGV[8]
--- by keys.py's patterns (every key shares one hash tag, so a Redis Cluster keeps them in one
--- slot); the day's name is only known here, from Redis's clock.
+-- Per-tenant, per-team and per-channel keys and the day's quota hash are only known here
+-- (which tenant, team and channel a turn serves, and Redis's day): they are formatted from
+-- the patterns keys.py passes after the arguments (keys.patterns).
 --
 -- A delivery of a cancelled broadcast (the cancelled zset) is dropped when popped, with no
 -- permit and no quota count, and its known field removed; at most DROP_MAX per call, so a
 -- cancelled million leaves in bounded slices, never blocking Redis for long.
 --
 -- The daily quota counts sends (start.lua) plus the permits released and not yet started
--- (common.lua): a delivery whose channel's sends reached the quota is held until midnight;
+-- (permits.lua): a delivery whose channel's sends reached the quota is held until midnight;
 -- one that only outstanding permits block waits a window (they may still be given back).
 -- Cooldowns are keys of their own (keys.cooldown) that expire when they end.
 --
 -- KEYS[1] tenants zset   KEYS[2] app log   KEYS[3] limits hash   KEYS[4] cancelled zset
--- KEYS[5] known hash     KEYS[6] delayed zset
+-- KEYS[5] known hash     KEYS[6] delayed zset   KEYS[7] the app's cooldown
 -- ARGV[1] window (seconds)  ARGV[2] app limit per window  ARGV[3] default tenant limit
 -- ARGV[4] default team limit  ARGV[5] default channel daily  ARGV[6] default channel limit
--- ARGV[7] max permits to hand out  ARGV[8] key prefix  ARGV[9] day-hash ttl (seconds)
+-- ARGV[7] max permits to hand out  ARGV[8] day-hash ttl (seconds)
+-- ARGV[9..17] the key patterns: teams, queue, tenant log, team log, channel log, tenant
+-- cooldown, team cooldown, channel cooldown, day
 -- Returns {released, held, next_wake, parked, now}: released = flat list of entry, permit-id
 -- pairs; held = entries parked until midnight (channel quota); next_wake = when to call
 -- again ("" when nothing waits); parked = how many wait in the delayed set; now = when the
 -- permits were issued. Times are strings: a Lua number reaches the caller as an integer.
 
 local tenants_key, app_log, limits_key, cancelled_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local known_key, delayed_key = KEYS[5], KEYS[6]
+local known_key, delayed_key, app_cool = KEYS[5], KEYS[6], KEYS[7]
 local now = redis_now()
 local window = tonumber(ARGV[1])
 local app_limit = tonumber(ARGV[2])
 local defaults = {tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])}
 local budget = tonumber(ARGV[7])
-local prefix = ARGV[8]
-local day_ttl = tonumber(ARGV[9])
-local day_key = prefix .. 'day:' .. utc_date(now)
+local day_ttl = tonumber(ARGV[8])
+local TEAMS, QUEUE, TENANT_LOG, TEAM_LOG, CHANNEL_LOG = ARGV[9], ARGV[10], ARGV[11], ARGV[12],
+  ARGV[13]
+local TENANT_COOL, TEAM_COOL, CHANNEL_COOL, DAY = ARGV[14], ARGV[15], ARGV[16], ARGV[17]
+local day_key = string.format(DAY, utc_date(now))
 local midnight = (math.floor(now / 86400) + 1) * 86400
 local LOG_TTL = math.ceil(window) + 60
 local HORIZON = 0.001 -- served scopes are re-scored inside it: still eligible this call
 local STEP = 0.000001
-local FOREVER = 1e12
 local BLOCKED_MIN = now + 2 * HORIZON -- a blocked scope must leave the eligible range
 local DROP_MAX = 2000 -- cancelled entries dropped per call at most
 local NOW_TEXT = string.format('%.6f', now)
@@ -79,20 +82,6 @@ local function is_cancelled(broadcast)
     cancelled[broadcast] = found
   end
   return found
-end
-
-local function blocked_until(log, limit, cool_field)
-  if limit <= 0 then return FOREVER end
-  redis.call('ZREMRANGEBYSCORE', log, '-inf', '(' .. (now - window))
-  local free_at = now
-  local n = redis.call('ZCARD', log)
-  if n >= limit then
-    local oldest = redis.call('ZRANGE', log, n - limit, n - limit, 'WITHSCORES')
-    free_at = tonumber(oldest[2]) + window
-  end
-  local cool = cooling_until(prefix, cool_field)
-  if cool > free_at then free_at = cool end
-  return free_at
 end
 
 -- {tenant, team, channel daily, channel} limits; a list published before a field existed
@@ -129,20 +118,19 @@ end
 -- or released.
 local function dispatch_entry(entry, e, tenant, team, lim, tenant_log, team_log)
   local where = tenant .. ':' .. team .. ':' .. e.c
-  local sends = tonumber(redis.call('HGET', day_key, where) or '0')
-  if sends >= lim[3] then
+  local quota = quota_state(day_key, where, lim[3])
+  if quota == 'full' then
     delay(entry, e, midnight)
     table.insert(held, entry)
     return
-  end
-  local outstanding = tonumber(redis.call('HGET', day_key, 'r|' .. where) or '0')
-  if sends + outstanding >= lim[3] then
+  elseif quota == 'reserved' then
     -- Permits not yet started fill the quota: they may still be given back.
     delay(entry, e, now + window)
     return
   end
-  local channel_log = prefix .. 'log:c:' .. where
-  local channel_until = blocked_until(channel_log, lim[4], 'c:' .. where)
+  local channel_log = string.format(CHANNEL_LOG, tenant, team, e.c)
+  local channel_until = room_at(channel_log, lim[4], window, now,
+    string.format(CHANNEL_COOL, tenant, team, e.c))
   if channel_until > now then
     local waiting = channel_parked[where] or 0
     channel_parked[where] = waiting + 1
@@ -154,9 +142,9 @@ local function dispatch_entry(entry, e, tenant, team, lim, tenant_log, team_log)
 end
 
 local function serve_team(tenant, lim, teams_key, team, tenant_log)
-  local queue = prefix .. 'q:' .. tenant .. ':' .. team
-  local team_log = prefix .. 'log:g:' .. tenant .. ':' .. team
-  local team_until = blocked_until(team_log, lim[2], 'g:' .. tenant .. ':' .. team)
+  local queue = string.format(QUEUE, tenant, team)
+  local team_log = string.format(TEAM_LOG, tenant, team)
+  local team_until = room_at(team_log, lim[2], window, now, string.format(TEAM_COOL, tenant, team))
   if team_until > now then
     redis.call('ZADD', teams_key, math.max(team_until, BLOCKED_MIN), team)
     return
@@ -189,9 +177,10 @@ end
 
 local function serve_tenant(tenant)
   local lim = tenant_limits(tenant)
-  local teams_key = prefix .. 'teams:' .. tenant
-  local tenant_log = prefix .. 'log:t:' .. tenant
-  local tenant_until = blocked_until(tenant_log, lim[1], 't:' .. tenant)
+  local teams_key = string.format(TEAMS, tenant)
+  local tenant_log = string.format(TENANT_LOG, tenant)
+  local tenant_until = room_at(tenant_log, lim[1], window, now,
+    string.format(TENANT_COOL, tenant))
   -- A zero channel limit lets none of the tenant's deliveries go: hold the tenant itself, as
   -- a zero tenant limit does, rather than pop and park each delivery for ever.
   if lim[4] <= 0 then tenant_until = FOREVER end
@@ -215,7 +204,7 @@ end
 local turns, max_turns = 0, budget * 8 + 64
 while served < budget and turns < max_turns and drops < DROP_MAX do
   turns = turns + 1
-  local app_until = blocked_until(app_log, app_limit, 'app')
+  local app_until = room_at(app_log, app_limit, window, now, app_cool)
   if app_until > now then next_wake = app_until; break end
   local pick = redis.call('ZRANGEBYSCORE', tenants_key, '-inf', now + HORIZON, 'LIMIT', 0, 1)
   if #pick == 0 then

@@ -6,17 +6,19 @@
 -- anything). 'd<due>' (delayed): stuck when no entry of the delayed zset has that score.
 -- A few O(1)/O(log n) reads per delivery, for one page of deliveries per call.
 --
--- KEYS[1] known hash   KEYS[2] tenants zset   KEYS[3] delayed zset
--- ARGV[1] key prefix, then per delivery: id, tenant, team
+-- KEYS[1] known hash   KEYS[2] tenants zset   KEYS[3] delayed zset, then per delivery: its
+-- team's queue and its tenant's teams zset
+-- ARGV per delivery: id, tenant, team
 -- Returns the ids of the stuck ones.
 
-local prefix, stuck = ARGV[1], {}
-for i = 2, #ARGV, 3 do
+local stuck = {}
+for i = 1, #ARGV, 3 do
   local d, tenant, team = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local queue, teams = KEYS[4 + (i - 1) / 3 * 2], KEYS[5 + (i - 1) / 3 * 2]
   local known = redis.call('HGET', KEYS[1], d)
   if known == 'p' then
-    if redis.call('EXISTS', prefix .. 'q:' .. tenant .. ':' .. team) == 0
-        or not redis.call('ZSCORE', prefix .. 'teams:' .. tenant, team)
+    if redis.call('EXISTS', queue) == 0
+        or not redis.call('ZSCORE', teams, team)
         or not redis.call('ZSCORE', KEYS[2], tenant) then
       table.insert(stuck, d)
     end

@@ -17,8 +17,8 @@ from threadcast.ledger.broadcasts import BroadcastBook, BroadcastInfo, ErrorLine
 from threadcast.ledger.deliveries import Claim, DeliveryBook, Finished, Outcome, Refusal
 from threadcast.ledger.deployment import DeploymentFacts
 from threadcast.ledger.engine import make_engine
+from threadcast.ledger.launches import LaunchBook
 from threadcast.ledger.queries import DeliveryPage, DeliveryQueries, DeliveryRow, StateCount
-from threadcast.ledger.releases import ReleaseBook
 from threadcast.ledger.schedules import ScheduleBook
 from threadcast.ledger.states import CLAIMABLE, FINAL, DeliveryState
 from threadcast.ledger.token_rows import TokenCacheRows
@@ -39,10 +39,10 @@ __all__ = [
     "DeploymentFacts",
     "ErrorLine",
     "Finished",
+    "LaunchBook",
     "Ledger",
     "Outcome",
     "Refusal",
-    "ReleaseBook",
     "ScheduleBook",
     "StateCount",
     "TokenCacheRows",
@@ -60,7 +60,7 @@ class Ledger:
         self.token_caches = TokenCacheRows(engine)
         self.audit = AuditTrail(engine)
         self.schedules = ScheduleBook(engine)  # recurring schedules and their occurrences
-        self.releases = ReleaseBook(engine)  # one-off scheduled broadcasts being released
+        self.launches = LaunchBook(engine)  # one-off scheduled broadcasts launched when due
         self.deployment = DeploymentFacts(engine)  # e.g. the switch to Graph's v1.0 endpoint
 
     @classmethod

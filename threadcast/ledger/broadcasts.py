@@ -408,7 +408,7 @@ class BroadcastBook:
         nothing) back to ``queued`` with a fresh retry budget; returns their messages for
         publishing. Re-queueing ``cancelled`` deliveries lifts the broadcast's cancellation in
         the same transaction (claims refuse a cancelled broadcast's deliveries); the caller
-        removes the gate's mark (Gate.uncancel) before publishing them."""
+        removes the gate's mark (Entrance.uncancel) before publishing them."""
         allowed = [s.value for s in states if s in RETRYABLE]
         query = (
             update(deliveries)

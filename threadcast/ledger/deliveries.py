@@ -94,19 +94,6 @@ class DeliveryBook:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def claim(
-        self,
-        delivery_id: str,
-        worker: str,
-        client_request_id: str,
-        lease: timedelta,
-        now: datetime,
-        endpoint: str | None = None,
-    ) -> Claim | Refusal:
-        """Take the delivery for one attempt, or say why not (and settle an expired lease)."""
-        with self._engine.begin() as conn:
-            return _claim(conn, delivery_id, worker, client_request_id, lease, now, endpoint)
-
     def claim_many(
         self,
         wanted: Sequence[tuple[str, str]],
@@ -281,7 +268,7 @@ class DeliveryBook:
                 )
             )
 
-    def hold(self, delivery_id: str, reason: Outcome, now: datetime) -> bool:
+    def suspend(self, delivery_id: str, reason: Outcome, now: datetime) -> bool:
         """Move a waiting delivery to ``reason.state`` (e.g. ``waiting_auth``), no attempt made."""
         with self._engine.begin() as conn:
             return (
@@ -400,12 +387,6 @@ class DeliveryBook:
         with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
             row = conn.execute(query).one()
         return row.content, ContentType(row.content_type), row.send_at
-
-    def state(self, delivery_id: str) -> DeliveryState | None:
-        query = select(deliveries.c.state).where(deliveries.c.id == delivery_id)
-        with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
-            found = conn.execute(query).scalar()
-        return None if found is None else DeliveryState(found)
 
 
 def _delivery_values(outcome: Outcome, now: datetime) -> dict[str, object]:

@@ -3,7 +3,7 @@
 A schedule is stored as validated data (its cron expression, time zone, content and targets);
 the arithmetic of when it fires lives with the scheduler (``producer/scheduler/cron.py``).
 Each occurrence is recorded once: the row's primary key is (schedule, instant), so whoever
-inserts it first -- the leader releasing it, or an operator skipping it -- decides its fate.
+inserts it first -- the leader launching it, or an operator skipping it -- decides its fate.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class ScheduleState(enum.StrEnum):
 
 
 class OccurrenceState(enum.StrEnum):
-    RELEASED = "released"  # its broadcast was created on time
+    ON_TIME = "released"  # its broadcast was launched on time (the stored name)
     LATE = "late"  # created after its time, within the schedule's grace
     SKIPPED = "skipped"  # an operator skipped it before it fired
     MISSED = "missed"  # due longer ago than the grace (the scheduler was down): not sent
@@ -39,7 +39,7 @@ class OccurrenceState(enum.StrEnum):
 
 
 #: Occurrences that become a broadcast.
-SENDING = frozenset({OccurrenceState.RELEASED, OccurrenceState.LATE})
+SENDING = frozenset({OccurrenceState.ON_TIME, OccurrenceState.LATE})
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class ScheduleRecord:
 @dataclass(frozen=True)
 class ScheduleTiming:
     """What deciding whether a schedule is due needs (content and targets are read only
-    when an occurrence is released)."""
+    when an occurrence is launched)."""
 
     id: str
     cron: str
@@ -222,7 +222,7 @@ class ScheduleBook:
         note: str | None = None,
     ) -> bool:
         """Record the occurrence's fate once: False (writing nothing) if it was recorded
-        before -- released by another scheduler, or skipped by an operator."""
+        before -- launched by another scheduler, or skipped by an operator."""
         values = {
             "schedule_id": schedule_id,
             "occurrence_at": at,
@@ -263,7 +263,7 @@ class ScheduleBook:
             )
 
     def unfinished(self) -> list[OccurrenceRecord]:
-        """Occurrences recorded for release whose broadcast was not confirmed published (a
+        """Occurrences recorded for launch whose broadcast was not confirmed published (a
         scheduler died in between): the next leader finishes them."""
         query = (
             select(schedule_occurrences)

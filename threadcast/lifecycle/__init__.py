@@ -9,8 +9,9 @@ writes or the gate (``threadcast.dispatch``) themselves. docs/ARCHITECTURE.md dr
   anything fails before the POST) and settle it (finish, cool a throttled scope down, park a
   retry), and the ways a delivery waits (a sign-in, its tenant's token trouble).
 - :mod:`threadcast.lifecycle.sweeps` (scheduler): what a dead worker or a lost Redis left.
-- :mod:`threadcast.lifecycle.gates`: the only place a :class:`~threadcast.dispatch.Gate` is
-  made for producer, scheduler and worker.
+- :mod:`threadcast.lifecycle.gates`: the only place the gate's two parts
+  (:class:`~threadcast.dispatch.Entrance`, :class:`~threadcast.dispatch.Keeper`) are made for
+  producer, scheduler and worker.
 """
 
 from __future__ import annotations

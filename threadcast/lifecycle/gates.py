@@ -1,28 +1,29 @@
-"""Where the gates are made: producer, scheduler and worker ask here, never build a ``Gate``.
+"""Where the gate's two parts are made: producer, scheduler and worker ask here, never build
+an ``Entrance`` or a ``Keeper`` themselves.
 
-A gate without limits enqueues, wakes and tells whereabouts (the producer's and the sweeps');
-the worker's also releases, confirms permits, parks and cools scopes down, so it needs the
-limits and the adaptive guard.
+The entrance (putting deliveries in, asking where they are) needs no limits; the keeper
+(releasing, confirming permits, parking, cooling scopes down) needs the deployment's limits
+and the adaptive guard.
 """
 
 from __future__ import annotations
 
 import redis
 
-from threadcast.dispatch import Gate, Limits
+from threadcast.dispatch import Entrance, Keeper, Limits
 from threadcast.guard import AdaptiveGuard
 from threadcast.settings import Settings
 
 
-def entrance(client: redis.Redis) -> Gate:
-    """A gate for putting deliveries in and asking where they are (no limits needed)."""
-    return Gate(client)
+def entrance(client: redis.Redis) -> Entrance:
+    """The producer's and the sweeps' side of the gate."""
+    return Entrance(client)
 
 
-def keeper(client: redis.Redis, settings: Settings, limits: Limits | None = None) -> Gate:
-    """The worker's and the dispatcher's gate: the deployment's limits, windows that widen
+def keeper(client: redis.Redis, settings: Settings, limits: Limits | None = None) -> Keeper:
+    """The worker's and the dispatcher's side: the deployment's limits, windows that widen
     on Graph's 429s (threadcast/guard.py)."""
-    return Gate(
+    return Keeper(
         client,
         limits or Limits.from_settings(settings),
         guard=AdaptiveGuard(client, settings.limit_guard_ms),

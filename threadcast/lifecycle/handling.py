@@ -2,7 +2,7 @@
 
 - take: a batch claimed in one transaction (``queued``/``retrying`` → ``sending``, with a lease
   and an attempt row) before any POST; then for each claim its body and, right before its
-  POST, its permit confirmed (``Gate.start``). Whatever fails before the POST gives the claim
+  POST, its permit confirmed (``Keeper.start``). Whatever fails before the POST gives the claim
   back (no request was made): the delivery queues again, its unused permit given back.
 - settle: the outcomes recorded in one transaction by the claims' holder; a throttled scope
   cools down for everyone; a retry is parked in the gate until due (never a Celery ETA).
@@ -25,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from threadcast import metrics
 from threadcast.contract import ContentType, DeliveryMessage
-from threadcast.dispatch import Gate, Start
+from threadcast.dispatch import Keeper, Start
 from threadcast.errors import BrokerError
 from threadcast.ledger import Claim, DeliveryState, Finished, Ledger, Outcome, Refusal
 
@@ -49,7 +49,7 @@ class Handling:
     def __init__(
         self,
         ledger: Ledger,
-        gate: Gate,
+        gate: Keeper,
         worker: str,
         lease: timedelta,
         post_timeout: timedelta,
@@ -180,7 +180,7 @@ class Handling:
         reason = Outcome(
             DeliveryState.WAITING_AUTH, error_code="sign_in_required", error_message=str(exc)
         )
-        moved = self._ledger.deliveries.hold(message.delivery_id, reason, datetime.now(UTC))
+        moved = self._ledger.deliveries.suspend(message.delivery_id, reason, datetime.now(UTC))
         self._gate.forget(message.delivery_id)
         log.warning("delivery %s waits for a sign-in: %s", message.delivery_id, exc)
         return Left(DeliveryState.WAITING_AUTH if moved else None)

@@ -23,7 +23,7 @@ from threadcast import ids
 from threadcast.contract import Broadcast, Delivery, DeliveryMessage, Target
 from threadcast.errors import BrokerError
 from threadcast.ledger import DeliveryState, Ledger
-from threadcast.ledger.releases import ReleaseState
+from threadcast.ledger.launches import LaunchState
 from threadcast.lifecycle.publisher import Publisher
 
 log = logging.getLogger("threadcast.producer")
@@ -74,19 +74,19 @@ class Intake:
         return self._ledger.broadcasts.queued_messages(broadcast_id)
 
     def send_due(
-        self, broadcast_id: str, send_at: datetime, state: ReleaseState, now: datetime
+        self, broadcast_id: str, send_at: datetime, state: LaunchState, now: datetime
     ) -> int:
         """A scheduled broadcast's send time came: its ``scheduled`` deliveries become
-        ``queued`` (one transaction; the ledger's ``releases`` row records it). They are
+        ``queued`` (one transaction; the ledger's launch row records it). They are
         published by :meth:`publish_due`, also after a crash in between. Returns how many."""
-        return self._ledger.releases.release(broadcast_id, send_at, state, now)
+        return self._ledger.launches.launch(broadcast_id, send_at, state, now)
 
     def publish_due(self, now: datetime) -> list[tuple[str, int]]:
         """Publish every due broadcast not yet confirmed published; (broadcast, count) each."""
         done: list[tuple[str, int]] = []
-        for broadcast_id in self._ledger.releases.unpublished():
+        for broadcast_id in self._ledger.launches.unpublished():
             count = self._publisher.publish(self._ledger.broadcasts.queued_messages(broadcast_id))
-            self._ledger.releases.mark_published(broadcast_id, now)
+            self._ledger.launches.mark_published(broadcast_id, now)
             done.append((broadcast_id, count))
         return done
 

@@ -15,8 +15,9 @@ from itertools import islice
 import redis
 
 from threadcast.contract import DeliveryMessage
-from threadcast.dispatch import Gate
+from threadcast.dispatch import Entrance
 from threadcast.errors import BrokerError
+from threadcast.lifecycle import gates
 
 _AHEAD = 10_000  # messages read ahead at a time (the gate's own chunk)
 _AHEAD_CHUNKS = 2  # … and how many such chunks may wait
@@ -25,11 +26,11 @@ _AHEAD_CHUNKS = 2  # … and how many such chunks may wait
 class Publisher:
     def __init__(self, redis_url: str) -> None:
         self._redis = redis.Redis.from_url(redis_url)
-        self._gate = Gate(self._redis)
+        self._gate = gates.entrance(self._redis)
 
     @property
-    def gate(self) -> Gate:
-        """The gate it publishes to (no limits: for the lifecycle's producer-side steps)."""
+    def gate(self) -> Entrance:
+        """The gate's entrance it publishes to (for the lifecycle's producer-side steps)."""
         return self._gate
 
     def publish(self, messages: Iterable[DeliveryMessage], *, replace: bool = False) -> int:

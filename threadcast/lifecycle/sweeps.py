@@ -5,7 +5,7 @@ ledger, then in the gate): nothing stays lost when a worker or Redis is.
   it becomes ``unknown`` (the post may exist), or is re-queued with THREADCAST_AMBIGUOUS=retry.
 - Orphan sweep: the ledger says ``queued``/``retrying`` but Redis no longer knows the
   delivery (flushed, restarted, failed over), released it long ago and no worker took it,
-  or says it waits ("p") where nothing can wait (``Gate.stuck``): it is put back in the
+  or says it waits ("p") where nothing can wait (``Entrance.stuck``): it is put back in the
   gate. A duplicate is harmless, a worker claims a delivery once. Each
   run looks at a bounded page (``page`` deliveries, in chunks) and the next run goes on from
   where it stopped (a cursor on the delivery id, starting over after a full pass), so a run
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from threadcast.contract import DeliveryMessage
-from threadcast.dispatch import Gate
+from threadcast.dispatch import Entrance
 from threadcast.ledger import Ledger
 
 log = logging.getLogger("threadcast.sweeps")
@@ -30,7 +30,7 @@ log = logging.getLogger("threadcast.sweeps")
 @dataclass
 class LeaseSweep:
     ledger: Ledger
-    gate: Gate
+    gate: Entrance
     retry_ambiguous: bool = False
     settled: int = 0  # in all runs
 
@@ -56,7 +56,7 @@ def _always() -> bool:
 @dataclass
 class OrphanSweep:
     ledger: Ledger
-    gate: Gate
+    gate: Entrance
     grace: float = 60.0  # a delivery younger than this may still be on its way into Redis
     released_grace: float = 300.0  # released to Celery this long ago and still not taken
     page: int = 20_000  # deliveries looked at per run, at most

@@ -1,11 +1,15 @@
-"""Releasing one-off scheduled broadcasts: ``scheduled`` deliveries become ``queued``.
+"""Launching one-off scheduled broadcasts when due: ``scheduled`` deliveries become ``queued``.
 
-A release is one transaction: the broadcast's ``scheduled`` deliveries move to ``queued`` and
+A launch is one transaction: the broadcast's ``scheduled`` deliveries move to ``queued`` and
 a ``broadcast_releases`` row is written with ``published_at`` empty. Publishing happens after
 the commit; only then is ``published_at`` set. A scheduler that dies in between leaves the
 row unpublished, and the next leader publishes it (a duplicate message is harmless: a worker
 claims a delivery once). A broadcast due longer ago than the grace is not sent late: its
-deliveries are cancelled and the release is recorded as ``missed``.
+deliveries are cancelled and the launch is recorded as ``missed``.
+
+The table (``broadcast_releases``), its ``released_at`` column and the state ``released`` keep
+the names they were stored under; in the code a broadcast falling due is *launched*
+("release" is the gate's word, docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ from threadcast.ledger.states import DeliveryState
 MISSED_CODE = "missed_send_time"
 
 
-class ReleaseState(enum.StrEnum):
-    RELEASED = "released"  # on time
+class LaunchState(enum.StrEnum):
+    ON_TIME = "released"  # launched on time (the stored name)
     LATE = "late"  # after its time, within the grace
     MISSED = "missed"  # due longer ago than the grace: cancelled, not sent
 
@@ -37,11 +41,11 @@ class DueBroadcast:
 
 
 @dataclass(frozen=True)
-class ReleaseRecord:
+class LaunchRecord:
     broadcast_id: str
     due_at: datetime
-    state: ReleaseState
-    released_at: datetime
+    state: LaunchState
+    launched_at: datetime
     published_at: datetime | None
 
 
@@ -52,7 +56,7 @@ _WAITING = (
 )
 
 
-class ReleaseBook:
+class LaunchBook:
     """The scheduler's side of one-off broadcasts with a send time."""
 
     def __init__(self, engine: Engine) -> None:
@@ -73,11 +77,9 @@ class ReleaseBook:
         with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
             return [DueBroadcast(row.id, row.send_at) for row in conn.execute(query).all()]
 
-    def release(
-        self, broadcast_id: str, due_at: datetime, state: ReleaseState, now: datetime
-    ) -> int:
-        """Move the broadcast's ``scheduled`` deliveries to ``queued`` and record the release,
-        in one transaction; returns how many moved (0: cancelled or released before, and
+    def launch(self, broadcast_id: str, due_at: datetime, state: LaunchState, now: datetime) -> int:
+        """Move the broadcast's ``scheduled`` deliveries to ``queued`` and record the launch,
+        in one transaction; returns how many moved (0: cancelled or launched before, and
         nothing is written)."""
         with self._engine.begin() as conn:
             moved = conn.execute(
@@ -100,7 +102,7 @@ class ReleaseBook:
 
     def expire(self, broadcast_id: str, due_at: datetime, now: datetime, note: str) -> int:
         """Cancel the broadcast's ``scheduled`` deliveries (send time missed by more than the
-        grace) and record the release as ``missed``; returns how many were cancelled."""
+        grace) and record the launch as ``missed``; returns how many were cancelled."""
         with self._engine.begin() as conn:
             moved = conn.execute(
                 update(deliveries)
@@ -118,7 +120,7 @@ class ReleaseBook:
                     insert(broadcast_releases).values(
                         broadcast_id=broadcast_id,
                         due_at=due_at,
-                        state=ReleaseState.MISSED.value,
+                        state=LaunchState.MISSED.value,
                         released_at=now,
                         published_at=now,
                     )
@@ -126,7 +128,7 @@ class ReleaseBook:
             return int(moved)
 
     def unpublished(self) -> list[str]:
-        """Released broadcasts whose deliveries were not confirmed published."""
+        """Launched broadcasts whose deliveries were not confirmed published."""
         query = (
             select(broadcast_releases.c.broadcast_id)
             .where(broadcast_releases.c.published_at.is_(None))
@@ -143,16 +145,16 @@ class ReleaseBook:
                 .values(published_at=now)
             )
 
-    def get(self, broadcast_id: str) -> ReleaseRecord | None:
+    def get(self, broadcast_id: str) -> LaunchRecord | None:
         query = select(broadcast_releases).where(broadcast_releases.c.broadcast_id == broadcast_id)
         with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
             row = conn.execute(query).first()
         if row is None:
             return None
-        return ReleaseRecord(
+        return LaunchRecord(
             row.broadcast_id,
             row.due_at,
-            ReleaseState(row.state),
+            LaunchState(row.state),
             row.released_at,
             row.published_at,
         )
