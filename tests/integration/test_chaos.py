@@ -49,10 +49,11 @@ from tests.integration.chaostools import (
     spread,
 )
 from tests.integration.conftest import Stack
+from tests.integration.gates import Gate
 from tests.integration.leases import current_holder
 from tests.integration.stack import SimAdmin, wait_for
 from threadcast.constants import QUEUE
-from threadcast.dispatch import Gate, keys
+from threadcast.dispatch import keys
 from threadcast.ledger import Ledger
 from threadcast.settings import Settings
 
