@@ -48,7 +48,7 @@ def test_after_downtime_recent_ones_go_late_and_old_ones_are_missed() -> None:
     now = T0 + timedelta(hours=1, seconds=2)  # down since T0; grace 30 min
     due = due_occurrences(every_10_min, T0 - S, now, grace_seconds=1800)
     assert [d.at for d in due] == [T0 + timedelta(minutes=m) for m in range(0, 61, 10)]
-    missed, late, on_time = OccurrenceState.MISSED, OccurrenceState.LATE, OccurrenceState.RELEASED
+    missed, late, on_time = OccurrenceState.MISSED, OccurrenceState.LATE, OccurrenceState.ON_TIME
     # 08:00-08:30 are more than 30 min old at 09:00:02; 08:40 and 08:50 within; 09:00 on time.
     assert [d.state for d in due] == [missed] * 4 + [late] * 2 + [on_time]
 
