@@ -22,7 +22,7 @@ from producer.cli import main
 from producer.targets import stream_targets
 from tests.integration.gates import Gate
 from threadcast.contract import DeliveryMessage, Target
-from threadcast.dispatch import keys
+from threadcast.dispatch import Entrance, keys
 from threadcast.errors import BrokerError, ValidationError
 from threadcast.ledger import Ledger
 from threadcast.ledger.schema import broadcasts, deliveries
@@ -205,10 +205,10 @@ def test_a_crash_between_commit_and_gate_is_put_right_by_the_orphan_sweep(
     producer: Producer, clean_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tenants = signed_in(producer.ledger, 2)
-    real_enqueue = Gate.enqueue
+    real_enqueue = Entrance.enqueue
 
     def dies_half_way(
-        gate: Gate, messages: Iterable[DeliveryMessage], *, replace: bool = False
+        gate: Entrance, messages: Iterable[DeliveryMessage], *, replace: bool = False
     ) -> int:
         real_enqueue(gate, islice(messages, 1000), replace=replace)
         raise BrokerError("Redis went away")
@@ -216,7 +216,7 @@ def test_a_crash_between_commit_and_gate_is_put_right_by_the_orphan_sweep(
     lines = rows(tenants, 20_000)
     targets = [dict(zip(("tenant", "group", "channel"), x.split(","), strict=True)) for x in lines]
     with monkeypatch.context() as patched:
-        patched.setattr(Gate, "enqueue", dies_half_way)
+        patched.setattr(Entrance, "enqueue", dies_half_way)
         with pytest.raises(BrokerError, match="deliveries are safe in the ledger"):
             producer.send("<p>crash</p>", targets, broadcast_id="crash-1")
     assert producer.ledger.broadcasts.counts("crash-1")["queued"] == 20_000
@@ -299,13 +299,13 @@ def test_publishing_reads_ahead_in_order_and_stops_when_either_side_fails(
         assert not readers()
 
         def gate_dies(
-            gate: Gate, messages: Iterable[DeliveryMessage], *, replace: bool = False
+            gate: Entrance, messages: Iterable[DeliveryMessage], *, replace: bool = False
         ) -> int:
             next(iter(messages))
             raise BrokerError("Redis went away")
 
         read.clear()
-        monkeypatch.setattr(Gate, "enqueue", gate_dies)
+        monkeypatch.setattr(Entrance, "enqueue", gate_dies)
         with pytest.raises(BrokerError, match="Redis went away"):
             publisher.publish(messages(1_000_000))
         assert not readers()

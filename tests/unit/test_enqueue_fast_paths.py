@@ -11,6 +11,7 @@ import pytest
 
 from tests.reference import delivery_id
 from threadcast import ids
+from threadcast.constants import ENTRY_VERSION
 from threadcast.contract import Broadcast, ContentType, DeliveryMessage, Target
 from threadcast.errors import ValidationError
 
@@ -42,6 +43,7 @@ def test_deliveries_keep_order_and_collapse_duplicates() -> None:
 
 def _dumps(m: DeliveryMessage, at: float) -> str:
     body = {
+        "v": ENTRY_VERSION,
         "d": m.delivery_id,
         "b": m.broadcast_id,
         "t": m.tenant,

@@ -1,7 +1,7 @@
 """The scheduler's job loop, driven by hand: jobs run only while leader, at their intervals,
 all at once on a new term, and a lost lease stops them between two jobs.
 
-The lease here is a scripted stand-in: the loop only asks it ``hold``/``valid``/``release``,
+The lease here is a scripted stand-in: the loop only asks it ``keep``/``valid``/``resign``,
 and the real Redis lease is exercised in tests/integration/test_scheduler_lease.py.
 """
 
@@ -20,16 +20,16 @@ NOW = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 class ScriptedLease:
     def __init__(self) -> None:
         self.leader = True
-        self.released = 0
+        self.resigned = 0
 
-    def hold(self) -> bool:
+    def keep(self) -> bool:
         return self.leader
 
     def valid(self) -> bool:
         return self.leader
 
-    def release(self) -> None:
-        self.released += 1
+    def resign(self) -> None:
+        self.resigned += 1
 
 
 class Clock:
@@ -106,7 +106,7 @@ def test_a_failing_job_does_not_stop_the_others(caplog: pytest.LogCaptureFixture
     assert "scheduler job broken failed" in caplog.text
 
 
-def test_run_stops_on_the_event_and_releases_the_lease() -> None:
+def test_run_stops_on_the_event_and_resigns_the_lease() -> None:
     log: list[str] = []
     stop = threading.Event()
     lease = ScriptedLease()
@@ -116,7 +116,7 @@ def test_run_stops_on_the_event_and_releases_the_lease() -> None:
         stop.set()
 
     JobLoop([Job("last", 1.0, last)], lease, tick=0.01).run(stop)
-    assert log == ["ran"] and lease.released == 1
+    assert log == ["ran"] and lease.resigned == 1
 
 
 def test_job_names_are_unique() -> None:
