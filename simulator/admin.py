@@ -68,6 +68,9 @@ class AdminRoutes:
             Route(f"{ADMIN_PREFIX}/reset", self._reset, methods=["POST"]),
             Route(f"{ADMIN_PREFIX}/tenants/{{tenant}}/revoke", self._revoke, methods=["POST"]),
             Route(f"{ADMIN_PREFIX}/config", self._config, methods=["GET", "POST"]),
+            Route(f"{ADMIN_PREFIX}/config/v1", self._config_v1, methods=["GET", "POST"]),
+            Route(f"{ADMIN_PREFIX}/messages", self._messages),
+            Route(f"{ADMIN_PREFIX}/messages/{{message_id}}", self._message),
             Route(f"{ADMIN_PREFIX}/throttle", self._throttle),
             Route(f"{ADMIN_PREFIX}/tokens", self._tokens),
         ]
@@ -77,16 +80,18 @@ class AdminRoutes:
 
     async def _stats(self, request: Request) -> Response:
         posts, counters = self._state.posts, self._state.counters
-        return JSONResponse(
-            {
-                "accepted": posts.accepted,
-                "unique": posts.unique,
-                "duplicates": posts.duplicates,
-                "rejected": counters.rejected_json(),
-                "token_calls": counters.token_calls_json(),
-                "faults": self._state.faults.counts_json(),
-            }
-        )
+        stats: dict[str, object] = {
+            "accepted": posts.accepted,
+            "unique": posts.unique,
+            "duplicates": posts.duplicates,
+            "rejected": counters.rejected_json(),
+            "token_calls": counters.token_calls_json(),
+            "faults": self._state.faults.counts_json(),
+        }
+        messages = counters.messages_json()
+        if messages is not None:  # once a v1.0 message exists (see Counters.messages_json)
+            stats["messages"] = messages
+        return JSONResponse(stats)
 
     async def _posts(self, request: Request) -> Response:
         try:
@@ -133,6 +138,45 @@ class AdminRoutes:
                 return _error(400, str(exc))
             self._state.configure(knobs)
         return JSONResponse(self._state.knobs.to_json())
+
+    async def _config_v1(self, request: Request) -> Response:
+        """GET: the v1.0 settings (simulator.v1knobs); POST: change some, all or none."""
+        if request.method == "POST":
+            try:
+                changes = json.loads(await request.body())
+                if not isinstance(changes, dict):
+                    raise KnobError("the body must be a JSON object of settings")
+                knobs = self._state.v1_knobs.changed(changes)
+            except ValueError as exc:  # KnobError and JSONDecodeError alike
+                return _error(400, str(exc))
+            self._state.configure_v1(knobs)
+        return JSONResponse(self._state.v1_knobs.to_json())
+
+    async def _messages(self, request: Request) -> Response:
+        """Every v1.0 message with its versions, in the order they were created, a page at a
+        time, and the counts a rehearsal asserts (``summary``)."""
+        try:
+            offset = _non_negative_int(request, "offset", 0)
+            limit = min(_non_negative_int(request, "limit", 1000), MAX_PAGE)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        store = self._state.messages
+        return JSONResponse(
+            {
+                "total": store.total,
+                "offset": offset,
+                "limit": limit,
+                "summary": store.summary(),
+                "messages": [message.to_json() for message in store.page(offset, limit)],
+            }
+        )
+
+    async def _message(self, request: Request) -> Response:
+        message_id = request.path_params["message_id"]
+        message = self._state.messages.get(message_id)
+        if message is None:
+            return _error(404, f"no v1.0 message '{message_id}' (since the last reset)")
+        return JSONResponse(message.to_json())
 
     async def _clock(self, request: Request) -> Response:
         """GET: the simulator's time; POST ``{"advance": s}`` moves it s >= 0 seconds forward,

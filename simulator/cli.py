@@ -12,6 +12,7 @@ from simulator.config import LOG_LEVELS, SimConfig
 from simulator.errors import SimulatorError
 from simulator.knobs import KNOBS, THROTTLE_DEFAULTS, Knob, KnobError, Knobs
 from simulator.server import serve
+from simulator.v1knobs import V1_KNOBS, V1Knobs
 
 _DEFAULTS = SimConfig()
 
@@ -93,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(a rehearsal must keep real time: off by default)",
     )
     _add_knobs(parser.add_argument_group("throttling, faults, Graph today (all off by default)"))
+    _add_flags(
+        parser.add_argument_group("Graph v1.0 message parts, edits and audience reads"), V1_KNOBS
+    )
     return parser
 
 
@@ -100,9 +104,14 @@ def _add_knobs(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--throttle-defaults",
         action="store_true",
-        help="enforce the five documented limits (500, 50, 4, 1, 3000); flags given win",
+        help="enforce every documented limit (message posts: 500, 50, 4, 1, 3000; edits and "
+        "audience reads: see --edit-app-rps and the flags after it); flags given win",
     )
-    for knob in KNOBS:
+    _add_flags(group, KNOBS)
+
+
+def _add_flags(group: argparse._ArgumentGroup, knobs: tuple[Knob, ...]) -> None:
+    for knob in knobs:
         # Absent unless given, so that --throttle-defaults can tell what was set explicitly.
         # A switch given bare is true; `--chatthreads-removed false` still reads its value.
         group.add_argument(
@@ -150,6 +159,12 @@ def config_from(args: argparse.Namespace) -> SimConfig:
             {
                 THROTTLE_DEFAULTS: args.throttle_defaults,
                 **{knob.name: getattr(args, knob.name) for knob in KNOBS if knob.name in args},
+            }
+        ),
+        v1=V1Knobs().changed(
+            {
+                "throttle_defaults": args.throttle_defaults,
+                **{knob.name: getattr(args, knob.name) for knob in V1_KNOBS if knob.name in args},
             }
         ),
     )

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from simulator.knobs import Knobs
+from simulator.v1knobs import V1Knobs
 
 DEFAULT_PORT = 8443
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -27,3 +28,5 @@ class SimConfig:
     """Serve ``/_sim/clock``, which moves the simulator's clock: for tests, never rehearsals."""
     knobs: Knobs = field(default_factory=Knobs)
     """Throttle limits and faults: the part the admin API can change while running."""
+    v1: V1Knobs = field(default_factory=V1Knobs)
+    """Message parts, edit and audience-read limits, the teams directory (``/_sim/config/v1``)."""

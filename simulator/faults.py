@@ -11,6 +11,7 @@ one seedable random generator, in this order; the first that hits decides:
   times out not knowing that its message went out: the case at-most-once delivery is about.
 
 Latency (``latency_ms`` plus up to ``latency_jitter_ms``) is added to every POST's answer.
+Message edits (PATCH, softDelete) are faulted like posts; the audience reads (GET) are not.
 The random sequence restarts from ``fault_seed`` whenever the settings change or the
 simulator is reset, so a seeded rehearsal replays the same faults.
 """
@@ -22,7 +23,7 @@ from collections import Counter
 
 from simulator.errors import ConnectionDropError, GraphError
 from simulator.knobs import FaultSettings
-from simulator.posts import PostAttempt
+from simulator.posts import READS, PostAttempt
 
 FAULT_NAMES = ("503", "503_bare", "504", "accepted_then_delayed", "dropped")
 
@@ -54,7 +55,7 @@ class FaultInjector:
 
     def admit(self, attempt: PostAttempt) -> None:
         """Refuse the request with a fault, or let it through to the throttle."""
-        if not self._refusing:
+        if not self._refusing or attempt.endpoint in READS:
             return
         settings = self.settings
         if self._hits(settings.fault_drop):
@@ -74,6 +75,8 @@ class FaultInjector:
 
     def hold(self, attempt: PostAttempt) -> float | None:
         """Seconds to hold back the answer of a post that is being recorded, or None."""
+        if attempt.endpoint in READS:
+            return None
         if not self._hits(self.settings.fault_accept_delay):
             return None
         self.counts["accepted_then_delayed"] += 1

@@ -31,11 +31,12 @@ def bad_request(message: str) -> GraphError:
     return GraphError(400, "BadRequest", message)
 
 
-def too_large() -> GraphError:
+def too_large(limit: int = MAX_BODY_BYTES) -> GraphError:
     return GraphError(
         413,
         "RequestEntityTooLarge",
-        f"The request body is larger than the {MAX_BODY_BYTES} bytes (1 MiB) accepted.",
+        f"The request body is larger than the {limit} bytes ({limit // (1024 * 1024)} MiB) "
+        "accepted.",
     )
 
 
@@ -47,12 +48,12 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     """
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise too_large()
+        raise too_large(limit)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise too_large()
+            raise too_large(limit)
     return bytes(body)
 
 

@@ -15,11 +15,23 @@ from simulator.clock import iso_utc
 _DuplicateKey = tuple[str, str, str, int, str]
 CHATTHREADS = "chatthreads"
 CHANNEL_MESSAGES = "channel-messages"
+MESSAGE_UPDATE = "message-update"
+"""``PATCH /v1.0/teams/{team-id}/channels/{channel-id}/messages/{message-id}``."""
+MESSAGE_SOFT_DELETE = "message-soft-delete"
+"""``POST /v1.0/teams/{team-id}/channels/{channel-id}/messages/{message-id}/softDelete``."""
+JOINED_TEAMS = "joined-teams"
+"""``GET /v1.0/me/joinedTeams``."""
+LIST_CHANNELS = "list-channels"
+"""``GET /v1.0/teams/{team-id}/channels``."""
+MESSAGE_EDITS = frozenset({MESSAGE_UPDATE, MESSAGE_SOFT_DELETE})
+READS = frozenset({JOINED_TEAMS, LIST_CHANNELS})
 
 
 @dataclass(frozen=True, slots=True)
 class PostAttempt:
-    """A message POST (either endpoint) that passed authentication and validation."""
+    """A Graph request that passed authentication and validation: a message POST (either
+    endpoint; the only kind the post log records), or, for the policies (throttle, faults), a
+    message edit or an audience read (``endpoint`` says which; their content is empty)."""
 
     tenant_id: str
     client_id: str

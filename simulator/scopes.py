@@ -8,6 +8,12 @@ from dataclasses import dataclass
 OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
 DEFAULT_GRAPH_SCOPE = "Group.ReadWrite.All"
 CHANNEL_MESSAGE_SEND = "ChannelMessage.Send"
+CHANNEL_MESSAGE_READ_WRITE = "ChannelMessage.ReadWrite"
+"""Delegated: update and soft-delete the signed-in user's channel messages."""
+TEAM_READ_BASIC_ALL = "Team.ReadBasic.All"
+"""Delegated, least privileged for ``GET /me/joinedTeams``."""
+CHANNEL_READ_BASIC_ALL = "Channel.ReadBasic.All"
+"""Delegated, least privileged for ``GET /teams/{team-id}/channels``."""
 _GRAPH_PREFIXES = ("https://graph.microsoft.com/", "00000003-0000-0000-c000-000000000000/")
 
 

@@ -11,6 +11,13 @@ over their arrival times. A request over any limit gets ``429 TooManyRequests`` 
 The tenant, team and channel scopes are keyed without the app: a rehearsal posts as one app,
 and several apps in one tenant would share those limits (stricter than Graph).
 
+The other Graph requests have limits of their own (:class:`~simulator.v1knobs.OperationLimits`),
+per app (key ``appid``) and per app per tenant (key tenant), each kind its own scopes: message
+edits (PATCH and softDelete together), ``/me/joinedTeams``, ``/teams/{id}/channels``. Graph's
+"4 requests per second per app on a given team or channel" counts every request there, so
+edits and channel lists also count in the team scope, and edits in the per-second channel
+scope, beside the posts; only posts count in the daily channel quota (it counts messages).
+
 Besides enforcing, the throttle measures what a client did: per scope, the fullest window,
 the 429s, and the requests sent while a Retry-After announced for the scope was running.
 """
@@ -24,7 +31,13 @@ from typing import TypeVar
 from simulator.clock import Clock
 from simulator.errors import GraphError
 from simulator.knobs import ThrottleLimits
-from simulator.posts import PostAttempt
+from simulator.posts import (
+    JOINED_TEAMS,
+    LIST_CHANNELS,
+    MESSAGE_EDITS,
+    PostAttempt,
+)
+from simulator.v1knobs import OperationLimits
 from simulator.windows import DayCount, SlidingWindow
 
 
@@ -71,7 +84,23 @@ _LIMIT_WORDS = {
     "team": "requests per second on team {key}",
     "channel_rps": "requests per second in channel {key}",
     "channel": "messages per UTC day in channel {key}",
+    "edit_app": "message edits (PATCH, softDelete) per second across all tenants",
+    "edit_tenant": "message edits (PATCH, softDelete) per second in tenant {key}",
+    "joined_teams_app": "joinedTeams requests per second across all tenants",
+    "joined_teams_tenant": "joinedTeams requests per second in tenant {key}",
+    "channels_app": "channel list requests per second across all tenants",
+    "channels_tenant": "channel list requests per second in tenant {key}",
 }
+OPERATION_KINDS = (
+    "edit_app",
+    "edit_tenant",
+    "joined_teams_app",
+    "joined_teams_tenant",
+    "channels_app",
+    "channels_tenant",
+)
+"""The scope kinds of :class:`~simulator.v1knobs.OperationLimits`, named as its fields are
+(without ``_rps``)."""
 
 
 def _scope(scopes: dict[_K, Scope], key: _K, daily: bool = False) -> Scope:
@@ -86,8 +115,13 @@ def _key_text(key: str | _ChannelKey) -> str:
 
 
 class Throttle:
-    def __init__(self, limits: ThrottleLimits, clock: Clock) -> None:
+    def __init__(
+        self, limits: ThrottleLimits, clock: Clock, operations: OperationLimits | None = None
+    ) -> None:
         self.limits = limits
+        self.operations = operations if operations is not None else OperationLimits()
+        self._enabled = limits.enabled or self.operations.enabled
+        self.operation_scopes: dict[str, dict[str, Scope]] = {k: {} for k in OPERATION_KINDS}
         self._clock = clock
         self._last = 0.0
         self.apps: dict[str, Scope] = {}
@@ -106,11 +140,19 @@ class Throttle:
     def configure(self, limits: ThrottleLimits) -> None:
         # Scopes keep their history: a lowered limit is judged against the traffic already seen.
         self.limits = limits
+        self._enabled = limits.enabled or self.operations.enabled
+        self._cached = None
+
+    def configure_operations(self, operations: OperationLimits) -> None:
+        self.operations = operations
+        self._enabled = self.limits.enabled or operations.enabled
         self._cached = None
 
     def reset(self) -> None:
         for scopes in (self.apps, self.tenants, self.teams, self.channels):
             scopes.clear()
+        for kind in self.operation_scopes.values():
+            kind.clear()
         self.channel_rates.clear()
         self.throttled = self.violations = 0
         self._last = 0.0  # no window left to keep monotonic (a test clock may have stepped back)
@@ -118,7 +160,7 @@ class Throttle:
 
     def observe(self, attempt: PostAttempt) -> None:
         """Count a Retry-After violation, whatever the request's answer will be."""
-        if not self.limits.enabled:
+        if not self._enabled:
             return
         now = self._now(attempt)
         violated = False
@@ -130,7 +172,7 @@ class Throttle:
 
     def admit(self, attempt: PostAttempt) -> None:
         """Count the request in every scope, or refuse it (429) if any scope is full."""
-        if not self.limits.enabled:
+        if not self._enabled:
             return
         now = self._now(attempt)
         bounds = self._bounds(attempt)
@@ -158,6 +200,37 @@ class Throttle:
         return bounds
 
     def _find_bounds(self, attempt: PostAttempt) -> list[_Bound]:
+        endpoint = attempt.endpoint
+        if endpoint in MESSAGE_EDITS:
+            return [*self._operation_bounds(attempt, "edit"), *self._on_team(attempt, True)]
+        if endpoint == LIST_CHANNELS:
+            return [*self._operation_bounds(attempt, "channels"), *self._on_team(attempt, False)]
+        if endpoint == JOINED_TEAMS:
+            return self._operation_bounds(attempt, "joined_teams")
+        return self._post_bounds(attempt)
+
+    def _operation_bounds(self, attempt: PostAttempt, prefix: str) -> list[_Bound]:
+        bounds: list[_Bound] = []
+        for suffix, key in (("app", attempt.client_id), ("tenant", attempt.tenant_id)):
+            kind = f"{prefix}_{suffix}"
+            limit: int = getattr(self.operations, f"{kind}_rps")
+            if limit:
+                bounds.append((_scope(self.operation_scopes[kind], key), limit, kind, key))
+        return bounds
+
+    def _on_team(self, attempt: PostAttempt, on_channel: bool) -> list[_Bound]:
+        """Graph's per-team (and per-channel) limits count every request there, not posts only."""
+        limits, tenant, team = self.limits, attempt.tenant_id, attempt.group_id
+        bounds: list[_Bound] = []
+        if limits.team_rps:
+            bounds.append((_scope(self.teams, team), limits.team_rps, "team", team))
+        if on_channel and limits.channel_rps:
+            key = (tenant, team, attempt.channel_id)
+            scope = _scope(self.channel_rates, key)
+            bounds.append((scope, limits.channel_rps, "channel_rps", key))
+        return bounds
+
+    def _post_bounds(self, attempt: PostAttempt) -> list[_Bound]:
         # The hot path: no strings are built here unless the request is throttled.
         limits, tenant, team = self.limits, attempt.tenant_id, attempt.group_id
         bounds: list[_Bound] = []
@@ -204,6 +277,10 @@ class Throttle:
             ("team", self.teams, limits.team_rps),
             ("channel_rps", self.channel_rates, limits.channel_rps),
             ("channel", self.channels, limits.channel_daily),
+            *(
+                (kind, self.operation_scopes[kind], getattr(self.operations, f"{kind}_rps"))
+                for kind in OPERATION_KINDS
+            ),
         )
         scopes: dict[str, object] = {}
         over_limit = 0
@@ -213,6 +290,7 @@ class Throttle:
                 over_limit += scope.over_limit(limit, now)
         return {
             "limits": dataclasses.asdict(limits),
+            "operation_limits": dataclasses.asdict(self.operations),
             "scopes": scopes,
             "totals": {
                 "throttled": self.throttled,

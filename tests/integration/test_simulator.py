@@ -646,7 +646,7 @@ def test_a_message_is_a_duplicate_whichever_endpoint_posted_it(
         (b'{"body":{"contentType":1,"content":"x"}}', "body.contentType"),
         (b'{"body":{"contentType":"Html","content":"x"}}', '"Html"'),
         (b'{"body":{"contentType":"text","content":""}}', "must not be empty"),
-        (b'{"body":{"contentType":"text","content":"x"},"importance":"high"}', "'importance'"),
+        (b'{"body":{"contentType":"text","content":"x"},"importance":"loud"}', "importance"),
         (SEED_BODY, "'rootMessage'"),
     ],
 )

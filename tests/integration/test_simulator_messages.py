@@ -764,7 +764,7 @@ def test_the_v1_flags_set_the_same_settings_from_the_start(tmp_path: Path) -> No
         httpx.Client(verify=sim.ssl_context(), timeout=10) as http,
     ):
         settings = admin_get(sim, http, "/config/v1")
-        assert settings["message_parts"] is False  # off unless asked for
+        assert settings["message_parts"] is True  # on unless switched off
         assert (settings["edit_tenant_rps"], settings["edit_app_rps"]) == (3, 300)
         assert (settings["teams_per_tenant"], settings["channels_per_team"]) == (4, 3)
         assert admin_get(sim, http, "/config")["tenant_rps"] == 50
