@@ -21,6 +21,8 @@ from typing import Any
 from threadcast import ids
 from threadcast.constants import ENTRY_VERSION, MAX_BATCH, MAX_CONTENT_BYTES, MESSAGE_VERSION
 from threadcast.errors import ThreadcastError, ValidationError
+from threadcast.message import MessageParts
+from threadcast.personal import Template, check_variables, compiled
 
 
 class ContentType(enum.StrEnum):
@@ -43,25 +45,37 @@ class ContentType(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """One channel of one team in one tenant."""
+    """One channel of one team in one tenant, and the variables its delivery's personal text
+    is filled in with (threadcast/personal.py; None: none given). Two targets naming the same
+    channel are the same target, whatever their variables."""
 
     tenant: str
     group: str
     channel: str
+    variables: Mapping[str, str] | None = field(default=None, compare=False)
 
     @classmethod
     def parse(cls, where: str, raw: object) -> Target:
-        """Validate a mapping with keys tenant, group, channel; ``where`` prefixes field names."""
+        """Validate a mapping with keys tenant, group, channel; any other key is a variable of
+        its personal text. ``where`` prefixes field names."""
         if not isinstance(raw, Mapping):
             raise ValidationError(where, raw, "must be an object with tenant, group and channel")
+        variables = None
+        if len(raw) > 3:
+            extra = {k: v for k, v in raw.items() if k not in _TARGET_FIELDS}
+            variables = check_variables(where, extra) if extra else None
         valid = ids.valid_target(raw.get("tenant"), raw.get("group"), raw.get("channel"))
         if valid is not None:
-            return cls(*valid)
+            return cls(*valid, variables)
         return cls(
             tenant=ids.guid(f"{where}.tenant", raw.get("tenant")),
             group=ids.guid(f"{where}.group", raw.get("group")),
             channel=ids.channel_id(f"{where}.channel", raw.get("channel")),
+            variables=variables,
         )
+
+
+_TARGET_FIELDS = frozenset({"tenant", "group", "channel"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +88,21 @@ class Broadcast:
     targets: tuple[Target, ...]
     source: str = "python"
     send_at: datetime | None = None
+    # Everything beside the body (subject, importance, cards, images, mentions): with any of
+    # it the broadcast goes by Graph's v1.0 endpoint.
+    parts: MessageParts = field(default_factory=MessageParts)
+    # The content (and subject) is a template filled in per delivery with its target's
+    # variables (threadcast/personal.py); every target must then give what it uses.
+    personal: bool = False
 
     def __post_init__(self) -> None:
         ids.broadcast_id("broadcast_id", self.id)
         check_content(self.content)
+        html = self.content_type is ContentType.HTML
+        if self.parts.beyond_body:
+            self.parts.check(self.content, html)
+        if self.personal:
+            self.templates()
         if not self.targets:
             raise ValidationError("targets", [], "must name at least one channel")
         if self.send_at is not None:
@@ -85,6 +110,17 @@ class Broadcast:
         if not isinstance(self.source, str) or not self.source or len(self.source) > 200:
             raise ValidationError("source", self.source, "must be 1-200 characters")
         check_text("source", self.source)
+
+    def templates(self) -> list[Template]:
+        """The texts filled in per delivery (content, and the subject if any), compiled;
+        empty unless the broadcast is personal. A ValidationError names a broken template."""
+        if not self.personal:
+            return []
+        html = self.content_type is ContentType.HTML
+        found = [compiled("content", self.content, html)]
+        if self.parts.subject is not None:
+            found.append(compiled("subject", self.parts.subject, False))
+        return found
 
     def deliveries(self) -> list[Delivery]:
         """One delivery per distinct target, in the order given (duplicates collapse)."""

@@ -1,0 +1,107 @@
+"""Personal text: a broadcast's content (and subject) as a template, filled in per delivery
+with the variables of its target (the extra columns of a targets file, or the extra fields
+of a target object), e.g. ``Hello {{ team_name }}``.
+
+Templates are Jinja2's, rendered in its sandbox (no attribute of Python internals is
+reachable) with every variable required (a missing one is an error, never an empty string),
+and HTML-escaped into HTML bodies. Content is a template only when the broadcast gives
+variables: without them ``{{`` is text like any other, as it always was.
+
+:func:`check` renders every delivery before anything is stored, so a variable missing on any
+row is an error naming the row and the variable, and a rendered body over Graph's size an
+error naming the row.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping
+
+from jinja2 import StrictUndefined, TemplateError, meta
+from jinja2.sandbox import SandboxedEnvironment
+
+from threadcast.constants import MAX_CONTENT_BYTES
+from threadcast.errors import ValidationError
+
+Variables = Mapping[str, str]
+
+_ENVIRONMENTS = {
+    html: SandboxedEnvironment(
+        autoescape=html, undefined=StrictUndefined, keep_trailing_newline=True
+    )
+    for html in (True, False)
+}
+MAX_VARIABLES = 50
+MAX_VALUE_CHARS = 2000
+
+
+class Template:
+    """One text of a broadcast (content or subject), compiled once."""
+
+    def __init__(self, field_name: str, text: str, *, html: bool) -> None:
+        environment = _ENVIRONMENTS[html]
+        try:
+            parsed = environment.parse(text)
+            self._template = environment.from_string(parsed)
+        except TemplateError as exc:
+            raise ValidationError(field_name, text, f"is not a valid template: {exc}") from None
+        self.field = field_name
+        self.names = frozenset(meta.find_undeclared_variables(parsed))
+
+    def render(self, variables: Variables) -> str:
+        return self._template.render(variables)
+
+
+@functools.lru_cache(maxsize=256)
+def compiled(field_name: str, text: str, html: bool) -> Template:
+    """A template compiled once per process (the worker renders many deliveries of one)."""
+    return Template(field_name, text, html=html)
+
+
+def check_variables(where: str, raw: object) -> dict[str, str]:
+    """A target's variables: names are identifiers, values text."""
+    if not isinstance(raw, Mapping):
+        raise ValidationError(where, raw, "must be an object of name: text")
+    if len(raw) > MAX_VARIABLES:
+        raise ValidationError(where, f"<{len(raw)} variables>", f"must be at most {MAX_VARIABLES}")
+    checked: dict[str, str] = {}
+    for name, value in raw.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValidationError(f"{where}", name, "variable names must be identifiers")
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ValidationError(f"{where}.{name}", value, "must be text or a number")
+        text = str(value)
+        if len(text) > MAX_VALUE_CHARS or "\x00" in text:
+            raise ValidationError(
+                f"{where}.{name}", text, f"must be at most {MAX_VALUE_CHARS} characters, no NUL"
+            )
+        checked[name] = text
+    return checked
+
+
+def check(templates: Iterable[Template], rows: Iterable[tuple[str, Variables]]) -> None:
+    """Render every row (``where`` names it, e.g. ``targets[3]`` or ``line 4``); a missing
+    variable or a rendered content over Graph's size is an error naming the row."""
+    templates = list(templates)
+    needed = [(t, sorted(t.names)) for t in templates]
+    for where, variables in rows:
+        for template, names in needed:
+            for name in names:
+                if name not in variables:
+                    raise ValidationError(
+                        f"{where}.{name}",
+                        sorted(variables),
+                        f"is missing: {template.field} uses {{{{ {name} }}}}",
+                    )
+            try:
+                rendered = template.render(variables)
+            except TemplateError as exc:
+                raise ValidationError(
+                    where, dict(variables), f"cannot fill {template.field}: {exc}"
+                ) from None
+            if template.field == "content" and len(rendered.encode()) > MAX_CONTENT_BYTES:
+                raise ValidationError(
+                    f"{where}",
+                    f"<{len(rendered.encode())} bytes>",
+                    f"its content, filled in, must be at most {MAX_CONTENT_BYTES} bytes (28 KB)",
+                )
