@@ -11,8 +11,9 @@ How the body refers to the parts, as Graph requires:
 
 - a card: ``<attachment id="ID"></attachment>``; a card the body does not place is appended
   at its end;
-- an image: ``<img src="image:NAME">`` in the body, or ``image:NAME`` as a URL in a card;
-  threadcast writes Graph's ``../hostedContents/N/$value`` in their place;
+- an image: ``<img src="image:NAME">`` in the body, or ``"image:NAME"`` as a URL in a card;
+  threadcast writes Graph's ``../hostedContents/N/$value`` in their place; every image is
+  referenced somewhere;
 - a mention: ``<at id="N">TEXT</at>``, for each mention and for nothing else.
 
 A broadcast with any part goes by the v1.0 endpoint: the seed's ``chatthreads`` request
@@ -24,10 +25,11 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import html as markup
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from threadcast import ids
@@ -50,9 +52,16 @@ _SIGNATURES: Final = {
     "image/gif": (b"GIF87a", b"GIF89a"),
 }
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_ATTACHMENT = re.compile(r"""<attachment\s+id\s*=\s*["']([^"']*)["']\s*>\s*</attachment>""", re.I)
+_ATTACHMENT = re.compile(r"""<attachment\s+id\s*=\s*["']([^"']*)["']""", re.I)
 _AT = re.compile(r"""<at\s+id\s*=\s*["']?(\d+)["']?\s*>(.*?)</at>""", re.I | re.S)
-_IMAGE_REF = re.compile(r"image:([A-Za-z0-9][A-Za-z0-9_.-]{0,63})")
+# An image's place: the body's src="image:NAME" (a variable's value cannot make one: its
+# quotes are escaped), a card's "image:NAME" string.
+_BODY_IMAGE = re.compile(r"""(src\s*=\s*)(["'])image:([A-Za-z0-9][A-Za-z0-9_.-]{0,63})\2""", re.I)
+_CARD_IMAGE = re.compile(r'"image:([A-Za-z0-9][A-Za-z0-9_.-]{0,63})"')
+# The longest team and channel ids a delivery may have: a size checked with them holds for
+# every delivery (a channel or team mention carries its delivery's id).
+_LONGEST_TEAM = "0" * 36
+_LONGEST_CHANNEL = "9" * 256
 
 
 class Importance(enum.StrEnum):
@@ -198,7 +207,7 @@ class MessageParts:
             )
         self._check_references(content)
         _check_mentions(self.mentions, content)
-        self._check_sizes(content, html)
+        self.check_size(content, html)
 
     def _check_references(self, content: str) -> None:
         cards = {c.id for c in self.cards}
@@ -208,25 +217,46 @@ class MessageParts:
                     "content", f'<attachment id="{placed}">', "places a card that is not given"
                 )
         images = {i.name for i in self.images}
-        texts = [("content", content)]
-        texts += [(f"cards[{n}].content", card.content) for n, card in enumerate(self.cards)]
-        for where, text in texts:
-            for name in _IMAGE_REF.findall(text):
+        used: set[str] = set()
+        places = [("content", [m[2] for m in _BODY_IMAGE.findall(content)])]
+        places += [
+            (f"cards[{n}].content", _CARD_IMAGE.findall(card.content))
+            for n, card in enumerate(self.cards)
+        ]
+        for where, names in places:
+            for name in names:
                 if name not in images:
                     raise ValidationError(where, f"image:{name}", "no such image")
+                used.add(name)
+        for n, image in enumerate(self.images):
+            if image.name not in used:
+                raise ValidationError(
+                    f"images[{n}]",
+                    image.name,
+                    f'is not referenced: write <img src="image:{image.name}"> in the body '
+                    f'or "image:{image.name}" as a URL in a card',
+                )
 
-    def _check_sizes(self, content: str, html: bool) -> None:
-        text = len(content.encode()) + len((self.subject or "").encode())
-        text += sum(len(c.content.encode()) for c in self.cards)
+    def check_size(self, content: str, html: bool, subject: str | None = None) -> None:
+        """The message as sent within Graph's sizes: its text (body, subject, cards, mention
+        texts) 28 KB, the whole request 4 MiB. ``subject``: a filled-in subject in place of
+        the stored one (personal text). Cheap: images are counted, not encoded."""
+        parts = self if subject is None else replace(self, subject=subject)
+        message = replace(parts, images=()).chat_message(
+            content, html, _LONGEST_TEAM, _LONGEST_CHANNEL, _numbers(self.images)
+        )
+        text = len(message["body"]["content"].encode()) + len((parts.subject or "").encode())
+        text += sum(len(a["content"].encode()) for a in message.get("attachments", []))
         text += sum(len(m.text.encode()) for m in self.mentions)
         if text > MAX_CONTENT_BYTES:
             raise ValidationError(
                 "message",
                 f"<{text} bytes of text>",
                 "body, subject, cards and mention texts together must be at most "
-                f"{MAX_CONTENT_BYTES} bytes (28 KB)",
+                f"{MAX_CONTENT_BYTES} bytes (28 KB) as sent",
             )
-        size = len(json.dumps(self.chat_message(content, html, "t", "c"), ensure_ascii=False))
+        size = len(json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode())
+        size += sum(4 * ((len(i.data) + 2) // 3) + 120 for i in self.images)
         if size > MAX_REQUEST_BYTES:
             raise ValidationError(
                 "message",
@@ -234,14 +264,22 @@ class MessageParts:
                 f"with its images must be at most {MAX_REQUEST_BYTES} bytes (4 MiB) as sent",
             )
 
-    def chat_message(self, content: str, html: bool, team: str, channel: str) -> dict[str, Any]:
-        """The v1.0 chatMessage for one delivery (to ``channel`` of ``team``)."""
-        numbers = {image.name: str(n + 1) for n, image in enumerate(self.images)}
+    def chat_message(
+        self,
+        content: str,
+        html: bool,
+        team: str,
+        channel: str,
+        numbers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """The v1.0 chatMessage for one delivery (to ``channel`` of ``team``). ``numbers``:
+        the images' hostedContents ids by name (their order in ``images`` by default)."""
+        numbers = _numbers(self.images) if numbers is None else numbers
 
-        def hosted(match: re.Match[str]) -> str:
-            return f"../hostedContents/{numbers.get(match.group(1), match.group(1))}/$value"
+        def hosted(name: str) -> str:
+            return f"../hostedContents/{numbers.get(name, name)}/$value"
 
-        body = _IMAGE_REF.sub(hosted, content)
+        body = _BODY_IMAGE.sub(lambda m: f"{m[1]}{m[2]}{hosted(m[3])}{m[2]}", content)
         placed = set(_ATTACHMENT.findall(body))
         body += "".join(
             f'<attachment id="{c.id}"></attachment>' for c in self.cards if c.id not in placed
@@ -255,7 +293,11 @@ class MessageParts:
             message["importance"] = self.importance.value
         if self.cards:
             message["attachments"] = [
-                {"id": c.id, "contentType": CARD_TYPE, "content": _IMAGE_REF.sub(hosted, c.content)}
+                {
+                    "id": c.id,
+                    "contentType": CARD_TYPE,
+                    "content": _CARD_IMAGE.sub(lambda m: f'"{hosted(m[1])}"', c.content),
+                }
                 for c in self.cards
             ]
         if self.images:
@@ -341,6 +383,10 @@ class MessageParts:
         return ", ".join(said) or "a body only"
 
 
+def _numbers(images: Sequence[Image]) -> dict[str, str]:
+    return {image.name: str(n + 1) for n, image in enumerate(images)}
+
+
 def _name(where: str, value: object) -> str:
     if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise ValidationError(
@@ -381,7 +427,7 @@ def _check_mentions(mentions: Sequence[Mention], content: str) -> None:
                 mention.id,
                 f'the body does not reference it: write <at id="{mention.id}">{mention.text}</at>',
             )
-        if placed[mention.id].strip() != mention.text.strip():
+        if markup.unescape(placed[mention.id]) != mention.text:
             raise ValidationError(
                 f"mentions[{n}].text",
                 mention.text,

@@ -22,6 +22,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from threadcast.constants import MAX_CONTENT_BYTES
 from threadcast.errors import ValidationError
+from threadcast.message import MAX_SUBJECT_CHARS, MessageParts
 
 Variables = Mapping[str, str]
 
@@ -79,12 +80,21 @@ def check_variables(where: str, raw: object) -> dict[str, str]:
     return checked
 
 
-def check(templates: Iterable[Template], rows: Iterable[tuple[str, Variables]]) -> None:
+def check(
+    templates: Iterable[Template],
+    rows: Iterable[tuple[str, Variables]],
+    parts: MessageParts | None = None,
+    *,
+    html: bool = True,
+) -> None:
     """Render every row (``where`` names it, e.g. ``targets[3]`` or ``line 4``); a missing
-    variable or a rendered content over Graph's size is an error naming the row."""
+    variable, a template that fails while filled in, or a filled-in message over Graph's
+    sizes (with ``parts``: its subject, cards and mentions counted too) is an error naming
+    the row."""
     templates = list(templates)
     needed = [(t, sorted(t.names)) for t in templates]
     for where, variables in rows:
+        filled: dict[str, str] = {}
         for template, names in needed:
             for name in names:
                 if name not in variables:
@@ -93,15 +103,42 @@ def check(templates: Iterable[Template], rows: Iterable[tuple[str, Variables]]) 
                         sorted(variables),
                         f"is missing: {template.field} uses {{{{ {name} }}}}",
                     )
-            try:
-                rendered = template.render(variables)
-            except TemplateError as exc:
-                raise ValidationError(
-                    where, dict(variables), f"cannot fill {template.field}: {exc}"
-                ) from None
-            if template.field == "content" and len(rendered.encode()) > MAX_CONTENT_BYTES:
-                raise ValidationError(
-                    f"{where}",
-                    f"<{len(rendered.encode())} bytes>",
-                    f"its content, filled in, must be at most {MAX_CONTENT_BYTES} bytes (28 KB)",
-                )
+            filled[template.field] = fill(template, variables, where)
+        _check_filled(where, filled, parts, html)
+
+
+def fill(template: Template, variables: Variables, where: str) -> str:
+    """The template filled in; whatever goes wrong (an unsafe attribute, a division by
+    zero, a range too big) is a ValidationError naming ``where``."""
+    try:
+        return template.render(variables)
+    except Exception as exc:  # the template is the caller's code: any error is theirs
+        raise ValidationError(
+            where, dict(variables), f"cannot fill {template.field}: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def _check_filled(
+    where: str, filled: Mapping[str, str], parts: MessageParts | None, html: bool
+) -> None:
+    subject = filled.get("subject")
+    if subject is not None and (not subject.strip() or len(subject) > MAX_SUBJECT_CHARS):
+        raise ValidationError(
+            f"{where}.subject", subject, f"filled in, must be 1-{MAX_SUBJECT_CHARS} characters"
+        )
+    content = filled.get("content")
+    if content is None:
+        return
+    if not content.strip():
+        raise ValidationError(where, content, "its content, filled in, is empty")
+    try:
+        if parts is not None and parts.beyond_body:
+            parts.check_size(content, html, subject)
+        elif len(content.encode()) > MAX_CONTENT_BYTES:
+            raise ValidationError(
+                "content",
+                f"<{len(content.encode())} bytes>",
+                f"must be at most {MAX_CONTENT_BYTES} bytes (28 KB)",
+            )
+    except ValidationError as exc:
+        raise ValidationError(where, exc.value, f"filled in, {exc}") from None
