@@ -38,6 +38,30 @@ class EndpointReport(_Report):
     )
 
 
+class MessageReport(_Report):
+    """What the broadcast's message carries beside its body, and the endpoint that implies."""
+
+    parts: str = Field(
+        default="a body only",
+        description="what the message carries beside its body, e.g. 'a subject, importance "
+        "urgent, 1 card, 1 image'; 'a body only' for none",
+    )
+    personal: bool = Field(
+        default=False,
+        description="its content (and subject) is filled in per delivery with each target's "
+        "variables",
+    )
+    goes_by: str | None = Field(
+        default=None,
+        description="the Graph endpoint the message goes by whatever the deployment's: "
+        "'channel-messages' when it has parts beyond its body; null: the deployment's endpoint",
+    )
+    summary: str = Field(
+        default="a body only, by the deployment's endpoint",
+        description="the same in one line, as `threadcast status` prints it",
+    )
+
+
 class BroadcastReport(_Report):
     """A broadcast and where its deliveries stand."""
 
@@ -56,6 +80,11 @@ class BroadcastReport(_Report):
         description="queued or retrying deliveries held for a reason (a channel's daily quota "
         "until midnight UTC, a retry time), counted per state and reason, with the latest time "
         "one of them may go again"
+    )
+    message: MessageReport = Field(
+        default_factory=MessageReport,
+        description="what the message carries beside its body, whether it is personal, and "
+        "the endpoint it goes by",
     )
     endpoint: EndpointReport
     errors: list[ErrorLine] = Field(description="the latest failed attempts, newest first")

@@ -12,9 +12,9 @@ import sys
 import time
 from typing import Any, TextIO
 
-from producer.reports import BroadcastReport, EndpointReport
+from producer.reports import BroadcastReport, EndpointReport, MessageReport
 from threadcast import endpoints
-from threadcast.ledger import DeliveryQueries, DeliveryState, Ledger
+from threadcast.ledger import BroadcastInfo, DeliveryQueries, DeliveryState, Ledger
 
 # States in which a delivery is still moving on its own; the rest wait for a person or are done.
 MOVING = frozenset(
@@ -40,8 +40,27 @@ def report(ledger: Ledger, broadcast_id: str, endpoint: str = endpoints.AUTO) ->
         settled=sum(counts[s.value] for s in SETTLED),
         done=not any(counts[s.value] for s in MOVING),
         waiting=ledger.broadcasts.waiting(broadcast_id),
+        message=message_report(info),
         endpoint=endpoint_report(ledger, broadcast_id, endpoint),
         errors=ledger.broadcasts.recent_errors(broadcast_id),
+    )
+
+
+def message_report(info: BroadcastInfo) -> MessageReport:
+    """What the message carries beside its body: with any part it goes by v1.0 channel
+    messages whatever the deployment's endpoint (the seed's chatthreads request carries a
+    body only)."""
+    parts = info.parts.describe()
+    goes_by = endpoints.CHANNEL_MESSAGES if info.parts.beyond_body else None
+    said = [parts]
+    if info.personal:
+        said.append("personal text filled in per delivery")
+    if goes_by is None:
+        said.append("by the deployment's endpoint")
+    else:
+        said.append("by v1.0 channel messages (the message has parts beyond its body)")
+    return MessageReport(
+        parts=parts, personal=info.personal, goes_by=goes_by, summary=", ".join(said)
     )
 
 
@@ -72,6 +91,7 @@ def render(data: BroadcastReport) -> str:
     counts = data.counts
     lines = [f"broadcast {data.broadcast_id} ({data.total} deliveries, from {data.source})"]
     lines += [f"  {s.value:<13}{counts[s.value]:>8}" for s in DeliveryState if counts[s.value]]
+    lines.append(f"message: {data.message.summary}")
     lines.append(f"endpoint: {data.endpoint.summary}")
     for name, outcomes in sorted(data.endpoint.attempts.items()):
         shown = ", ".join(f"{outcome} {n}" for outcome, n in sorted(outcomes.items()))

@@ -12,6 +12,13 @@ A Celery message carries a batch; a worker thread takes it in five steps:
 4. the answers judged as they come (a removed endpoint rerouted, a refused token retried);
 5. every outcome recorded in one transaction, by the claims' holder only.
 
+Which endpoint each delivery goes by is decided before its claim, from its broadcast's stored
+message (read once per process): a message with parts beyond its body goes by v1.0 channel
+messages whatever the deployment's endpoint, the others by the deployment's. The claim's
+attempt row records that endpoint (:meth:`Deliverer._route`). Its body is built per delivery
+only when it differs per delivery (personal text, a mention of its own channel or team);
+otherwise once per broadcast and endpoint.
+
 What a kill can leave ``unknown`` is what was in flight: the posts sent and not yet recorded.
 Whatever fails before a POST gives its claim back (no request was made). Every step that
 moves a delivery in the ledger or the gate is the lifecycle's (threadcast.lifecycle.Handling);
@@ -25,26 +32,30 @@ import random
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from threadcast.contract import DeliveryMessage
-from threadcast.endpoints import segment_gone
+from threadcast.contract import ContentType, DeliveryMessage
+from threadcast.endpoints import CHANNEL_MESSAGES, CHATTHREADS, segment_gone
 from threadcast.errors import (
     BrokerError,
     IdentityError,
+    LedgerError,
     SignInRequiredError,
     ThreadcastError,
     TokenCacheError,
+    ValidationError,
 )
 from threadcast.ids import new_request_id
-from threadcast.ledger import Claim, DeliveryState, Outcome, Refusal
+from threadcast.ledger import Claim, DeliveryState, Outcome, Refusal, StoredMessage
 from threadcast.ledger.states import REROUTED
 from threadcast.lifecycle import Handling, Left
+from threadcast.message import MentionKind, MessageParts
+from threadcast.personal import compiled, fill
 from worker.endpoint import EndpointChooser
-from worker.graph import Endpoint, GraphClient, GraphReply, Post
+from worker.graph import Endpoint, GraphClient, GraphReply, Post, chat_message_body
 from worker.policy import RetryPolicy, judge
 from worker.settle import Posted, Settler, log_reply
 from worker.tenants import TenantTroubles
@@ -72,6 +83,36 @@ class _Flight:
 
 
 _Ready = tuple[DeliveryMessage, str]  # a message and its tenant's token
+_Body = tuple[bytes, datetime | None]  # a request body and its broadcast's send time
+
+#: A message with parts met a deployment pinned to chatthreads (whose request carries a body
+#: only): the delivery fails without a POST.
+PARTS_NEED_V1 = "parts_need_channel_messages"
+#: A personal broadcast's delivery whose variables do not fill its content (a ledger written
+#: by hand or by an older producer): it fails without a POST.
+UNFILLED = "personal_text_unfilled"
+# Stored messages kept per process, at most: this many, and this many bytes of images; and
+# the bytes of request bodies kept.
+_MESSAGES_KEPT = 256
+_IMAGE_BYTES_KEPT = 64 * 1024 * 1024
+_BODY_BYTES_KEPT = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class _Route:
+    """How one delivery goes: the endpoint its attempt posts to (recorded with its claim),
+    and, when it may not be posted at all, why (``refusal``: an error code and a reason)."""
+
+    endpoint: Endpoint
+    refusal: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class _Unfit:
+    """A delivery whose request cannot be built: recorded failed, no POST made."""
+
+    code: str
+    reason: str
 
 
 class Deliverer:
@@ -89,7 +130,10 @@ class Deliverer:
         self._endpoints = endpoints
         self._policy = policy
         self._rng = random.Random()  # noqa: S311 - jitter, not secrecy
-        self._bodies: dict[tuple[str, str], tuple[bytes, datetime | None]] = {}
+        self._bodies: dict[tuple[str, str], _Body] = {}  # one per broadcast and endpoint
+        self._body_bytes = 0  # of the bodies kept (one with images may be 4 MiB)
+        self._messages: dict[str, StoredMessage] = {}  # by broadcast: stored once, read once
+        self._image_bytes = 0  # of the messages kept
         self._settler = Settler(handling)
         self._troubles = TenantTroubles(handling)
         self.stopping = threading.Event()  # set on shutdown: no new claims
@@ -113,23 +157,27 @@ class Deliverer:
             # per process can meet an endpoint Graph removed), then the rest go together.
             # Only the post waits on the probe, never a token: one tenant's trouble must
             # not hold the others.
+            # A message with parts goes by v1.0 whatever: it would prove nothing.
             with self._endpoints.probing:
                 if self._endpoints.needs_probe():
-                    done += self._deliver(ready[:1])
-                    ready = ready[1:]
+                    probe = next((r for r in ready if not self._has_parts(r[0])), None)
+                    if probe is not None:
+                        done += self._deliver([probe])
+                        ready = [r for r in ready if r is not probe]
         return done + self._deliver(ready)
 
     def _deliver(self, ready: list[_Ready]) -> list[Done]:
         done: list[Done] = []
         if not ready:
             return done
-        endpoint = self._endpoints.current()
+        current = self._endpoints.current()
+        routes = [self._route(m, current) for m, _ in ready]
         claims = self._handling.claim(
-            [(m.delivery_id, new_request_id()) for m, _ in ready], endpoint.name
+            [(m.delivery_id, new_request_id()) for m, _ in ready], [r.endpoint.name for r in routes]
         )
         flights: list[_Flight] = []
         try:
-            self._launch_all(ready, claims, endpoint, flights, done)
+            self._launch_all(ready, claims, routes, flights, done)
         finally:
             # Whatever happened, what is on the wire is waited for and recorded.
             posted = [self._land(flight) for flight in flights]
@@ -180,22 +228,47 @@ class Deliverer:
         return Done(self._handling.wait_for_sign_in(message, exc).state)
 
     # -- 2-3. claims, permits, POSTs -------------------------------------------------------
+    def _route(self, message: DeliveryMessage, current: Endpoint) -> _Route:
+        """The endpoint the delivery's attempt posts to, decided before its claim so that the
+        claim's attempt row records the endpoint actually used: the broadcast's stored message
+        is known by then (read once per process), and a reroute (the beta segment gone) opens
+        a new attempt row of its own. A message with parts beyond its body goes by v1.0
+        channel messages whatever ``current`` is (the seed's chatthreads request carries a
+        body only); any other by ``current``. Under a THREADCAST_ENDPOINT pinned to
+        chatthreads, a message with parts is refused: its attempt names chatthreads, the
+        endpoint that refused it, and records no HTTP status (no POST is made)."""
+        stored = self._stored(message.broadcast_id)
+        if stored is None or not stored.parts.beyond_body:
+            return _Route(current)
+        forced = self._endpoints.for_parts()
+        if forced is not None:
+            return _Route(forced)
+        reason = (
+            f"the message has parts beyond its body ({stored.parts.describe()}) and "
+            f"THREADCAST_ENDPOINT pins {CHATTHREADS}, whose request carries a body only: set "
+            f"THREADCAST_ENDPOINT=auto or {CHANNEL_MESSAGES}, then threadcast retry the "
+            "broadcast's failed deliveries"
+        )
+        return _Route(current, (PARTS_NEED_V1, reason))
+
     def _launch_all(
         self,
         ready: list[_Ready],
         claims: list[Claim | Refusal],
-        endpoint: Endpoint,
+        routes: list[_Route],
         flights: list[_Flight],
         done: list[Done],
     ) -> None:
         """Launch each claimed delivery; if anything raises, the claims not yet launched
         are given back before the error goes on (no request was made for them)."""
-        for index, ((message, token), claim) in enumerate(zip(ready, claims, strict=True)):
+        for index, ((message, token), claim, route) in enumerate(
+            zip(ready, claims, routes, strict=True)
+        ):
             try:
                 if isinstance(claim, Refusal):
                     done.append(self._refused(message, claim))
                     continue
-                launched = self._launch(message, claim, token, endpoint)
+                launched = self._launch(message, claim, token, route)
             except BaseException:
                 self._handling.give_back_all(claims[index + 1 :])
                 raise
@@ -205,13 +278,23 @@ class Deliverer:
                 flights.append(launched)
 
     def _launch(
-        self, message: DeliveryMessage, claim: Claim, token: str, endpoint: Endpoint
+        self, message: DeliveryMessage, claim: Claim, token: str, route: _Route
     ) -> _Flight | Done:
         """Take the claimed delivery (its body, then its permit: the lifecycle gives the
-        claim back if anything fails before the POST), then the POST."""
-        taken = self._handling.take(
-            message, claim, lambda: self._body(claim.broadcast_id, endpoint)
-        )
+        claim back if anything fails before the POST), then the POST. A delivery that may
+        not be posted (its route's refusal, a body that cannot be built) is recorded failed,
+        its permit never started."""
+        if route.refusal is not None:
+            return Done(self._handling.refuse(message, claim, *route.refusal).state)
+        endpoint = route.endpoint
+        try:
+            made = self._body(claim, endpoint)
+        except BaseException:
+            self._handling.give_back_all([claim])  # no request was made: it queues again
+            raise
+        if isinstance(made, _Unfit):  # before its permit is started: given back with it
+            return Done(self._handling.refuse(message, claim, made.code, made.reason).state)
+        taken = self._handling.take(message, claim, lambda: made)
         if isinstance(taken, Left):
             return Done(taken.state)
         body, send_at = taken
@@ -237,7 +320,10 @@ class Deliverer:
             if moved is None:
                 return self._posted_again_soon(flight, reply)
             claim, endpoint = moved
-            body = self._body(claim.broadcast_id, endpoint)[0]
+            made = self._body(claim, endpoint)
+            if isinstance(made, _Unfit):  # not after a first body was built: never here
+                return self._posted_again_soon(flight, reply)
+            body = made[0]
             post = Post(
                 endpoint,
                 post.token,
@@ -292,18 +378,54 @@ class Deliverer:
         return Posted(flight.message, flight.claim, reply, outcome, 1.0, flight.send_at, now)
 
     # -- the rest --------------------------------------------------------------------------
-    def _body(self, broadcast_id: str, endpoint: Endpoint) -> tuple[bytes, datetime | None]:
-        """The request body (the same for every delivery of a broadcast on one endpoint) and
-        the broadcast's send time."""
-        key = (endpoint.name, broadcast_id)
-        found = self._bodies.get(key)
-        if found is None:
-            content, content_type, send_at = self._handling.content(broadcast_id)
-            found = (endpoint.body(content, content_type), send_at)
-            if len(self._bodies) > 256:
+    def _body(self, claim: Claim, endpoint: Endpoint) -> _Body | _Unfit:
+        """The claim's request body on ``endpoint`` and its broadcast's send time.
+
+        A plain broadcast's body is the same for all its deliveries on one endpoint: built
+        once, kept (the fast path). A personal broadcast's content (and subject) is filled in
+        with the claim's variables (templates compiled once per process); a message with
+        parts becomes v1.0's whole chatMessage (a mention of the channel or team names the
+        delivery's own). :class:`_Unfit` when it cannot be built: variables missing, or parts
+        bound for an endpoint that carries a body only (never posted there). Only the ledger
+        read may raise (the claim is then given back)."""
+        stored = self._stored(claim.broadcast_id)
+        if stored is None:
+            raise LedgerError(f"no broadcast {claim.broadcast_id!r} for a claimed delivery")
+        shared = not stored.personal and not _per_channel(stored.parts)
+        key = (endpoint.name, claim.broadcast_id)
+        if shared and key in self._bodies:
+            return self._bodies[key]
+        made = _request(stored, claim, endpoint)
+        if shared and not isinstance(made, _Unfit):
+            size = len(made[0])
+            if len(self._bodies) > 256 or self._body_bytes + size > _BODY_BYTES_KEPT:
                 self._bodies.clear()
-            self._bodies[key] = found
+                self._body_bytes = 0
+            self._bodies[key] = made
+            self._body_bytes += size
+        return made
+
+    def _stored(self, broadcast_id: str) -> StoredMessage | None:
+        """The broadcast's stored message, read once per process (it never changes)."""
+        found = self._messages.get(broadcast_id)
+        if found is None:
+            found = self._handling.message(broadcast_id)
+            if found is None:
+                return None  # not kept: the claim is refused (an unknown delivery)
+            size = sum(len(image.data) for image in found.parts.images)
+            if (
+                len(self._messages) >= _MESSAGES_KEPT
+                or self._image_bytes + size > _IMAGE_BYTES_KEPT
+            ):
+                self._messages.clear()
+                self._image_bytes = 0
+            self._messages[broadcast_id] = found
+            self._image_bytes += size
         return found
+
+    def _has_parts(self, message: DeliveryMessage) -> bool:
+        stored = self._stored(message.broadcast_id)
+        return stored is not None and stored.parts.beyond_body
 
     def reject(self, raw: object, reason: str) -> None:
         """Record a message that breaks the contract (it is acknowledged and dropped)."""
@@ -311,6 +433,36 @@ class Deliverer:
 
     def _refused(self, message: DeliveryMessage, refusal: Refusal) -> Done:
         return Done(self._handling.refused(message, refusal).state)
+
+
+def _per_channel(parts: MessageParts) -> bool:
+    """Whether the request differs per delivery: a mention of its own channel or team."""
+    return any(m.kind is not MentionKind.USER for m in parts.mentions)
+
+
+def _request(stored: StoredMessage, claim: Claim, endpoint: Endpoint) -> _Body | _Unfit:
+    """One delivery's request body (see :meth:`Deliverer._body`)."""
+    html = stored.content_type is ContentType.HTML
+    content, parts = stored.content, stored.parts
+    if stored.personal:
+        variables = claim.variables or {}
+        try:
+            content = fill(compiled("content", content, html), variables, "content")
+            if parts.subject is not None:
+                subject = fill(compiled("subject", parts.subject, False), variables, "subject")
+                parts = replace(parts, subject=subject)
+        except ValidationError as exc:  # checked at send time: not from here
+            return _Unfit(UNFILLED, f"its variables do not fill the broadcast's text: {exc}")
+    if parts.beyond_body:
+        if endpoint.name != CHANNEL_MESSAGES:
+            return _Unfit(
+                PARTS_NEED_V1,
+                f"the message has parts beyond its body ({parts.describe()}); "
+                f"{endpoint.name} carries a body only",
+            )
+        message = parts.chat_message(content, html, claim.group, claim.channel)
+        return chat_message_body(message), stored.send_at
+    return endpoint.body(content, stored.content_type), stored.send_at
 
 
 def _result(reply: Future[GraphReply]) -> GraphReply:

@@ -74,6 +74,17 @@ class EndpointChooser:
         if endpoint.name == CHATTHREADS and reply.status is not None and not gone:
             self._proven = True
 
+    def for_parts(self) -> Endpoint | None:
+        """The endpoint a message with parts beyond its body goes by, whatever the
+        deployment's endpoint now: v1.0 channel messages, the only one that carries them --
+        also under ``auto`` before any switch (nothing is learnt about chatthreads then).
+        None when THREADCAST_ENDPOINT pins chatthreads: such a message may not be posted at
+        all (the producer refuses it at send time; a ledger written before the pin changed
+        may still hold one)."""
+        if self._setting == CHATTHREADS:
+            return None
+        return ENDPOINTS[CHANNEL_MESSAGES]
+
     def may_switch(self, endpoint: Endpoint) -> bool:
         return self._setting == AUTO and endpoint.name == CHATTHREADS
 

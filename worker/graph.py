@@ -79,6 +79,11 @@ def channel_message_body(content: str, content_type: ContentType) -> bytes:
     return _json({"body": {"contentType": content_type.value, "content": content}})
 
 
+def chat_message_body(message: dict[str, object]) -> bytes:
+    """A whole v1.0 chatMessage (body and parts: ``MessageParts.chat_message``) as sent."""
+    return _json(message)
+
+
 def _json(body: object) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 

@@ -14,7 +14,14 @@ from threadcast.errors import LedgerError
 from threadcast.ledger import migrations
 from threadcast.ledger.audit import AuditRecord, AuditTrail
 from threadcast.ledger.broadcasts import BroadcastBook, BroadcastInfo, ErrorLine, WaitLine
-from threadcast.ledger.deliveries import Claim, DeliveryBook, Finished, Outcome, Refusal
+from threadcast.ledger.deliveries import (
+    Claim,
+    DeliveryBook,
+    Finished,
+    Outcome,
+    Refusal,
+    StoredMessage,
+)
 from threadcast.ledger.deployment import DeploymentFacts
 from threadcast.ledger.engine import make_engine
 from threadcast.ledger.launches import LaunchBook
@@ -45,6 +52,7 @@ __all__ = [
     "Refusal",
     "ScheduleBook",
     "StateCount",
+    "StoredMessage",
     "TokenCacheRows",
     "WaitLine",
 ]

@@ -8,8 +8,9 @@ holder of that claim (identified by the attempt number it incremented).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import (
@@ -27,10 +28,12 @@ from sqlalchemy import (
 )
 
 from threadcast.contract import ContentType, DeliveryMessage
+from threadcast.errors import NotFoundError
 from threadcast.ledger.broadcasts import MESSAGE_COLUMNS, message_of
 from threadcast.ledger.engine import READ_ONLY
 from threadcast.ledger.schema import attempts, broadcasts, deliveries, rejected_messages
 from threadcast.ledger.states import CLAIMABLE, REROUTED, DeliveryState
+from threadcast.message import MessageParts
 
 #: What a cancelled broadcast's delivery records instead of an outcome other than these: a
 #: ``sent`` post is the truth, an ``unknown`` one may exist (an operator must know).
@@ -59,6 +62,20 @@ class Claim:
     client_request_id: str
     lease_until: datetime
     endpoint: str | None = None  # the Graph endpoint this attempt posts to
+    # Its target's variables, for a personal broadcast's content (None: none stored).
+    variables: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """A broadcast's message as stored once for all its deliveries: what the worker builds
+    each request body from."""
+
+    content: str
+    content_type: ContentType
+    send_at: datetime | None  # None: at once
+    parts: MessageParts = field(default_factory=MessageParts)  # all beside the body
+    personal: bool = False  # content and subject are templates, filled per delivery
 
 
 @dataclass(frozen=True)
@@ -100,14 +117,21 @@ class DeliveryBook:
         worker: str,
         lease: timedelta,
         now: datetime,
-        endpoint: str | None = None,
+        endpoint: str | Sequence[str | None] | None = None,
     ) -> list[Claim | Refusal]:
         """Claim each (delivery id, client-request-id) in one transaction (one commit for a
-        whole batch); the claims and refusals in the order asked."""
+        whole batch); the claims and refusals in the order asked. ``endpoint``, the Graph
+        endpoint each attempt posts to, is one for all or one per delivery (a broadcast with
+        message parts goes by v1.0 whatever the deployment's endpoint)."""
+        endpoints = (
+            [endpoint] * len(wanted) if endpoint is None or isinstance(endpoint, str) else endpoint
+        )
+        if len(endpoints) != len(wanted):
+            raise ValueError(f"{len(wanted)} deliveries, {len(endpoints)} endpoints")
         with self._engine.begin() as conn:
             return [
-                _claim(conn, delivery_id, worker, crid, lease, now, endpoint)
-                for delivery_id, crid in wanted
+                _claim(conn, delivery_id, worker, crid, lease, now, name)
+                for (delivery_id, crid), name in zip(wanted, endpoints, strict=True)
             ]
 
     def finish_many(self, finished: Sequence[Finished]) -> list[bool]:
@@ -381,12 +405,32 @@ class DeliveryBook:
 
     def content(self, broadcast_id: str) -> tuple[str, ContentType, datetime | None]:
         """The broadcast's content, its type and its send time (None: at once)."""
-        query = select(broadcasts.c.content, broadcasts.c.content_type, broadcasts.c.send_at).where(
-            broadcasts.c.id == broadcast_id
-        )
+        found = self.message(broadcast_id)
+        if found is None:
+            raise NotFoundError(f"no broadcast with id {broadcast_id!r}")
+        return found.content, found.content_type, found.send_at
+
+    def message(self, broadcast_id: str) -> StoredMessage | None:
+        """The broadcast's message as stored once for all its deliveries (None: no such
+        broadcast): content, its type, its send time, its parts, whether it is personal."""
+        query = select(
+            broadcasts.c.content,
+            broadcasts.c.content_type,
+            broadcasts.c.send_at,
+            broadcasts.c.parts,
+            broadcasts.c.personal,
+        ).where(broadcasts.c.id == broadcast_id)
         with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
-            row = conn.execute(query).one()
-        return row.content, ContentType(row.content_type), row.send_at
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        return StoredMessage(
+            row.content,
+            ContentType(row.content_type),
+            row.send_at,
+            MessageParts.from_json(row.parts),
+            bool(row.personal),
+        )
 
 
 def _delivery_values(outcome: Outcome, now: datetime) -> dict[str, object]:
@@ -503,6 +547,7 @@ def _claim(
         client_request_id,
         now + lease,
         endpoint,
+        json.loads(row.variables) if row.variables else None,
     )
 
 
@@ -615,6 +660,7 @@ _CLAIM = (
         deliveries.c.last_status,
         deliveries.c.attempt_base,
         deliveries.c.created_at,
+        deliveries.c.variables,  # NULL unless its broadcast is personal
     )
 )
 _OPEN_ATTEMPT = (

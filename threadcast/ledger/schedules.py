@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +22,7 @@ from threadcast.contract import ContentType, Target
 from threadcast.errors import NotFoundError, ValidationError
 from threadcast.ledger.engine import READ_ONLY
 from threadcast.ledger.schema import schedule_occurrences, schedules
+from threadcast.message import MessageParts
 
 
 class ScheduleState(enum.StrEnum):
@@ -56,6 +57,10 @@ class ScheduleRecord:
     checked_through: datetime
     created_at: datetime
     updated_at: datetime
+    # Everything of each occurrence's message beside its body (stored once, as a broadcast's).
+    parts: MessageParts = field(default_factory=MessageParts)
+    # Content and subject are templates filled per delivery with each target's variables.
+    personal: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,9 +87,13 @@ class OccurrenceRecord:
 
 
 def targets_json(targets: Sequence[Target]) -> str:
-    """The stored form of validated targets: a JSON list of objects, keys sorted."""
-    items = [{"tenant": t.tenant, "group": t.group, "channel": t.channel} for t in targets]
-    return json.dumps(items, sort_keys=True, separators=(",", ":"))
+    """The stored form of validated targets: a JSON list of objects, keys sorted; a target's
+    variables are extra keys of its object (as :meth:`Target.parse` reads them back)."""
+    items = [
+        {**(t.variables or {}), "tenant": t.tenant, "group": t.group, "channel": t.channel}
+        for t in targets
+    ]
+    return json.dumps(items, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _targets_from(text: str) -> tuple[Target, ...]:
@@ -105,6 +114,8 @@ def _record(row: Any) -> ScheduleRecord:
         row.checked_through,
         row.created_at,
         row.updated_at,
+        MessageParts.from_json(row.parts),
+        bool(row.personal),
     )
 
 
@@ -142,6 +153,8 @@ class ScheduleBook:
             "checked_through": record.checked_through,
             "created_at": record.created_at,
             "updated_at": record.updated_at,
+            "parts": record.parts.to_json(),
+            "personal": record.personal,
         }
         try:
             with self._engine.begin() as conn:

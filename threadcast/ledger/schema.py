@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -13,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 from threadcast.ledger.types import UTCDateTime
@@ -42,6 +44,10 @@ broadcasts = Table(
     Column("target_count", Integer, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("cancelled_at", UTCDateTime),
+    # v8: everything of the message beside its body (MessageParts.to_json(); NULL: body only),
+    # and whether content and subject are templates filled in per delivery.
+    Column("parts", Text),
+    Column("personal", Boolean, nullable=False, server_default=false()),
 )
 
 deliveries = Table(
@@ -67,6 +73,7 @@ deliveries = Table(
     Column("sent_at", UTCDateTime),
     Column("attempt_base", Integer, nullable=False, server_default="0"),
     Column("message_id", String(200)),
+    Column("variables", Text),  # v8: JSON of its target's variables (personal broadcasts only)
     Index("ix_deliveries_broadcast_state", "broadcast_id", "state"),
     Index("ix_deliveries_state_tenant", "state", "tenant_id"),
 )
@@ -140,6 +147,8 @@ schedules = Table(
     Column("checked_through", UTCDateTime, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("parts", Text),  # v8: as broadcasts.parts, for each broadcast it makes
+    Column("personal", Boolean, nullable=False, server_default=false()),
     Index("ix_schedules_state", "state"),
 )
 

@@ -1,9 +1,13 @@
 """The worker's side of a delivery's life: every step that writes the ledger and the gate.
 
 - take: a batch claimed in one transaction (``queued``/``retrying`` → ``sending``, with a lease
-  and an attempt row) before any POST; then for each claim its body and, right before its
-  POST, its permit confirmed (``Keeper.start``). Whatever fails before the POST gives the claim
-  back (no request was made): the delivery queues again, its unused permit given back.
+  and an attempt row naming the endpoint it posts to; a personal broadcast's claim also reads
+  its target's variables) before any POST; then for each claim its body (built by the worker from
+  the broadcast's stored message, :meth:`Handling.message`) and, right before its POST, its
+  permit confirmed (``Keeper.start``). A claim that may not be posted at all is recorded
+  ``failed`` without a POST (:meth:`Handling.refuse`). Whatever fails before the POST gives
+  the claim back (no request was made): the delivery queues again, its unused permit given
+  back.
 - settle: the outcomes recorded in one transaction by the claims' holder; a throttled scope
   cools down for everyone; a retry is parked in the gate until due (never a Celery ETA).
 - wait: a delivery whose tenant must sign in again leaves the gate (``waiting_auth``); one
@@ -27,7 +31,15 @@ from threadcast import metrics
 from threadcast.contract import ContentType, DeliveryMessage
 from threadcast.dispatch import Keeper, Start
 from threadcast.errors import BrokerError
-from threadcast.ledger import Claim, DeliveryState, Finished, Ledger, Outcome, Refusal
+from threadcast.ledger import (
+    Claim,
+    DeliveryState,
+    Finished,
+    Ledger,
+    Outcome,
+    Refusal,
+    StoredMessage,
+)
 
 log = logging.getLogger("threadcast.worker")
 
@@ -61,8 +73,12 @@ class Handling:
         self._post_timeout = post_timeout  # the longest a POST may take (THREADCAST_HTTP_TIMEOUT)
 
     # -- take ----------------------------------------------------------------------------
-    def claim(self, wanted: Sequence[tuple[str, str]], endpoint: str) -> list[Claim | Refusal]:
-        """Claim each (delivery id, client-request-id) in one transaction, before any POST."""
+    def claim(
+        self, wanted: Sequence[tuple[str, str]], endpoint: str | Sequence[str]
+    ) -> list[Claim | Refusal]:
+        """Claim each (delivery id, client-request-id) in one transaction, before any POST;
+        each attempt records the Graph endpoint it posts to (``endpoint``: one for all, or
+        one per delivery)."""
         return self._ledger.deliveries.claim_many(
             wanted, self._worker, self._lease, datetime.now(UTC), endpoint
         )
@@ -70,6 +86,26 @@ class Handling:
     def content(self, broadcast_id: str) -> tuple[str, ContentType, datetime | None]:
         """The broadcast's content, its type and its send time (None: at once)."""
         return self._ledger.deliveries.content(broadcast_id)
+
+    def message(self, broadcast_id: str) -> StoredMessage | None:
+        """The broadcast's message as stored once (content, type, send time, parts, whether
+        personal); None: no such broadcast (its deliveries' claims are refused)."""
+        return self._ledger.deliveries.message(broadcast_id)
+
+    def refuse(self, message: DeliveryMessage, claim: Claim, code: str, reason: str) -> Left:
+        """A claimed delivery that cannot be posted as it is (its message has parts and the
+        deployment pins an endpoint that carries a body only, …): no POST is made; the
+        attempt is recorded ``failed`` with ``code`` and ``reason`` (no HTTP status), and the
+        delivery leaves the gate, its permit (never started) given back."""
+        outcome = Outcome(DeliveryState.FAILED, error_code=code, error_message=reason)
+        try:
+            [state] = self._ledger.deliveries.record_many([(claim, outcome, datetime.now(UTC))])
+        except BaseException:  # nothing was posted: it queues again, as any take that failed
+            self._ledger.deliveries.unclaim(claim, datetime.now(UTC))
+            raise
+        self._gate.drop(message)
+        log.error("delivery %s not posted: %s: %s", claim.delivery_id, code, reason)
+        return Left(state)
 
     def take(self, message: DeliveryMessage, claim: Claim, body: Callable[[], _T]) -> _T | Left:
         """Everything between the claim and the POST: the body (``body()``), then the permit.

@@ -52,7 +52,12 @@ class Intake:
         one transaction, then publish them unless it waits for its send time. A broadcast id
         recorded before writes nothing new and publishes its deliveries still ``queued``
         (duplicates are harmless: the gate skips what it holds, a delivery is claimed once).
-        ``targets`` is read once, a target at a time, inside the transaction."""
+        ``targets`` is read once, a target at a time, inside the transaction.
+
+        The broadcast's message (content, its parts, whether it is personal) is stored once,
+        on its row; a personal broadcast's deliveries each keep their target's variables
+        (``Target.variables``; the first of targets naming the same channel), which the
+        worker fills the content in with."""
         small = _Small()
         batch = _distinct(broadcast.id, targets, small)
         recorded = self._ledger.broadcasts.record(broadcast, batch, now)
