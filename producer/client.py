@@ -7,7 +7,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
+from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import redis
 
@@ -18,6 +20,8 @@ from threadcast.errors import ValidationError
 from threadcast.ledger import DeliveryState, Ledger
 from threadcast.ledger.broadcasts import RETRYABLE
 from threadcast.lifecycle import Intake, Publisher
+from threadcast.message import Card, Image, Importance, Mention, MessageParts
+from threadcast.personal import Template, check
 from threadcast.settings import Settings, load_settings
 from threadcast.tokencache import signed_in
 
@@ -58,6 +62,12 @@ class Producer:
         send_at: datetime | None = None,
         source: str = "python",
         now_if_past: bool = False,
+        subject: str | None = None,
+        importance: str | Importance = Importance.NORMAL,
+        cards: Iterable[CardInput] = (),
+        images: Iterable[ImageInput] = (),
+        mentions: Iterable[MentionInput] = (),
+        parts: MessageParts | None = None,
     ) -> SendResult:
         """Validate everything, write the broadcast and all its deliveries in one transaction,
         then publish them. Sending the same broadcast id again writes nothing new and
@@ -70,8 +80,34 @@ class Producer:
         time, each validated and written as it comes, all in the one transaction that a bad
         target anywhere rolls back. What stays in memory per target is its delivery id
         (~125 bytes: duplicates and the fingerprint of a re-send need them).
+
+        Beside the body (docs/API.md "Message parts"): ``subject``, ``importance``
+        (``normal``, ``high``, ``urgent``), ``cards`` (each a :class:`Card`, a mapping
+        ``{"id", "content"}`` whose content is the card's JSON object or text, or a ``Path``
+        to a card's JSON file, its id the file's stem), ``images`` (an :class:`Image`, a
+        mapping ``{"name", "data", "content_type"?}`` with ``data`` bytes, base64 text or a
+        ``Path``, or a ``Path``, its name the file's stem; the body refers to it as
+        ``<img src="image:NAME">``) and ``mentions`` (a :class:`Mention` or a mapping
+        ``{"id", "text", "kind", "user_id"?, "user_name"?}``); or all of them at once as
+        ``parts``. A broadcast with any of them needs HTML content and the v1.0 endpoint: with
+        ``THREADCAST_ENDPOINT=chatthreads`` it is refused.
+
+        Personal text: when the first target carries variables (the extra keys of a target
+        mapping, the extra columns of a targets file) the content and subject are templates
+        (``{{ team_name }}``) filled in per delivery, and every target must give every
+        variable they use: one that does not is a ValidationError naming it
+        (``targets[7].team_name``), nothing written.
         """
         check_send_at("send_at", send_at, datetime.now(UTC), now_if_past=now_if_past)
+        parts = given_parts(
+            self.settings,
+            parts,
+            subject=subject,
+            importance=importance,
+            cards=cards,
+            images=images,
+            mentions=mentions,
+        )
         stream = _targets(targets, self._signed_in)
         first = next(stream, None)
         # Validated as any broadcast is, with its first target; the others stream past it
@@ -83,9 +119,13 @@ class Producer:
             targets=() if first is None else (first,),
             source=source,
             send_at=send_at,
+            parts=parts,
+            personal=first is not None and first.variables is not None,
         )
         accepted = self._intake.accept(
-            broadcast, chain(broadcast.targets, stream), datetime.now(UTC)
+            broadcast,
+            checked_variables(broadcast, chain(broadcast.targets, stream)),
+            datetime.now(UTC),
         )
         return SendResult(
             broadcast.id,
@@ -179,4 +219,121 @@ def _targets(
                     "has never signed in: run threadcast login --tenant " + target.tenant,
                 )
             checked.add(target.tenant)
+        yield target
+
+
+#: What ``Producer.send`` takes for a card, an image and a mention (see its docstring).
+CardInput = Card | Mapping[str, Any] | Path
+ImageInput = Image | Mapping[str, Any] | Path
+MentionInput = Mention | Mapping[str, Any]
+
+
+def message_parts(
+    *,
+    subject: str | None = None,
+    importance: str | Importance = Importance.NORMAL,
+    cards: Iterable[CardInput] = (),
+    images: Iterable[ImageInput] = (),
+    mentions: Iterable[MentionInput] = (),
+) -> MessageParts:
+    """The parts beside a body, each parsed (a ValidationError names it: ``cards[1].content``,
+    ``images[0].data``, ``mentions[2].kind``). How they fit the body is checked with it
+    (:meth:`MessageParts.check`, which every Broadcast runs)."""
+    for name, value in (("cards", cards), ("images", images), ("mentions", mentions)):
+        if isinstance(value, str | bytes | Mapping):
+            raise ValidationError(name, value, "must be a list")
+    return MessageParts(
+        subject=subject,
+        importance=Importance.parse("importance", importance),
+        cards=tuple(_card(f"cards[{n}]", card) for n, card in enumerate(cards)),
+        images=tuple(_image(f"images[{n}]", image) for n, image in enumerate(images)),
+        mentions=tuple(
+            m if isinstance(m, Mention) else Mention.parse(f"mentions[{n}]", m)
+            for n, m in enumerate(mentions)
+        ),
+    )
+
+
+def given_parts(
+    settings: Settings,
+    parts: MessageParts | None,
+    *,
+    subject: str | None,
+    importance: str | Importance,
+    cards: Iterable[CardInput],
+    images: Iterable[ImageInput],
+    mentions: Iterable[MentionInput],
+) -> MessageParts:
+    """``parts``, or the parts the conveniences give (not both); refused when
+    THREADCAST_ENDPOINT pins the seed's body-only endpoint."""
+    given = message_parts(
+        subject=subject, importance=importance, cards=cards, images=images, mentions=mentions
+    )
+    if parts is not None:
+        if given.beyond_body:
+            raise ValidationError(
+                "parts", parts, "give either parts or subject/importance/cards/images/mentions"
+            )
+        if not isinstance(parts, MessageParts):
+            raise ValidationError("parts", parts, "must be a MessageParts")
+        given = parts
+    if given.beyond_body and settings.endpoint == "chatthreads":
+        raise ValidationError(
+            "THREADCAST_ENDPOINT",
+            settings.endpoint,
+            f"posts a body only (the seed's chatthreads request); a message with "
+            f"{given.describe()} needs the v1.0 endpoint: set channel-messages or auto",
+        )
+    return given
+
+
+def _card(where: str, raw: CardInput) -> Card:
+    if isinstance(raw, Card):
+        return raw
+    if isinstance(raw, Path):
+        try:
+            text = _read(where, raw).decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ValidationError(where, str(raw), "is not UTF-8 text") from None
+        return Card.parse(where, raw.stem, text)
+    if not isinstance(raw, Mapping):
+        raise ValidationError(where, raw, "must be an object with id and content")
+    return Card.parse(where, raw.get("id"), raw.get("content"))
+
+
+def _image(where: str, raw: ImageInput) -> Image:
+    if isinstance(raw, Image):
+        return raw
+    if isinstance(raw, Path):
+        return Image.parse(where, raw.stem, _read(where, raw))
+    if not isinstance(raw, Mapping):
+        raise ValidationError(where, raw, "must be an object with name and data")
+    data = raw.get("data")
+    if isinstance(data, Path):
+        data = _read(f"{where}.data", data)
+    return Image.parse(where, raw.get("name"), data, raw.get("content_type"))
+
+
+def _read(where: str, path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ValidationError(where, str(path), f"cannot be read: {exc}") from None
+
+
+def checked_variables(broadcast: Broadcast, targets: Iterable[Target]) -> Iterator[Target]:
+    """The targets, each checked as it passes: a personal broadcast's templates filled in
+    with its variables (a missing one names the target and the variable); a broadcast that
+    is not personal takes no variables."""
+    templates: list[Template] = broadcast.templates()
+    parts, html = broadcast.parts, broadcast.content_type is ContentType.HTML
+    for i, target in enumerate(targets):
+        if templates:
+            check(templates, [(f"targets[{i}]", target.variables or {})], parts, html=html)
+        elif target.variables is not None:
+            raise ValidationError(
+                f"targets[{i}]",
+                sorted(target.variables),
+                "carries variables but targets[0] does not: give every target the same ones",
+            )
         yield target

@@ -1,5 +1,10 @@
 """Reading target lists from files: CSV with a ``tenant,group,channel`` header, or JSON.
 
+Beside those three, a CSV file's other columns and a JSON object's other keys are the
+target's variables, filled into a personal broadcast's content (``{{ team_name }}``,
+threadcast/personal.py): a column's name is the variable's, each row's cell its value (an
+empty cell is an empty string).
+
 Files are read as a stream: each row is validated when the reader reaches it and nothing
 keeps the rows already read, so a file of a million targets takes no more memory than one
 of ten (``threadcast send`` commits them a chunk at a time).
@@ -18,6 +23,7 @@ from typing import TYPE_CHECKING, TextIO
 from threadcast import ids
 from threadcast.contract import Target
 from threadcast.errors import ValidationError
+from threadcast.personal import check_variables
 
 if TYPE_CHECKING:
     from _csv import Reader
@@ -98,16 +104,40 @@ def _csv_targets(path: Path, lines: Iterator[str]) -> Iterator[Target]:
         header = [name.strip() for name in next(reader, [])]
     except csv.Error as exc:  # e.g. a field over the csv module's 128 KiB limit
         raise ValidationError(f"{path} line 1", str(path), f"is not valid CSV: {exc}") from None
-    if sorted(header) != sorted(COLUMNS):
-        raise ValidationError(
-            f"{path} line 1", ",".join(header), "the header must be tenant,group,channel"
-        )
-    return _csv_rows(path, reader, [header.index(column) for column in COLUMNS])
+    return _csv_rows(path, reader, _Columns.of(path, header))
 
 
-def _csv_rows(path: Path, reader: Reader, order: list[int]) -> Iterator[Target]:
+class _Columns:
+    """Where a CSV file's tenant, group and channel are, and its variables' columns."""
+
+    def __init__(self, width: int, order: list[int], variables: list[tuple[str, int]]) -> None:
+        self.width, self.order, self.variables = width, order, variables
+
+    @classmethod
+    def of(cls, path: Path, header: list[str]) -> _Columns:
+        where = f"{path} line 1"
+        if not all(header.count(column) == 1 for column in COLUMNS):
+            raise ValidationError(
+                where,
+                ",".join(header),
+                "the header must be tenant,group,channel (each once), then any variable columns",
+            )
+        variables = [(name, n) for n, name in enumerate(header) if name not in COLUMNS]
+        seen: set[str] = set()
+        for name, _ in variables:
+            if not name.isidentifier():
+                raise ValidationError(
+                    where, name, "a variable column's name must be an identifier (team_name)"
+                )
+            if name in seen:
+                raise ValidationError(where, name, "names a variable column twice")
+            seen.add(name)
+        return cls(len(header), [header.index(column) for column in COLUMNS], variables)
+
+
+def _csv_rows(path: Path, reader: Reader, columns: _Columns) -> Iterator[Target]:
     try:
-        count = yield from _csv_checked(path, reader, order)
+        count = yield from _csv_checked(path, reader, columns)
     except (OSError, UnicodeDecodeError) as exc:
         # Half-way through the file (bad UTF-8): about where, since a read takes a block.
         raise _unreadable(f"{path} near line {reader.line_num + 1}", path, exc) from None
@@ -118,23 +148,29 @@ def _csv_rows(path: Path, reader: Reader, order: list[int]) -> Iterator[Target]:
         raise ValidationError(str(path), "", "holds no targets")
 
 
-def _csv_checked(path: Path, reader: Reader, order: list[int]) -> Generator[Target, None, int]:
+def _csv_checked(path: Path, reader: Reader, columns: _Columns) -> Generator[Target, None, int]:
     """Each row's target; returns how many."""
-    tenant, group, channel = order
+    tenant, group, channel = columns.order
+    width, named = columns.width, columns.variables
     count = 0
     for row in reader:
         if not row:
             continue  # a blank line, as csv.DictReader skipped them
-        if len(row) != 3:
+        if len(row) != width:
             where = f"{path} line {reader.line_num}"
-            raise ValidationError(where, row, "must have exactly 3 columns")
+            raise ValidationError(where, row, f"must have exactly {width} columns")
         fields = row[tenant].strip(), row[group].strip(), row[channel].strip()
+        variables = None
+        if named:
+            where = f"{path} line {reader.line_num}"
+            variables = check_variables(where, {name: row[n] for name, n in named})
         valid = ids.valid_target(*fields)
         if valid is None:  # Target.parse names the field
             where = f"{path} line {reader.line_num}"
-            yield Target.parse(where, dict(zip(COLUMNS, fields, strict=True)))
+            target = Target.parse(where, dict(zip(COLUMNS, fields, strict=True)))
+            yield Target(target.tenant, target.group, target.channel, variables)
         else:
-            yield Target(*valid)
+            yield Target(*valid, variables)
         count += 1
     return count
 

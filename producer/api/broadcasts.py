@@ -18,7 +18,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from producer import status
 from producer.api.auth import caller
 from producer.api.errors import COMMON_RESPONSES, NOT_FOUND, TooLarge
-from producer.api.limits import too_many_targets_message
+from producer.api.limits import image_bytes, too_large_message, too_many_targets_message
 from producer.api.models import (
     BroadcastAccepted,
     BroadcastIn,
@@ -105,11 +105,16 @@ def _new_id(store: Services, key: ApiKey, broadcast_id: str | None) -> None:
 async def _target_cap(request: Request, store: Store) -> None:
     """THREADCAST_API_MAX_TARGETS, counted before any target is validated (dependencies run
     before the body's validation): thousands of bad targets get one 413, not a 422 listing
-    thousands of errors."""
+    thousands of errors. And THREADCAST_API_MAX_BODY_BYTES for what is not image data (the
+    body limit let the images' data through beside it)."""
+    size = len(await request.body())
     try:
         body = await request.json()  # parsed once already: Starlette keeps it
     except (ValueError, RecursionError):
-        return  # not JSON: the body's validation says so
+        body = None  # not JSON: the body's validation says so
+    most = store.settings.api_max_body_bytes
+    if size - image_bytes(body) > most:
+        raise TooLarge(too_large_message(most, images=True))
     targets = body.get("targets") if isinstance(body, dict) else None
     limit = store.settings.api_max_targets
     if isinstance(targets, list) and len(targets) > limit:
@@ -136,6 +141,11 @@ def create(body: BroadcastIn, response: Response, key: Caller, store: Store) -> 
         broadcast_id=body.broadcast_id,
         send_at=body.send_at,
         source=key.name,
+        subject=body.subject,
+        importance=body.importance,
+        cards=[card.model_dump() for card in body.cards],
+        images=[image.model_dump() for image in body.images],
+        mentions=[mention.model_dump() for mention in body.mentions],
     )
     if not result.created:
         # Another key may have recorded the same broadcast since _new_id looked.

@@ -10,7 +10,7 @@ report ``threadcast status`` shows too.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -26,6 +26,17 @@ class _Request(BaseModel):
 
 
 class TargetIn(_Request):
+    """A channel; any other field is a variable of the broadcast's personal text."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "additionalProperties": {"type": ["string", "number"]},
+            "description": "tenant, group and channel; any other field is a variable of the "
+            "personal text ({{ name }} in the content), the same ones on every target",
+        },
+    )
+
     tenant: str = Field(max_length=64, description="tenant id (GUID)", examples=[_EXAMPLE_TENANT])
     group: str = Field(
         max_length=64, description="the team's group id (GUID)", examples=[_EXAMPLE_GROUP]
@@ -35,10 +46,47 @@ class TargetIn(_Request):
     )
 
 
+class CardIn(_Request):
+    id: str = Field(
+        max_length=64, description='the body places it with <attachment id="ID"></attachment>'
+    )
+    content: dict[str, Any] | str = Field(
+        description='the Adaptive Card: a JSON object with "type": "AdaptiveCard" (or its text)'
+    )
+
+
+class ImageIn(_Request):
+    name: str = Field(max_length=64, description='the body shows it with <img src="image:NAME">')
+    data: str = Field(description="the image's bytes, base64 (PNG, JPEG or GIF, at most 3 MiB)")
+    content_type: Literal["image/png", "image/jpeg", "image/gif"] | None = Field(
+        default=None, description="optional: must match the bytes"
+    )
+
+
+class MentionIn(_Request):
+    id: int = Field(ge=0, description='the body names it with <at id="ID">TEXT</at>')
+    text: str = Field(max_length=200, description="the <at> element's text")
+    kind: Literal["user", "channel", "team"] = Field(
+        description="a user; or each delivery's own channel or team"
+    )
+    user_id: str | None = Field(default=None, max_length=64, description="kind user: Entra id")
+    user_name: str | None = Field(
+        default=None, max_length=200, description="kind user: display name"
+    )
+
+
 class BroadcastIn(_Request):
-    content: str = Field(description="the message, at most 28 KB as UTF-8")
+    content: str = Field(
+        description="the message, at most 28 KB as UTF-8; with variables on the targets, a "
+        "template: {{ name }} is filled in per delivery (HTML-escaped into HTML)"
+    )
     content_type: Literal["text", "html"] = "html"
     targets: list[TargetIn] = Field(min_length=1, description="channels to post to")
+    subject: str | None = Field(default=None, description="subject line, 1-255 characters")
+    importance: Literal["normal", "high", "urgent"] = "normal"
+    cards: list[CardIn] = Field(default=[], description="Adaptive Cards (at most 10)")
+    images: list[ImageIn] = Field(default=[], description="inline images (at most 10)")
+    mentions: list[MentionIn] = Field(default=[], description="mentions (at most 100)")
     send_at: datetime | None = Field(
         default=None, description="send time, RFC 3339 with a UTC offset; omit to send now"
     )

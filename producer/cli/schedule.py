@@ -86,6 +86,7 @@ def _with_schedules(action: Callable[[Schedules], int]) -> int:
 
 def _add(args: argparse.Namespace, _rest: list[str]) -> int:
     content, content_type = message.content(args)
+    parts = message.parts(args, content, content_type)
     targets = message.targets(args)
     Recurrence.parse(args.cron, args.tz, cron_field="--cron", tz_field="--tz")
     if args.id is not None:
@@ -101,6 +102,7 @@ def _add(args: argparse.Namespace, _rest: list[str]) -> int:
             schedule_id=args.id,
             grace=args.grace,
             source=args.source,
+            parts=parts,
         )
         print(_describe(record))
         print(f"next: {_when(schedules.next(record.id, 1)[0])}")
@@ -191,7 +193,8 @@ def _skip(args: argparse.Namespace, _rest: list[str]) -> int:
 def _describe(record: ScheduleRecord) -> str:
     return (
         f"schedule {record.id} ({record.state}): {record.cron!r} in {record.timezone}, "
-        f"{len(record.targets)} targets, {record.content_type.value} content, "
+        f"{len(record.targets)} targets, {record.content_type.value} content"
+        f"{' (personal)' if record.personal else ''} with {record.parts.describe()}, "
         f"grace {record.grace_seconds} s, from {record.source}"
     )
 
@@ -221,6 +224,8 @@ def _as_json(record: ScheduleRecord) -> dict[str, Any]:
         "cron": record.cron,
         "timezone": record.timezone,
         "content_type": record.content_type.value,
+        "parts": record.parts.describe(),
+        "personal": record.personal,
         "targets": len(record.targets),
         "source": record.source,
         "grace_seconds": record.grace_seconds,

@@ -27,6 +27,7 @@ def register(commands: Any) -> None:
 
 def _send(args: argparse.Namespace, _rest: list[str]) -> int:
     content, content_type = message.content(args)
+    parts = message.parts(args, content, content_type)
     targets = message.target_stream(args)  # read as the send commits it, a chunk at a time
     send_at = None if args.at is None else parse_instant("--at", args.at)
     check_send_at("--at", send_at, datetime.now(UTC), now_if_past=args.now_if_past)
@@ -45,6 +46,7 @@ def _send(args: argparse.Namespace, _rest: list[str]) -> int:
                 source=args.source,
                 send_at=send_at,
                 now_if_past=args.now_if_past,
+                parts=parts,
             )
         finally:
             if collecting:  # --watch runs on for as long as the broadcast does

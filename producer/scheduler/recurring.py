@@ -4,7 +4,8 @@ For each active schedule it walks the occurrences after the schedule's watermark
 (``checked_through``) up to ``now``. Each is recorded once in the ledger *before* anything is
 sent -- the (schedule, instant) primary key makes the first writer win, so an occurrence an
 operator skipped is never launched and one another scheduler launched is not launched again.
-Its broadcast is then created through ``Producer.send`` under the deterministic id
+Its broadcast (the schedule's content, message parts and targets with their variables) is
+then created through ``Producer.send`` under the deterministic id
 ``sched-<schedule>-<UTC instant>``: sending the same id again creates nothing new. The record
 is marked finished once the broadcast is published; a scheduler that died in between leaves it
 unfinished, and the next leader sends it again (idempotently) before anything else.
@@ -102,6 +103,7 @@ class LaunchOccurrences:
                 send_at=at,
                 source=f"schedule:{schedule.id}",
                 now_if_past=True,
+                parts=schedule.parts,  # its targets carry their variables: personal text too
             )
         except ValidationError as exc:
             # Sending again cannot help (e.g. a tenant's sign-in was deleted): say why, stop.

@@ -10,9 +10,11 @@
         print(schedule.id, schedules.next(schedule.id, count=3))
 
 Everything is validated before anything is stored (the cron expression, the time zone, the
-content and every target exactly as a broadcast would be, each tenant signed in); errors are
-ValidationErrors naming the field and the value, NotFoundError for an unknown schedule id.
-The ``threadcast scheduler`` process launches the occurrences.
+content, its message parts and every target exactly as a broadcast would be, each tenant
+signed in, every target's variables for personal text); errors are ValidationErrors naming
+the field and the value, NotFoundError for an unknown schedule id. The ``threadcast
+scheduler`` process launches the occurrences, each with the schedule's parts (subject,
+importance, cards, images, mentions) and its targets' variables.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from types import TracebackType
 
 import redis
 
+from producer.client import CardInput, ImageInput, MentionInput, checked_variables, given_parts
 from producer.scheduler.cron import Recurrence
 from producer.scheduler.plan import occurrence_broadcast_id
 from threadcast.contract import Broadcast, ContentType, Target
@@ -38,6 +41,7 @@ from threadcast.ledger.schedules import (
     ScheduleRecord,
     ScheduleState,
 )
+from threadcast.message import Importance, MessageParts
 from threadcast.settings import Settings, load_settings
 from threadcast.tokencache import require_signed_in
 
@@ -101,23 +105,44 @@ class Schedules:
         grace: int | None = None,
         source: str = "python",
         now: datetime | None = None,
+        subject: str | None = None,
+        importance: str | Importance = Importance.NORMAL,
+        cards: Iterable[CardInput] = (),
+        images: Iterable[ImageInput] = (),
+        mentions: Iterable[MentionInput] = (),
+        parts: MessageParts | None = None,
     ) -> ScheduleRecord:
         """Validate and store a new active schedule; its first occurrence is the first after
         ``now``. ``grace``: seconds an occurrence may still go out late (default
-        THREADCAST_SCHEDULE_GRACE)."""
+        THREADCAST_SCHEDULE_GRACE). The message parts and personal text are as
+        :meth:`producer.Producer.send` takes them: every occurrence sends them."""
         now = now or datetime.now(UTC)
         sid = _new_id() if schedule_id is None else check_schedule_id("schedule_id", schedule_id)
         recurrence = Recurrence.parse(cron, timezone)
         first = recurrence.next(now, 1)
         if not first:
             raise ValidationError("cron", cron, "never fires again")
+        parts = given_parts(
+            self.settings,
+            parts,
+            subject=subject,
+            importance=importance,
+            cards=cards,
+            images=images,
+            mentions=mentions,
+        )
+        listed = _targets(targets)
         probe = Broadcast(
             occurrence_broadcast_id(sid, first[0]),
             content,
             ContentType.parse("content_type", content_type),
-            _targets(targets),
+            listed,
             source,
+            parts=parts,
+            personal=bool(listed) and listed[0].variables is not None,
         )
+        for _ in checked_variables(probe, probe.targets):
+            pass  # each target's variables fill in the personal text, or it is an error
         self._check_signed_in(probe.targets)
         record = ScheduleRecord(
             sid,
@@ -132,6 +157,8 @@ class Schedules:
             now,
             now,
             now,
+            probe.parts,
+            probe.personal,
         )
         self.ledger.schedules.add(record)
         return record

@@ -270,8 +270,14 @@ def test_the_openapi_document(api: Api) -> None:
         "targets",
         "send_at",
         "broadcast_id",
+        "subject",  # the message parts (issue 15)
+        "importance",
+        "cards",
+        "images",
+        "mentions",
     }
-    assert schemas["TargetIn"]["additionalProperties"] is False
+    # A target's other fields are its personal text's variables (issue 15).
+    assert schemas["TargetIn"]["additionalProperties"] == {"type": ["string", "number"]}
     error = post["responses"]["422"]["content"]["application/json"]["schema"]["$ref"]
     assert error.endswith("/ErrorBody")
     assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"

@@ -138,16 +138,11 @@ def test_wrong_types_and_unknown_fields(
 
 @pytest.mark.usefixtures("unchanged")
 def test_every_bad_field_is_named_at_once(stack: Stack, http: httpx.Client) -> None:
+    # "colour" is a variable of the target's personal text (issue 15), not an unknown field.
     bad = {"content": 1, "targets": [{"tenant": [], "group": "g", "colour": "red"}], "x": 1}
     response = http.post("/v1/broadcasts", json=bad)
     assert response.status_code == 422
-    assert set(fields_of(response)) == {
-        "content",
-        "targets[0].tenant",
-        "targets[0].channel",
-        "targets[0].colour",
-        "x",
-    }
+    assert set(fields_of(response)) == {"content", "targets[0].tenant", "targets[0].channel", "x"}
 
 
 VALUES = [
@@ -277,7 +272,8 @@ def test_a_declared_10_mb_body_is_refused_before_it_is_read(server: RunningApi) 
     status, answer = raw_request(server, head, b'{"content": "')  # the rest never comes
     assert status == 413
     message = json.loads(answer)["error"]["message"]
-    assert message == f"request body is larger than {MAX_BODY} bytes ({LIMIT_SETTING})"
+    # A broadcast's images' data may come beside the limit (issue 15): the message says so.
+    assert message.startswith(f"request body is larger than {MAX_BODY} bytes ({LIMIT_SETTING})")
 
 
 @pytest.mark.usefixtures("unchanged")
