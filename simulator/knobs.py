@@ -196,26 +196,28 @@ class Knobs:
         """
         values = dict(changes)
         limits = self.limits
-        if _throttle_defaults(values.pop(THROTTLE_DEFAULTS, False)):
+        if throttle_defaults(values.pop(THROTTLE_DEFAULTS, False)):
             limits = DOCUMENTED_LIMITS
-        parsed = {name: _parse(name, value) for name, value in values.items()}
+        parsed = {name: parse_setting(KNOBS_BY_NAME, name, value) for name, value in values.items()}
         return Knobs(
-            limits=dataclasses.replace(limits, **_only(parsed, LIMIT_NAMES)),
-            faults=dataclasses.replace(self.faults, **_only(parsed, None, _NOT_FAULTS)),
-            graph=dataclasses.replace(self.graph, **_only(parsed, GRAPH_NAMES)),
+            limits=dataclasses.replace(limits, **only(parsed, LIMIT_NAMES)),
+            faults=dataclasses.replace(self.faults, **only(parsed, None, _NOT_FAULTS)),
+            graph=dataclasses.replace(self.graph, **only(parsed, GRAPH_NAMES)),
         )
 
 
-def _throttle_defaults(value: object) -> bool:
+def throttle_defaults(value: object) -> bool:
+    """The ``throttle_defaults`` switch of a settings change: true or false."""
     if not isinstance(value, bool):
         raise KnobError(f"'{THROTTLE_DEFAULTS}' must be true or false, got {json.dumps(value)}")
     return value
 
 
-def _parse(name: str, value: object) -> object:
-    knob = KNOBS_BY_NAME.get(name)
+def parse_setting(table: Mapping[str, Knob], name: str, value: object) -> object:
+    """One setting of a change, by its knob in ``table``; a KnobError names it."""
+    knob = table.get(name)
     if knob is None:
-        known = ", ".join([THROTTLE_DEFAULTS, *KNOBS_BY_NAME])
+        known = ", ".join([THROTTLE_DEFAULTS, *table])
         raise KnobError(f"unknown setting '{name}'; known: {known}")
     try:
         return knob.parse(value)
@@ -223,7 +225,8 @@ def _parse(name: str, value: object) -> object:
         raise KnobError(f"'{name}' {exc}") from None
 
 
-def _only(
+def only(
     values: Mapping[str, object], keep: frozenset[str] | None, drop: frozenset[str] = frozenset()
 ) -> dict[str, Any]:
+    """The settings named in ``keep`` (all if None), less those in ``drop``."""
     return {n: v for n, v in values.items() if (keep is None or n in keep) and n not in drop}

@@ -32,9 +32,17 @@ import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from simulator.knobs import Knob, KnobError, count, switch
+from simulator.knobs import (
+    THROTTLE_DEFAULTS,
+    Knob,
+    KnobError,
+    count,
+    only,
+    parse_setting,
+    switch,
+    throttle_defaults,
+)
 
 MAX_CHANNELS_PER_TEAM = 200
 """Microsoft Teams limits: 200 channels per team (standard channels, deleted ones included)."""
@@ -97,13 +105,15 @@ class V1Knobs:
         the six documented limits; limits named alongside it win."""
         values = dict(changes)
         limits = self.limits
-        if _flag(THROTTLE_DEFAULTS, values.pop(THROTTLE_DEFAULTS, False)):
+        if throttle_defaults(values.pop(THROTTLE_DEFAULTS, False)):
             limits = DOCUMENTED_OPERATION_LIMITS
-        parsed = {name: _parse(name, value) for name, value in values.items()}
+        parsed = {
+            name: parse_setting(V1_KNOBS_BY_NAME, name, value) for name, value in values.items()
+        }
         return V1Knobs(
             message_parts=bool(parsed.pop("message_parts", self.message_parts)),
-            limits=dataclasses.replace(limits, **_only(parsed, _LIMIT_NAMES)),
-            audience=dataclasses.replace(self.audience, **_only(parsed, _AUDIENCE_NAMES)),
+            limits=dataclasses.replace(limits, **only(parsed, _LIMIT_NAMES)),
+            audience=dataclasses.replace(self.audience, **only(parsed, _AUDIENCE_NAMES)),
         )
 
 
@@ -147,27 +157,5 @@ V1_KNOBS: tuple[Knob, ...] = (
     Knob("page_size", _bounded(1, MAX_PAGE_SIZE), "N", "items per page of a Graph collection (20)"),
 )
 V1_KNOBS_BY_NAME = {knob.name: knob for knob in V1_KNOBS}
-THROTTLE_DEFAULTS = "throttle_defaults"
 _LIMIT_NAMES = frozenset(field.name for field in dataclasses.fields(OperationLimits))
 _AUDIENCE_NAMES = frozenset(field.name for field in dataclasses.fields(AudienceSettings))
-
-
-def _flag(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise KnobError(f"'{name}' must be true or false, got {json.dumps(value)}")
-    return value
-
-
-def _parse(name: str, value: object) -> object:
-    knob = V1_KNOBS_BY_NAME.get(name)
-    if knob is None:
-        known = ", ".join([THROTTLE_DEFAULTS, *V1_KNOBS_BY_NAME])
-        raise KnobError(f"unknown setting '{name}'; known: {known}")
-    try:
-        return knob.parse(value)
-    except KnobError as exc:
-        raise KnobError(f"'{name}' {exc}") from None
-
-
-def _only(values: Mapping[str, object], keep: frozenset[str]) -> dict[str, Any]:
-    return {name: value for name, value in values.items() if name in keep}

@@ -9,16 +9,13 @@ on tenants of its own where it changes the directory.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-import simulator.process
-from simulator.knobs import Knobs
 from simulator.process import RunningSimulator
-from simulator.v1knobs import V1Knobs
+from tests.integration import test_simulator_messages as messages
 from tests.integration.test_simulator import move_clock, new_tenant
 from tests.integration.test_simulator_graph_today import graph_error
 from tests.integration.test_simulator_messages import (
@@ -30,34 +27,12 @@ from tests.integration.test_simulator_messages import (
     token_for,
 )
 
-
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSimulator]:
-    running = simulator.process.start(
-        tmp_path_factory.mktemp("sim"), device_approve_delay=0, test_clock=True
-    )
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def http(sim: RunningSimulator) -> Iterator[httpx.Client]:
-    with httpx.Client(verify=sim.ssl_context(), timeout=30) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def signed_in(sim: RunningSimulator, http: httpx.Client) -> tuple[str, str]:
-    tenant = new_tenant()
-    return tenant, token_for(sim, http, tenant, ALL_SCOPES)
-
-
-@pytest.fixture(autouse=True)
-def fresh(sim: RunningSimulator, http: httpx.Client) -> None:
-    move_clock(sim, http, offset=0)
-    admin(sim, http, "/config", Knobs().to_json())
-    admin(sim, http, "/config/v1", V1Knobs().to_json())
-    http.post(f"{sim.admin_url}/reset").raise_for_status()
+# One simulator per module, an HTTPS client, a signed-in tenant and a reset before each test,
+# as the messages module has them.
+sim = messages.sim
+http = messages.http
+signed_in = messages.signed_in
+fresh = messages.fresh
 
 
 TEAM_FIELDS = {"id", "displayName", "description", "isArchived", "tenantId"}

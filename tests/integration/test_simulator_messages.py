@@ -1,7 +1,7 @@
 """v1.0 channel messages with every part (subject, importance, cards, images, mentions), their
 edits and soft deletes, every version recorded: a real simulator over HTTPS, real MSAL, httpx.
 
-One simulator (``--message-parts``, ``--test-clock``) serves the module; each test starts
+One simulator (``--test-clock``; message parts are on by default) serves the module; each test starts
 from a reset with the default settings and posts to teams of its own.
 """
 
@@ -41,10 +41,7 @@ USER_ID = "ef1c916a-3135-4417-ba27-8eb7bd084193"
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSimulator]:
     running = simulator.process.start(
-        tmp_path_factory.mktemp("sim"),
-        device_approve_delay=0,
-        test_clock=True,
-        extra_args=["--message-parts"],
+        tmp_path_factory.mktemp("sim"), device_approve_delay=0, test_clock=True
     )
     yield running
     running.stop()
@@ -66,7 +63,7 @@ def signed_in(sim: RunningSimulator, http: httpx.Client) -> tuple[str, str]:
 def fresh(sim: RunningSimulator, http: httpx.Client) -> None:
     move_clock(sim, http, offset=0)
     admin(sim, http, "/config", Knobs().to_json())
-    admin(sim, http, "/config/v1", {**V1Knobs().to_json(), "message_parts": True})
+    admin(sim, http, "/config/v1", V1Knobs().to_json())
     http.post(f"{sim.admin_url}/reset").raise_for_status()
 
 
