@@ -77,7 +77,9 @@ def test_the_deployment_switches_once_and_every_delivery_is_sent(stack: Stack) -
 
     counts = stack.ledger.broadcasts.counts(broadcast)
     assert (counts["sent"], counts["failed"], counts["unknown"]) == (24, 0, 0)
-    content = stack.ledger.deliveries.content(broadcast)[0]
+    stored = stack.ledger.deliveries.message(broadcast)
+    assert stored is not None
+    content = stored.content
     posts = [p for p in stack.sim.posts() if p["content"] == content]
     assert len(posts) == 24 and {p["endpoint"] for p in posts} == {CHANNEL_MESSAGES}
     assert len({p["channel"] for p in posts}) == 24

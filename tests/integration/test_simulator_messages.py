@@ -1,8 +1,8 @@
 """v1.0 channel messages with every part (subject, importance, cards, images, mentions), their
 edits and soft deletes, every version recorded: a real simulator over HTTPS, real MSAL, httpx.
 
-One simulator (``--test-clock``; message parts are on by default) serves the module; each test starts
-from a reset with the default settings and posts to teams of its own.
+One simulator (``--test-clock``; message parts are on by default) serves the module; each
+test starts from a reset with the default settings and posts to teams of its own.
 """
 
 from __future__ import annotations

@@ -11,11 +11,13 @@ spells a key name itself.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 
 from threadcast.constants import KEY_PREFIX
 
 PREFIX = KEY_PREFIX + "{dispatch}:"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 TENANTS = PREFIX + "tenants"  # zset tenant -> when it may next send
 # zset entry -> due time (retries, Retry-After, quota holds, deliveries whose channel was full)
 DELAYED = PREFIX + "delayed"
@@ -93,12 +95,18 @@ def channel_day(day: datetime) -> str:
     return DAY % f"{day:%Y%m%d}"
 
 
+@functools.lru_cache(maxsize=8)
+def _day_of(number: int) -> str:
+    """The quota hash of the ``number``-th day since 1970-01-01 (UTC)."""
+    return channel_day(_EPOCH + timedelta(days=number))
+
+
 def days_around(at: float) -> list[str]:
     """The quota hashes of the day before, the day of and the day after ``at`` (a caller's
     clock): the script counting a send picks the one that is today on Redis's clock, so a
     caller's clock may be up to a day off."""
-    day = datetime.fromtimestamp(at, UTC)
-    return [channel_day(day + timedelta(days=n)) for n in (-1, 0, 1)]
+    day = int(at // 86_400)
+    return [_day_of(day - 1), _day_of(day), _day_of(day + 1)]
 
 
 def permit_day(permit: str | None) -> str:
@@ -106,8 +114,11 @@ def permit_day(permit: str | None) -> str:
     "" for no permit or one without a time."""
     at = (permit or "").rpartition("@")[2]
     try:
-        return channel_day(datetime.fromtimestamp(float(at), UTC))
-    except (ValueError, OverflowError, OSError):
+        seconds = float(at)
+        if not 0 <= seconds < 253_402_300_800:  # years 1970-9999
+            return ""
+        return _day_of(int(seconds // 86_400))
+    except ValueError:
         return ""
 
 

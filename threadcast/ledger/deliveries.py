@@ -28,7 +28,6 @@ from sqlalchemy import (
 )
 
 from threadcast.contract import ContentType, DeliveryMessage
-from threadcast.errors import NotFoundError
 from threadcast.ledger.broadcasts import MESSAGE_COLUMNS, message_of
 from threadcast.ledger.engine import READ_ONLY
 from threadcast.ledger.schema import attempts, broadcasts, deliveries, rejected_messages
@@ -402,13 +401,6 @@ class DeliveryBook:
         )
         with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
             return [message_of(row) for row in conn.execute(query).all()]
-
-    def content(self, broadcast_id: str) -> tuple[str, ContentType, datetime | None]:
-        """The broadcast's content, its type and its send time (None: at once)."""
-        found = self.message(broadcast_id)
-        if found is None:
-            raise NotFoundError(f"no broadcast with id {broadcast_id!r}")
-        return found.content, found.content_type, found.send_at
 
     def message(self, broadcast_id: str) -> StoredMessage | None:
         """The broadcast's message as stored once for all its deliveries (None: no such

@@ -28,7 +28,7 @@ from typing import TypeVar
 from sqlalchemy.exc import SQLAlchemyError
 
 from threadcast import metrics
-from threadcast.contract import ContentType, DeliveryMessage
+from threadcast.contract import DeliveryMessage
 from threadcast.dispatch import Keeper, Start
 from threadcast.errors import BrokerError
 from threadcast.ledger import (
@@ -82,10 +82,6 @@ class Handling:
         return self._ledger.deliveries.claim_many(
             wanted, self._worker, self._lease, datetime.now(UTC), endpoint
         )
-
-    def content(self, broadcast_id: str) -> tuple[str, ContentType, datetime | None]:
-        """The broadcast's content, its type and its send time (None: at once)."""
-        return self._ledger.deliveries.content(broadcast_id)
 
     def message(self, broadcast_id: str) -> StoredMessage | None:
         """The broadcast's message as stored once (content, type, send time, parts, whether
