@@ -109,6 +109,8 @@ def tenants(stack: Stack) -> list[str]:
     return [*stack.tenants, *more]
 
 
+# One backend keeps the suite under 10 min (the ledger tests run both).
+@pytest.mark.backends("postgresql")
 def test_workers_sigkilled_every_two_seconds_while_graph_misbehaves(
     stack: Stack,
     tenants: list[str],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from sqlalchemy import text
 
 from producer import Producer
@@ -49,6 +50,8 @@ def _forbidden(stack: Stack, tenant: str, content: str) -> int:
     )
 
 
+# One backend keeps the suite under 10 min (the ledger tests run both).
+@pytest.mark.backends("sqlite")
 def test_missing_consent_pauses_the_tenant_until_login(stack: Stack) -> None:
     paused, other = stack.tenants
     teams = [str(uuid.uuid4()) for _ in range(2)]

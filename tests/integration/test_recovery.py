@@ -6,6 +6,8 @@ import signal
 import uuid
 from datetime import UTC, datetime
 
+import pytest
+
 from producer import Producer
 from producer.processes import start_worker
 from tests.integration.conftest import Stack
@@ -26,6 +28,8 @@ def spread(stack: Stack, n: int, teams: int) -> list[dict[str, str]]:
     ]
 
 
+# One backend keeps the suite under 10 min (the ledger tests run both).
+@pytest.mark.backends("postgresql")
 def test_flushed_redis_mid_broadcast_loses_nothing_and_duplicates_nothing(stack: Stack) -> None:
     content = f"<p>flush {uuid.uuid4()}</p>"
     with Producer(stack.settings) as producer:
@@ -46,6 +50,8 @@ def test_flushed_redis_mid_broadcast_loses_nothing_and_duplicates_nothing(stack:
     assert len({(p["tenant"], p["group"], p["channel"]) for p in posts}) == 400
 
 
+# One backend keeps the suite under 10 min (the ledger tests run both).
+@pytest.mark.backends("sqlite")
 def test_sigterm_finishes_in_flight_posts_and_leaves_nothing_sending(stack: Stack) -> None:
     extra = start_worker(stack.workdir / "extra-worker.log", env=stack.env, concurrency=2)
     content = f"<p>term {uuid.uuid4()}</p>"

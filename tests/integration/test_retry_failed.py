@@ -77,6 +77,8 @@ def retry(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     return capsys.readouterr().out
 
 
+# One backend keeps the suite under 10 min (the ledger tests run both).
+@pytest.mark.backends("postgresql")
 def test_retry_resends_exactly_the_failed_ones(
     stack: Stack,
     sim: RunningSimulator,
@@ -108,6 +110,8 @@ def test_retry_resends_exactly_the_failed_ones(
     assert "re-queued 0 deliveries" in retry(capsys, bid)  # nothing left to retry
 
 
+# One backend keeps the suite under 10 min (the ledger tests run both).
+@pytest.mark.backends("sqlite")
 def test_retry_of_failed_leaves_unknown_alone(
     stack: Stack,
     sim: RunningSimulator,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from sqlalchemy import text
 
 from producer import Producer
@@ -13,6 +14,8 @@ from tests.integration.conftest import Stack
 from tests.integration.stack import wait_for
 
 
+# One backend keeps the suite under 10 min (the ledger tests run both).
+@pytest.mark.backends("sqlite")
 def test_revoked_tenant_waits_then_resumes_after_login(stack: Stack) -> None:
     revoked, healthy = stack.tenants
     content = f"<p>revoke {uuid.uuid4()}</p>"

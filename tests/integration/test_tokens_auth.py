@@ -75,6 +75,8 @@ def _utc(value: datetime | str) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
+# One backend keeps the suite under 10 min (the ledger tests run both).
+@pytest.mark.backends("sqlite")
 def test_a_401_drops_the_token_refreshes_once_and_retries_once(stack: Stack) -> None:
     tenant = new_tenant(stack.settings)
     warm = send(stack.settings, [tenant], 4, "warm")
@@ -224,6 +226,8 @@ def damage_cache(stack: Stack, bad: str, good: str, damage: str) -> str:
     return stored
 
 
+# One backend keeps the suite under 10 min (the ledger tests run both).
+@pytest.mark.backends("postgresql")
 def test_caches_that_are_not_ours_wait_for_login_and_spare_the_others(stack: Stack) -> None:
     """One tenant per kind of damage, in both copies (nothing to heal from), and a healthy
     tenant in the same broadcast."""
