@@ -13,11 +13,12 @@ from typing import Any
 
 import redis
 
+from producer.audiences import AudienceResolver, Estimate, Resolution, estimate, parse_specs
 from producer.sendtime import check_send_at
 from threadcast import ids
 from threadcast.contract import Broadcast, ContentType, Target, check_text
-from threadcast.errors import ValidationError
-from threadcast.ledger import DeliveryState, Ledger
+from threadcast.errors import AudienceError, ValidationError
+from threadcast.ledger import DeliveryQueries, DeliveryState, Ledger
 from threadcast.ledger.broadcasts import RETRYABLE
 from threadcast.lifecycle import Intake, Publisher
 from threadcast.message import Card, Image, Importance, Mention, MessageParts
@@ -55,8 +56,9 @@ class Producer:
     def send(
         self,
         content: str,
-        targets: Iterable[Target | Mapping[str, object]],
+        targets: Iterable[Target | Mapping[str, object]] = (),
         *,
+        audiences: Sequence[str] = (),
         content_type: str | ContentType = ContentType.HTML,
         broadcast_id: str | None = None,
         send_at: datetime | None = None,
@@ -97,6 +99,12 @@ class Producer:
         (``{{ team_name }}``) filled in per delivery, and every target must give every
         variable they use: one that does not is a ValidationError naming it
         (``targets[7].team_name``), nothing written.
+
+        ``audiences`` (specs, ``producer/audiences.py``: ``tenant=T;channel=General``,
+        ``tenant=T;team=G``, ``saved=NAME``) are resolved through Graph now, after every other
+        check, and their channels join ``targets`` (duplicates once). An audience that cannot
+        be resolved is an AudienceError naming it (``audiences[1]``), one resolving to no
+        channel too; Graph unavailable is a GraphUnavailableError; nothing written either way.
         """
         check_send_at("send_at", send_at, datetime.now(UTC), now_if_past=now_if_past)
         parts = given_parts(
@@ -108,6 +116,11 @@ class Producer:
             images=images,
             mentions=mentions,
         )
+        if audiences:
+            resolved = self.resolve(audiences)
+            if not resolved.targets:
+                raise AudienceError("audiences", list(audiences), "resolved to no channel")
+            targets = chain(targets, resolved.targets)
         stream = _targets(targets, self._signed_in)
         first = next(stream, None)
         # Validated as any broadcast is, with its first target; the others stream past it
@@ -134,6 +147,19 @@ class Producer:
             accepted.published,
             accepted.scheduled,
         )
+
+    def resolve(self, audiences: Sequence[str], *, where: str = "audiences") -> Resolution:
+        """What ``audiences`` resolve to through Graph now (each spec's channels, the distinct
+        targets, the team and channel names): nothing is stored. Errors name ``where[i]``."""
+        parse_specs(where, audiences)  # every spec checked before Graph is asked anything
+        with AudienceResolver(self.settings, self.ledger, self._redis) as resolver:
+            return resolver.resolve(audiences, where)
+
+    def estimate(self, targets: Sequence[Target]) -> Estimate:
+        """How long sending to ``targets`` would take under the configured limits, behind the
+        deliveries queued or retrying now (``send --dry-run``)."""
+        backlog = DeliveryQueries(self.ledger.engine).backlog_by_team()
+        return estimate(self.settings, targets, backlog)
 
     def cancel(self, broadcast_id: str) -> int:
         """Cancel every delivery not yet sent (in-flight posts finish and are recorded): once

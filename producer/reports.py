@@ -88,3 +88,50 @@ class BroadcastReport(_Report):
     )
     endpoint: EndpointReport
     errors: list[ErrorLine] = Field(description="the latest failed attempts, newest first")
+
+
+class BroadcastSummary(_Report):
+    """A broadcast in a listing (``threadcast list``): who sent it, when, and how far it got.
+    The fields it shares with :class:`BroadcastReport` mean the same there."""
+
+    broadcast_id: str
+    source: str = Field(description="the name of the API key (or the CLI) that sent it")
+    content_type: ContentType
+    created_at: datetime
+    send_at: datetime | None = Field(description="its send time; null: sent at once")
+    cancelled_at: datetime | None = Field(
+        default=None, description="when it was cancelled; null: not cancelled"
+    )
+    total: int = Field(description="its deliveries (distinct targets)")
+    counts: dict[str, int] = Field(description="deliveries per state; every state is present")
+    settled: int = Field(
+        description="deliveries at an end: sent, failed or cancelled (progress: settled/total)"
+    )
+    done: bool = Field(description="nothing is moving any more")
+
+
+class BroadcastPage(_Report):
+    """One page of broadcasts, newest first, and the cursor of the next."""
+
+    broadcasts: list[BroadcastSummary]
+    next_after: str | None = Field(
+        description="the id to pass as `after` (`--after`) for the next page; null: no more"
+    )
+
+
+class Estimate(_Report):
+    """How fast a broadcast goes and how long it has left (``status --watch``)."""
+
+    remaining: int = Field(description="deliveries still moving on their own")
+    rate: float | None = Field(
+        description="deliveries settled per second over the last refreshes; null: not measured yet"
+    )
+    limit_rate: float | None = Field(
+        description="the most per second the configured rate limits let this broadcast's "
+        "remaining deliveries go, given their tenants and teams; null: nothing remains"
+    )
+    seconds_left: float | None = Field(
+        description="remaining / the smaller of rate and limit_rate, and no earlier than the "
+        "latest time a waiting delivery may go again; null: unknown (nothing settled lately)"
+    )
+    summary: str = Field(description="the same in a few words, as `status --watch` prints it")

@@ -31,9 +31,9 @@ def sign_in(settings: Settings, tenant: str, say: Callable[[str], None]) -> tupl
     publisher = Publisher(settings.redis_url)
     try:
         switch = endpoints.EndpointRecord(client, ledger.deployment).read()
-        scope = endpoints.login_scope(settings.endpoint, switch)
+        scopes = endpoints.login_scopes(settings.endpoint, switch, audiences=settings.audiences)
         with identity.http_client(settings) as http:
-            result = _device_flow(settings, tenant, cache, http, say, scope)
+            result = _device_flow(settings, tenant, cache, http, say, scopes)
         store = TokenCacheStore.for_settings(settings, client, ledger.token_caches)
         store.save(tenant, cache.serialize())
         resumed = Intake(ledger, publisher).resume(tenant, datetime.now(UTC))
@@ -51,12 +51,12 @@ def _device_flow(
     cache: msal.SerializableTokenCache,
     http: httpx.Client,
     say: Callable[[str], None],
-    scope: str,
+    scopes: list[str],
 ) -> dict[str, Any]:
     where = identity.authority(settings, tenant)
     try:
         app = identity.msal_app(settings, tenant, cache, http)
-        flow = _initiate(app, scope)
+        flow = _initiate(app, scopes)
         if "user_code" not in flow:
             raise _refused(tenant, flow)
         say(str(flow["message"]))
@@ -76,10 +76,10 @@ def _device_flow(
 _OIDC_SCOPES = ["offline_access", "openid", "profile"]
 
 
-def _initiate(app: msal.ClientApplication, scope: str) -> dict[str, Any]:
+def _initiate(app: msal.ClientApplication, scopes: list[str]) -> dict[str, Any]:
     if isinstance(app, msal.PublicClientApplication):
-        return dict(app.initiate_device_flow(scopes=[scope]))
-    return dict(app.client.initiate_device_flow(scope=[scope, *_OIDC_SCOPES]))
+        return dict(app.initiate_device_flow(scopes=scopes))
+    return dict(app.client.initiate_device_flow(scope=[*scopes, *_OIDC_SCOPES]))
 
 
 def _complete(app: msal.ClientApplication, flow: dict[str, Any]) -> dict[str, Any]:

@@ -45,6 +45,11 @@ ACCEPTED_SCOPES: Final = {
     CHANNEL_MESSAGES: frozenset({CHANNEL_MESSAGE_SEND, GROUP_READWRITE_ALL}),
 }
 GRAPH_SCOPES: Final = frozenset({GROUP_READWRITE_ALL, CHANNEL_MESSAGE_SEND})
+TEAM_READ_BASIC_ALL: Final = "Team.ReadBasic.All"
+CHANNEL_READ_BASIC_ALL: Final = "Channel.ReadBasic.All"
+#: What resolving audiences reads (``GET /me/joinedTeams``, ``GET /teams/{id}/channels``):
+#: asked for at login only with ``THREADCAST_AUDIENCES=true``.
+AUDIENCE_SCOPES: Final = (TEAM_READ_BASIC_ALL, CHANNEL_READ_BASIC_ALL)
 _GRAPH_PREFIX = "https://graph.microsoft.com/"
 
 _FACT = "endpoint"
@@ -94,6 +99,13 @@ def login_scope(setting: str, switch: Switch | None) -> str:
     return GROUP_READWRITE_ALL
 
 
+def login_scopes(setting: str, switch: Switch | None, *, audiences: bool) -> list[str]:
+    """Every Graph permission ``threadcast login`` asks for: :func:`login_scope`, and the
+    audience reads when audiences are enabled."""
+    scope = login_scope(setting, switch)
+    return [scope, *AUDIENCE_SCOPES] if audiences else [scope]
+
+
 def describe(setting: str, switch: Switch | None) -> str:
     """One line for ``status``, ``accounts`` and ``doctor``."""
     if setting != AUTO:
@@ -105,7 +117,8 @@ def describe(setting: str, switch: Switch | None) -> str:
 
 def granted_scopes(cache: dict[str, object], tenant: str) -> list[str]:
     """The Graph permissions a tenant's cached access tokens carry (MSAL's cache as JSON),
-    newest token first: what its sign-in was granted, so a refresh asks for the same."""
+    newest token first: what its sign-in was granted, so a refresh asks for the same (the
+    audience reads too, when the sign-in asked for them)."""
     entries = cache.get("AccessToken")
     tokens = (
         [t for t in entries.values() if t.get("realm") == tenant]
@@ -113,9 +126,10 @@ def granted_scopes(cache: dict[str, object], tenant: str) -> list[str]:
         else []
     )
     for token in sorted(tokens, key=lambda t: int(t.get("cached_at", 0)), reverse=True):
-        found = [n for n in scope_names(token.get("target")) if n in GRAPH_SCOPES]
+        names = scope_names(token.get("target"))
+        found = [n for n in names if n in GRAPH_SCOPES]
         if found:
-            return found
+            return found + [n for n in names if n in AUDIENCE_SCOPES]
     return []
 
 

@@ -7,14 +7,16 @@ variable, field, tenant, delivery id, Graph error code or request id) and never 
     ThreadcastError
     ├── ConfigError            a setting is missing or invalid (names the THREADCAST_ variable)
     ├── ValidationError        bad input from a caller (names the field and the value)
+    │   └── AudienceError      an audience that cannot be resolved as given (names it)
     ├── NotFoundError          an id that does not exist (broadcast, delivery, tenant)
     ├── LedgerError            the SQL ledger failed or is newer than this code
     ├── BrokerError            Redis or the Celery transport is unreachable
     ├── TokenCacheError        a tenant's cache cannot be read: wrong key, corrupt, foreign
     ├── SignInRequiredError    a tenant has no usable sign-in; run `threadcast login`
-    └── IdentityError          the identity platform refused a sign-in or could not be reached
+    ├── IdentityError          the identity platform refused a sign-in or could not be reached
+    └── GraphUnavailableError  Graph could not answer an audience's reads just now
 
-Graph's error answers are not exceptions: the worker records each as an attempt's outcome.
+Graph's answers to posts are not exceptions: the worker records each as an attempt's outcome.
 """
 
 from __future__ import annotations
@@ -74,3 +76,13 @@ class SignInRequiredError(ThreadcastError):
 
 class IdentityError(ThreadcastError):
     """A sign-in failed: the identity platform said no (its error code) or was unreachable."""
+
+
+class AudienceError(ValidationError):
+    """An audience cannot be resolved as given: a bad spec, an unknown saved audience or team,
+    or a sign-in without the permissions its Graph reads need. ``field`` names the audience."""
+
+
+class GraphUnavailableError(ThreadcastError):
+    """Graph could not answer an audience's reads just now (unreachable, failing, or still
+    throttling after the waits it asked for): nothing was stored, try again later."""

@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     # chatthreads and switches the deployment to v1.0 channel messages once Graph proves the
     # beta segment gone; chatthreads or channel-messages pin one.
     endpoint: Literal["auto", "chatthreads", "channel-messages"] = "auto"
+    # Audiences (threadcast send --audience): `threadcast login` then also asks for
+    # Team.ReadBasic.All and Channel.ReadBasic.All, which resolving them through Graph reads.
+    audiences: bool = False
 
     @field_validator("tenant_limits")
     @classmethod

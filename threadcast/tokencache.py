@@ -193,7 +193,7 @@ class TokenCacheStore:
         keys can be dropped. Returns the copies ("ledger", "redis") no key opens: those are
         left as they are.
 
-        Under the tenant's refresh lock, as a worker refreshes (worker/tokens.py): a refresh
+        Under the tenant's refresh lock, as a worker refreshes (threadcast/tokens.py): a refresh
         rotating the cache meanwhile would otherwise be overwritten by the older state
         re-encrypted. ``threadcast login`` writes without that lock: a sign-in during a
         rekey may be lost (sign in again). ``wait``: seconds to wait for a refresh holding

@@ -20,12 +20,12 @@ from threadcast.ledger import Ledger
 from threadcast.lifecycle import Handling, gates
 from threadcast.settings import Settings
 from threadcast.tokencache import TokenCacheStore
+from threadcast.tokens import TokenProvider
 from worker.deliver import Deliverer
 from worker.endpoint import EndpointChooser
 from worker.flight import FlightControl
 from worker.graph import GraphClient
 from worker.policy import RetryPolicy
-from worker.tokens import TokenProvider
 
 
 @dataclass

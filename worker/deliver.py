@@ -54,12 +54,12 @@ from threadcast.ledger.states import REROUTED
 from threadcast.lifecycle import Handling, Left
 from threadcast.message import MentionKind, MessageParts
 from threadcast.personal import compiled, fill
+from threadcast.tokens import REFUSAL_NOTICE_SECONDS, TokenProvider
 from worker.endpoint import EndpointChooser
 from worker.graph import Endpoint, GraphClient, GraphReply, Post, chat_message_body
 from worker.policy import RetryPolicy, judge
 from worker.settle import Posted, Settler, log_reply
 from worker.tenants import TenantTroubles
-from worker.tokens import REFUSAL_NOTICE_SECONDS, TokenProvider
 
 log = logging.getLogger("threadcast.worker")
 

@@ -20,19 +20,25 @@ from producer.api.auth import caller
 from producer.api.errors import COMMON_RESPONSES, NOT_FOUND, TooLarge
 from producer.api.limits import image_bytes, too_large_message, too_many_targets_message
 from producer.api.models import (
+    AudienceCount,
     BroadcastAccepted,
     BroadcastIn,
     Cancelled,
     DeliveryList,
+    DryRun,
     ErrorBody,
+    EstimateOut,
     Requeued,
+    ResolvedTarget,
     RetryIn,
 )
 from producer.api.services import Services, services
+from producer.audiences import Resolution
 from producer.reports import BroadcastReport
 from threadcast import ids
 from threadcast.apikeys import ApiKey
-from threadcast.errors import NotFoundError, ValidationError
+from threadcast.contract import Target
+from threadcast.errors import AudienceError, NotFoundError, ValidationError
 from threadcast.ledger import DeliveryState
 from threadcast.metrics import record_api_broadcast
 
@@ -134,9 +140,12 @@ async def _target_cap(request: Request, store: Store) -> None:
 )
 def create(body: BroadcastIn, response: Response, key: Caller, store: Store) -> BroadcastAccepted:
     _new_id(store, key, body.broadcast_id)
+    resolution = _resolve(store, body)
+    targets: list[Target | dict[str, object]] = [t.model_dump() for t in body.targets]
+    targets += resolution.targets
     result = store.producer.send(
         body.content,
-        [t.model_dump() for t in body.targets],
+        targets,
         content_type=body.content_type,
         broadcast_id=body.broadcast_id,
         send_at=body.send_at,
@@ -164,6 +173,62 @@ def create(body: BroadcastIn, response: Response, key: Caller, store: Store) -> 
         },
     )
     return BroadcastAccepted(**asdict(result))
+
+
+def _resolve(store: Services, body: BroadcastIn) -> Resolution:
+    """The audiences' channels (none without audiences), within THREADCAST_API_MAX_TARGETS
+    together with the explicit targets."""
+    if not body.audiences:
+        return Resolution()
+    resolution = store.producer.resolve(body.audiences)
+    if not resolution.targets:
+        raise AudienceError("audiences", body.audiences, "resolved to no channel")
+    limit = store.settings.api_max_targets
+    count = len(body.targets) + len(resolution.targets)
+    if count > limit:
+        raise TooLarge(too_many_targets_message(count, limit) + " (audiences resolved)")
+    return resolution
+
+
+@router.post(
+    "/dry-run",
+    response_model=DryRun,
+    summary="What a broadcast would go to (audiences resolved) and how long it would take",
+    responses={413: {"model": ErrorBody, "description": "body or target count over the limit"}},
+    dependencies=[Depends(_target_cap)],
+)
+def dry_run(body: BroadcastIn, key: Caller, store: Store) -> DryRun:
+    resolution = _resolve(store, body)
+    explicit = [Target.parse(f"targets[{i}]", t.model_dump()) for i, t in enumerate(body.targets)]
+    if explicit:
+        resolution.add("targets", explicit)
+    found = store.producer.estimate(resolution.targets)
+    names = resolution.names
+    return DryRun(
+        audiences=[
+            AudienceCount(audience=r.spec, channels=len(r.targets)) for r in resolution.parts
+        ],
+        targets=[
+            ResolvedTarget(
+                tenant=t.tenant,
+                group=t.group,
+                channel=t.channel,
+                team_name=names.get((t.tenant, t.group, t.channel), (None, None))[0],
+                channel_name=names.get((t.tenant, t.group, t.channel), (None, None))[1],
+            )
+            for t in resolution.targets
+        ],
+        per_tenant=resolution.per_tenant(),
+        estimate=EstimateOut(
+            seconds=None if found.seconds == float("inf") else found.seconds,
+            bound=found.bound,
+            backlog=found.backlog,
+            backlog_ahead=found.backlog_ahead,
+            quota_days=found.quota_days,
+            limits=found.limits,
+            text=found.describe(),
+        ),
+    )
 
 
 @router.get(

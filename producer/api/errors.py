@@ -19,7 +19,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
 from producer.api.models import ErrorBody, ErrorDetail, FieldError
-from threadcast.errors import BrokerError, LedgerError, NotFoundError, ValidationError
+from threadcast.errors import (
+    BrokerError,
+    GraphUnavailableError,
+    LedgerError,
+    NotFoundError,
+    ValidationError,
+)
 
 log = logging.getLogger("threadcast.api")
 
@@ -106,6 +112,10 @@ async def _broker(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(503, str(exc), headers={"Retry-After": "5"})
 
 
+async def _graph_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    return error_response(503, str(exc), headers={"Retry-After": "5"})
+
+
 async def _outage(_request: Request, exc: Exception) -> JSONResponse:
     # SQLAlchemy's text carries SQL and parameters: the log gets the type, the caller nothing.
     log.error("store unavailable: %s", type(exc).__name__)
@@ -136,6 +146,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ValidationError, _invalid)
     app.add_exception_handler(NotFoundError, _not_found)
     app.add_exception_handler(BrokerError, _broker)
+    app.add_exception_handler(GraphUnavailableError, _graph_unavailable)
     for kind in _OUTAGES:
         app.add_exception_handler(kind, _outage)
     app.add_exception_handler(HTTPException, _http)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from threadcast.ledger import DeliveryRow, DeliveryState
 
@@ -81,7 +81,20 @@ class BroadcastIn(_Request):
         "template: {{ name }} is filled in per delivery (HTML-escaped into HTML)"
     )
     content_type: Literal["text", "html"] = "html"
-    targets: list[TargetIn] = Field(min_length=1, description="channels to post to")
+    audiences: list[str] = Field(
+        default=[],
+        max_length=100,
+        description="audience specs resolved through Graph when the broadcast is accepted, "
+        "their channels joining the targets: 'tenant=T;channel=NAME' (that channel in every "
+        "team the tenant's signed-in user joined), 'tenant=T;team=G[;channel=NAME]', "
+        "'saved=NAME' (threadcast audience save)",
+        examples=[[f"tenant={_EXAMPLE_TENANT};channel=General"]],
+    )
+    targets: list[TargetIn] = Field(
+        default=[],
+        validate_default=True,
+        description="channels to post to (at least one target or audience)",
+    )
     subject: str | None = Field(default=None, description="subject line, 1-255 characters")
     importance: Literal["normal", "high", "urgent"] = "normal"
     cards: list[CardIn] = Field(default=[], description="Adaptive Cards (at most 10)")
@@ -105,6 +118,14 @@ class BroadcastIn(_Request):
             raise ValueError("must be an RFC 3339 date-time string")
         return value
 
+    @field_validator("targets")
+    @classmethod
+    def _somewhere(cls, value: list[TargetIn], info: ValidationInfo) -> list[TargetIn]:
+        # ``audiences`` comes first, so it is known here (absent: it was itself invalid).
+        if not value and info.data.get("audiences", [None]) == []:
+            raise ValueError("give targets, audiences or both: at least one channel")
+        return value
+
 
 class RetryIn(_Request):
     states: list[DeliveryState] = Field(
@@ -125,6 +146,38 @@ class BroadcastAccepted(BaseModel):
     created: bool = Field(description="false: this broadcast id was recorded before")
     published: int = Field(description="deliveries handed to the workers now")
     scheduled: bool = Field(description="waiting for its send time")
+
+
+class ResolvedTarget(BaseModel):
+    tenant: str
+    group: str
+    channel: str
+    team_name: str | None = Field(description="as Graph named it (null: an explicit target)")
+    channel_name: str | None
+
+
+class AudienceCount(BaseModel):
+    audience: str = Field(description="the spec, or 'targets' for the explicit ones")
+    channels: int
+
+
+class EstimateOut(BaseModel):
+    seconds: float | None = Field(description="null: a tenant's limits hold its deliveries")
+    bound: str = Field(description="the limit that decides it")
+    backlog: int = Field(description="deliveries queued or retrying now")
+    backlog_ahead: int = Field(description="of those, in these targets' tenants")
+    quota_days: int = Field(description="extra days the channels' daily quota spreads them")
+    limits: str
+    text: str = Field(description="the estimate as threadcast send --dry-run prints it")
+
+
+class DryRun(BaseModel):
+    """What a broadcast would go to, and how long it would take; nothing stored."""
+
+    audiences: list[AudienceCount]
+    targets: list[ResolvedTarget]
+    per_tenant: dict[str, int]
+    estimate: EstimateOut
 
 
 class DeliveryList(BaseModel):

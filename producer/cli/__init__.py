@@ -7,13 +7,24 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from producer.cli import api, auth, doctor, operate, processes, schedule, send, status
+from producer.cli import (
+    api,
+    audience,
+    auth,
+    doctor,
+    operate,
+    processes,
+    schedule,
+    send,
+    status,
+)
+from producer.cli import list as listing
 from threadcast.errors import ConfigError, ThreadcastError, ValidationError
 
 EXIT_USAGE = 2
 #: Commands that hand unknown arguments on to another program (celery, the simulator).
 PASS_THROUGH = frozenset({"worker", "sim"})
-GROUPS = (send, status, operate, auth, processes, api, schedule, doctor)
+GROUPS = (send, status, listing, operate, auth, processes, api, schedule, doctor, audience)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

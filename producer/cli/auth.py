@@ -85,7 +85,7 @@ def _rekey(_args: argparse.Namespace, _rest: list[str]) -> int:
 
 
 def _lock_wait(settings: Settings) -> float:
-    # Longer than a worker holds a tenant's refresh lock (worker/tokens.py: through discovery
+    # Longer than a worker holds a tenant's refresh lock (threadcast/tokens.py: through discovery
     # and the token call, each up to the HTTP timeout).
     return max(30.0, 2 * settings.http_timeout + 10) + 30
 

@@ -249,6 +249,7 @@ def test_the_openapi_document(api: Api) -> None:
     paths = document["paths"]
     assert set(paths) == {
         "/v1/broadcasts",
+        "/v1/broadcasts/dry-run",  # audiences resolved, nothing stored (issue 15)
         "/v1/broadcasts/{broadcast_id}",
         "/v1/broadcasts/{broadcast_id}/deliveries",
         "/v1/broadcasts/{broadcast_id}/cancel",
@@ -263,11 +264,12 @@ def test_the_openapi_document(api: Api) -> None:
     assert post["security"] == [{"HTTPBearer": []}]
     schemas = document["components"]["schemas"]
     body = schemas["BroadcastIn"]
-    assert body["additionalProperties"] is False and set(body["required"]) == {"content", "targets"}
+    assert body["additionalProperties"] is False and set(body["required"]) == {"content"}
     assert set(body["properties"]) == {
         "content",
         "content_type",
         "targets",
+        "audiences",  # beside or instead of targets (issue 15)
         "send_at",
         "broadcast_id",
         "subject",  # the message parts (issue 15)

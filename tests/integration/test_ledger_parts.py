@@ -105,7 +105,7 @@ def test_v8_keeps_a_v7_ledgers_broadcasts_deliveries_and_schedules(database_url:
     ledger = Ledger.open(database_url)
     try:
         with ledger.engine.connect() as conn:
-            assert migrations.current_version(conn) == migrations.HEAD == 8
+            assert migrations.current_version(conn) == migrations.HEAD >= 8
         info = ledger.broadcasts.info("old")
         assert (info.source, info.target_count) == ("v7", 1)
         assert (info.parts, info.personal) == (MessageParts(), False)

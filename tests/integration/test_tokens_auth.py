@@ -47,8 +47,8 @@ from threadcast.errors import BrokerError, IdentityError
 from threadcast.ledger import Ledger
 from threadcast.settings import Settings
 from threadcast.tokencache import TokenCacheStore
+from threadcast.tokens import REFUSAL_NOTICE_SECONDS, TokenProvider
 from worker.graph import chatthread_body, chatthreads_url
-from worker.tokens import REFUSAL_NOTICE_SECONDS, TokenProvider
 
 CLIENT_SECRET = "tc-secret-" + "q7Zr2mXw9vLp4sKd"
 

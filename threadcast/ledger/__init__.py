@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from threadcast.errors import LedgerError
 from threadcast.ledger import migrations
+from threadcast.ledger.audiences import AudienceBook, SavedAudience
 from threadcast.ledger.audit import AuditRecord, AuditTrail
 from threadcast.ledger.broadcasts import BroadcastBook, BroadcastInfo, ErrorLine, WaitLine
 from threadcast.ledger.deliveries import (
@@ -33,6 +34,7 @@ from threadcast.ledger.token_rows import TokenCacheRows
 __all__ = [
     "CLAIMABLE",
     "FINAL",
+    "AudienceBook",
     "AuditRecord",
     "AuditTrail",
     "BroadcastBook",
@@ -50,6 +52,7 @@ __all__ = [
     "Ledger",
     "Outcome",
     "Refusal",
+    "SavedAudience",
     "ScheduleBook",
     "StateCount",
     "StoredMessage",
@@ -70,6 +73,7 @@ class Ledger:
         self.schedules = ScheduleBook(engine)  # recurring schedules and their occurrences
         self.launches = LaunchBook(engine)  # one-off scheduled broadcasts launched when due
         self.deployment = DeploymentFacts(engine)  # e.g. the switch to Graph's v1.0 endpoint
+        self.audiences = AudienceBook(engine)  # saved audiences (threadcast audience save)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Ledger:

@@ -11,7 +11,7 @@ from datetime import datetime
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, exists, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 
 from threadcast.contract import Broadcast, ContentType, Delivery, DeliveryMessage
@@ -608,3 +608,93 @@ class BroadcastBook:
         )
         with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
             return [ErrorLine(*row) for row in conn.execute(query).all()]
+
+    def listing(
+        self,
+        *,
+        states: Sequence[DeliveryState] = (),
+        source: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 20,
+    ) -> list[ListedBroadcast]:
+        """Broadcasts newest first (``created_at``, then id, both descending), at most
+        ``limit``: those created in [since, until), from ``source``, having a delivery in one
+        of ``states``, after the cursor ``after`` (the (created_at, id) of the last one of the
+        page before). Reads only ``broadcasts``; a state filter probes each candidate's
+        (broadcast_id, state) index for one row, never counts its deliveries."""
+        query = select(*_LISTED)
+        if source is not None:
+            query = query.where(broadcasts.c.source == source)
+        if since is not None:
+            query = query.where(broadcasts.c.created_at >= since)
+        if until is not None:
+            query = query.where(broadcasts.c.created_at < until)
+        if after is not None:
+            at, bid = after
+            query = query.where(
+                or_(
+                    broadcasts.c.created_at < at,
+                    and_(broadcasts.c.created_at == at, broadcasts.c.id < bid),
+                )
+            )
+        if states:
+            having = (
+                select(deliveries.c.id)
+                .where(deliveries.c.broadcast_id == broadcasts.c.id)
+                .where(deliveries.c.state.in_([s.value for s in states]))
+            )
+            query = query.where(exists(having))
+        query = query.order_by(broadcasts.c.created_at.desc(), broadcasts.c.id.desc())
+        with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+            return [ListedBroadcast(*row) for row in conn.execute(query.limit(limit)).all()]
+
+    def created(self, broadcast_id: str) -> datetime | None:
+        """When the broadcast was recorded (None: no such broadcast): a listing's cursor."""
+        query = select(broadcasts.c.created_at).where(broadcasts.c.id == broadcast_id)
+        with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+            found: datetime | None = conn.execute(query).scalar()
+        return found
+
+    def counts_of(self, broadcast_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        """:meth:`counts` of several broadcasts in one grouped query (the (broadcast_id,
+        state) index answers it): every state present for each id, zero where none."""
+        found: dict[str, dict[str, int]] = {
+            bid: {state.value: 0 for state in DeliveryState} for bid in broadcast_ids
+        }
+        if not found:
+            return found
+        query = (
+            select(deliveries.c.broadcast_id, deliveries.c.state, func.count())
+            .where(deliveries.c.broadcast_id.in_(list(found)))
+            .group_by(deliveries.c.broadcast_id, deliveries.c.state)
+        )
+        with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+            for bid, state, n in conn.execute(query).all():
+                found[bid][state] = int(n)
+        return found
+
+
+@dataclass(frozen=True)
+class ListedBroadcast:
+    """A broadcast as a listing shows it (no content, no counts: read apart, per page)."""
+
+    id: str
+    source: str
+    content_type: str
+    created_at: datetime
+    send_at: datetime | None
+    target_count: int
+    cancelled_at: datetime | None
+
+
+_LISTED = (
+    broadcasts.c.id,
+    broadcasts.c.source,
+    broadcasts.c.content_type,
+    broadcasts.c.created_at,
+    broadcasts.c.send_at,
+    broadcasts.c.target_count,
+    broadcasts.c.cancelled_at,
+)

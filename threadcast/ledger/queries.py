@@ -106,6 +106,18 @@ class DeliveryQueries:
         with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
             return [StateCount(s, t, int(n)) for s, t, n in conn.execute(query).all()]
 
+    def backlog_by_team(self) -> dict[tuple[str, str], int]:
+        """Deliveries waiting to go (``queued`` or ``retrying``: in the gate, or about to be)
+        per (tenant, group): what a new broadcast queues behind (``send --dry-run``)."""
+        waiting = (DeliveryState.QUEUED.value, DeliveryState.RETRYING.value)
+        query = (
+            select(deliveries.c.tenant_id, deliveries.c.group_id, func.count())
+            .where(deliveries.c.state.in_(waiting))
+            .group_by(deliveries.c.tenant_id, deliveries.c.group_id)
+        )
+        with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+            return {(t, g): int(n) for t, g, n in conn.execute(query).all()}
+
     def attempts_by_endpoint(self, broadcast_id: str) -> dict[str, dict[str, int]]:
         """The broadcast's attempts per Graph endpoint and outcome (``open``: in flight;
         endpoint ``unknown``: recorded before the ledger kept it)."""
@@ -121,6 +133,25 @@ class DeliveryQueries:
                 by_outcome = found.setdefault(endpoint or "unknown", {})
                 by_outcome[outcome or "open"] = int(count)
         return found
+
+    def remaining_by_team(self, broadcast_id: str) -> dict[tuple[str, str], int]:
+        """The broadcast's deliveries not yet at an end and still moving on their own
+        (``scheduled``, ``queued``, ``sending``, ``retrying``) per (tenant, group): what the
+        rate limits of each scope still have to let through (``status --watch``'s time left)."""
+        moving = [
+            DeliveryState.SCHEDULED.value,
+            DeliveryState.QUEUED.value,
+            DeliveryState.SENDING.value,
+            DeliveryState.RETRYING.value,
+        ]
+        query = (
+            select(deliveries.c.tenant_id, deliveries.c.group_id, func.count())
+            .where(deliveries.c.broadcast_id == broadcast_id)
+            .where(deliveries.c.state.in_(moving))
+            .group_by(deliveries.c.tenant_id, deliveries.c.group_id)
+        )
+        with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+            return {(t, g): int(n) for t, g, n in conn.execute(query).all()}
 
 
 def _row(r: Any) -> DeliveryRow:  # a Row of _COLUMNS

@@ -129,6 +129,8 @@ rejected_messages = Table(
 
 # Scheduling (v4): recurring schedules, their occurrences, releases of one-off broadcasts.
 Index("ix_broadcasts_send_at", broadcasts.c.send_at)
+# Listing broadcasts newest first (v10).
+Index("ix_broadcasts_created", broadcasts.c.created_at, broadcasts.c.id)
 
 schedules = Table(
     "schedules",
@@ -177,3 +179,14 @@ broadcast_releases = Table(
 
 # Delivery pages of the HTTP API (v5): keyset pagination on seq within a broadcast.
 Index("ix_deliveries_broadcast_seq", deliveries.c.broadcast_id, deliveries.c.seq)
+
+# Saved audiences (threadcast audience save): a name -> audience specs and explicit targets,
+# as JSON, resolved through Graph when a broadcast uses it.
+audiences = Table(
+    "audiences",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("definition", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

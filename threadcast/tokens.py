@@ -1,4 +1,5 @@
-"""Delegated access tokens for the worker, from the shared encrypted MSAL cache.
+"""Delegated access tokens from the shared encrypted MSAL cache (the worker's, and the producer's
+for resolving audiences).
 
 Rotation-safe refresh: a refresh token may be used once, so a refresh happens only under
 the tenant's Redis lock, and only after re-reading the cache under that lock (another
