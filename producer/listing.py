@@ -73,33 +73,37 @@ def query_from(
     limit: int = DEFAULT_LIMIT,
     after: str | None = None,
     now: datetime | None = None,
+    prefix: str = "--",
 ) -> ListQuery:
-    """Validate the CLI's flags (a ``--state`` may name several, comma-separated)."""
+    """Validate the CLI's flags (a ``--state`` may name several, comma-separated); errors
+    name them with ``prefix`` (``--limit``; the HTTP API's query parameters: ``limit``)."""
     now = now or datetime.now(UTC)
     chosen: list[DeliveryState] = []
     for raw in states:
-        for state in parse_states("--state", raw):
+        for state in parse_states(f"{prefix}state", raw):
             if state not in chosen:
                 chosen.append(state)
     if not 1 <= limit <= MAX_LIMIT:
-        raise ValidationError("--limit", limit, f"must be 1-{MAX_LIMIT}")
-    start = parse_time("--since", since, now) if since is not None else None
-    end = parse_time("--until", until, now) if until is not None else None
+        raise ValidationError(f"{prefix}limit", limit, f"must be 1-{MAX_LIMIT}")
+    start = parse_time(f"{prefix}since", since, now) if since is not None else None
+    end = parse_time(f"{prefix}until", until, now) if until is not None else None
     if start is not None and end is not None and end <= start:
-        raise ValidationError("--until", until, f"must be after --since ({start.isoformat()})")
+        raise ValidationError(
+            f"{prefix}until", until, f"must be after {prefix}since ({start.isoformat()})"
+        )
     if source is not None and not source.strip():
-        raise ValidationError("--source", source, "must not be empty")
+        raise ValidationError(f"{prefix}source", source, "must not be empty")
     return ListQuery(tuple(chosen), source, start, end, limit, after)
 
 
-def list_broadcasts(ledger: Ledger, query: ListQuery) -> BroadcastPage:
+def list_broadcasts(ledger: Ledger, query: ListQuery, prefix: str = "--") -> BroadcastPage:
     """One page of broadcasts, newest first; ``next_after`` names the last one when another
     page follows. An ``after`` that names no broadcast is a ValidationError (``--after``)."""
     cursor = None
     if query.after is not None:
         created = ledger.broadcasts.created(query.after)
         if created is None:
-            raise ValidationError("--after", query.after, "names no broadcast")
+            raise ValidationError(f"{prefix}after", query.after, "names no broadcast")
         cursor = (created, query.after)
     # One extra row says whether another page follows, without a COUNT.
     rows = ledger.broadcasts.listing(

@@ -34,7 +34,9 @@ from producer.api.models import (
 )
 from producer.api.services import Services, services
 from producer.audiences import Resolution
-from producer.reports import BroadcastReport
+from producer.listing import DEFAULT_LIMIT, MAX_LIMIT, list_broadcasts
+from producer.listing import query_from as listing_query
+from producer.reports import BroadcastPage, BroadcastReport
 from threadcast import ids
 from threadcast.apikeys import ApiKey
 from threadcast.contract import Target
@@ -229,6 +231,40 @@ def dry_run(body: BroadcastIn, key: Caller, store: Store) -> DryRun:
             text=found.describe(),
         ),
     )
+
+
+@router.get(
+    "",
+    response_model=BroadcastPage,
+    summary="Recent broadcasts, newest first: progress and counts per state, a page at a time",
+)
+def listing(
+    key: Caller,
+    store: Store,
+    state: Annotated[
+        list[str], Query(description="only broadcasts with deliveries in these states")
+    ] = [],  # noqa: B006
+    source: Annotated[str | None, Query(max_length=200, description="only this source")] = None,
+    since: Annotated[
+        str | None, Query(max_length=64, description="created at or after: ISO 8601, or 2h, 3d")
+    ] = None,
+    until: Annotated[str | None, Query(max_length=64, description="created before")] = None,
+    after: Annotated[
+        str | None, Query(max_length=200, description="`next_after` of the last page")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> BroadcastPage:
+    # As `threadcast list` (producer/listing.py); a key sees its own broadcasts only.
+    if not key.operator:
+        if source is not None and source != key.name:
+            raise ValidationError("source", source, "a key sees only its own broadcasts")
+        source = key.name
+        if after is not None:
+            _owned(store, key, after)
+    query = listing_query(
+        states=state, source=source, since=since, until=until, limit=limit, after=after, prefix=""
+    )
+    return list_broadcasts(store.ledger, query, prefix="")
 
 
 @router.get(

@@ -156,3 +156,46 @@ def test_the_schedulers_ids_are_reserved(stack: Stack, api: Clients, client: str
     [field] = response.json()["error"]["fields"]
     assert field["field"] == "broadcast_id" and "'sched-'" in field["message"]
     assert rows(stack) == before
+
+
+def test_listing_shows_a_key_its_own_broadcasts_and_an_operator_all(
+    stack: Stack, api: Clients
+) -> None:
+    first = scheduled(stack, api.alpha)
+    second = scheduled(stack, api.alpha)
+    theirs = scheduled(stack, api.beta)
+    mine = api.alpha.get("/v1/broadcasts", params={"limit": 1000}).json()
+    ids = [b["broadcast_id"] for b in mine["broadcasts"]]
+    assert ids.index(second) < ids.index(first) and theirs not in ids  # newest first, own only
+    assert {b["source"] for b in mine["broadcasts"]} == {"alpha"}
+    assert mine["broadcasts"][ids.index(first)]["counts"]["scheduled"] == 2
+    everyone = api.ops.get("/v1/broadcasts", params={"limit": 1000, "state": "scheduled"}).json()
+    assert {first, second, theirs} <= {b["broadcast_id"] for b in everyone["broadcasts"]}
+    page = api.alpha.get("/v1/broadcasts", params={"limit": 1}).json()
+    assert (
+        len(page["broadcasts"]) == 1 and page["next_after"] == page["broadcasts"][0]["broadcast_id"]
+    )
+    following = api.alpha.get("/v1/broadcasts", params={"limit": 1, "after": page["next_after"]})
+    assert following.json()["broadcasts"][0]["broadcast_id"] != page["next_after"]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"limit": 0}, "limit"),
+        ({"state": "nonsense"}, "state"),
+        ({"since": "yesterday-ish"}, "since"),
+        ({"source": "beta"}, "source"),
+    ],
+)
+def test_listing_refuses_bad_parameters_by_name(
+    api: Clients, params: dict[str, object], field: str
+) -> None:
+    response = api.alpha.get("/v1/broadcasts", params=params)
+    assert response.status_code == 422
+    assert field in {f["field"].rsplit(".", 1)[-1] for f in response.json()["error"]["fields"]}
+
+
+def test_listing_after_another_keys_broadcast_is_not_found(stack: Stack, api: Clients) -> None:
+    theirs = scheduled(stack, api.beta)
+    assert api.alpha.get("/v1/broadcasts", params={"after": theirs}).status_code == 404
