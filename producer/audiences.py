@@ -300,6 +300,11 @@ class AudienceResolver:
                 raise GraphUnavailableError(f"Graph answered {what} without a value list")
             yield from value
             link = page.get("@odata.nextLink")
+            if link and not str(link).startswith(f"{self._settings.graph_url}/"):
+                # The token goes with every page: only ever to Graph itself.
+                raise GraphUnavailableError(
+                    f"Graph answered {what} with a next page elsewhere ({str(link)[:100]})"
+                )
             next_url, query = (str(link), None) if link else (None, None)
 
     def _get(

@@ -16,7 +16,7 @@ import redis
 from producer.audiences import AudienceResolver, Estimate, Resolution, estimate, parse_specs
 from producer.sendtime import check_send_at
 from threadcast import ids
-from threadcast.contract import Broadcast, ContentType, Target, check_text
+from threadcast.contract import Broadcast, ContentType, Target
 from threadcast.errors import AudienceError, ValidationError
 from threadcast.ledger import DeliveryQueries, DeliveryState, Ledger
 from threadcast.ledger.broadcasts import RETRYABLE
@@ -24,6 +24,7 @@ from threadcast.lifecycle import Intake, Publisher
 from threadcast.message import Card, Image, Importance, Mention, MessageParts
 from threadcast.personal import Template, check
 from threadcast.settings import Settings, load_settings
+from threadcast.text import check_text
 from threadcast.tokencache import signed_in
 
 DEFAULT_RETRY_STATES = (DeliveryState.FAILED, DeliveryState.UNKNOWN)
@@ -101,8 +102,9 @@ class Producer:
         (``targets[7].team_name``), nothing written.
 
         ``audiences`` (specs, ``producer/audiences.py``: ``tenant=T;channel=General``,
-        ``tenant=T;team=G``, ``saved=NAME``) are resolved through Graph now, after every other
-        check, and their channels join ``targets`` (duplicates once). An audience that cannot
+        ``tenant=T;team=G``, ``saved=NAME``) are checked, then resolved through Graph now
+        (before the broadcast and its targets are), and their channels join ``targets``
+        (duplicates once). An audience that cannot
         be resolved is an AudienceError naming it (``audiences[1]``), one resolving to no
         channel too; Graph unavailable is a GraphUnavailableError; nothing written either way.
         """

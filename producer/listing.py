@@ -50,7 +50,10 @@ def parse_time(flag: str, text: str, now: datetime) -> datetime:
     relative = _RELATIVE.fullmatch(raw)
     if relative:
         amount, unit = relative.groups()
-        return now - timedelta(**{_UNITS[unit]: int(amount)})
+        try:
+            return now - timedelta(**{_UNITS[unit]: int(amount)})
+        except (OverflowError, ValueError):
+            raise ValidationError(flag, text, "is too far back") from None
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
         try:
             return datetime.fromisoformat(raw).replace(tzinfo=UTC)

@@ -23,6 +23,7 @@ from threadcast.constants import ENTRY_VERSION, MAX_BATCH, MAX_CONTENT_BYTES, ME
 from threadcast.errors import ThreadcastError, ValidationError
 from threadcast.message import MessageParts
 from threadcast.personal import Template, check_variables, compiled
+from threadcast.text import check_text
 
 
 class ContentType(enum.StrEnum):
@@ -143,21 +144,6 @@ def _check_send_at(send_at: datetime) -> None:
         raise ValidationError(
             "send_at", send_at.isoformat(), "is out of range: it must fall in years 1-9999 in UTC"
         ) from None
-
-
-def check_text(field: str, value: str) -> str:
-    """Text the ledger can store on every backend and Graph can carry: Unicode (no lone
-    surrogate, which has no UTF-8 form) without NUL (PostgreSQL's text cannot hold it)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValidationError(
-            field, value, f"is not valid Unicode text: a lone surrogate at character {exc.start}"
-        ) from None
-    nul = value.find("\x00")
-    if nul >= 0:
-        raise ValidationError(field, value, f"must not contain NUL (found at character {nul})")
-    return value
 
 
 def check_content(content: object) -> str:

@@ -35,6 +35,7 @@ from typing import Any, Final
 from threadcast import ids
 from threadcast.constants import MAX_CONTENT_BYTES
 from threadcast.errors import ValidationError
+from threadcast.text import check_text
 
 #: Graph's limit on a whole request (images included, base64): 4 MiB.
 MAX_REQUEST_BYTES: Final = 4 * 1024 * 1024
@@ -96,6 +97,7 @@ class Card:
             content = json.dumps(content, separators=(",", ":"), ensure_ascii=False)
         if not isinstance(content, str):
             raise ValidationError(f"{where}.content", content, "must be a card's JSON object")
+        check_text(f"{where}.content", content)
         try:
             parsed = json.loads(content)
         except ValueError as exc:
@@ -162,6 +164,7 @@ class Mention:
         text = raw.get("text")
         if not isinstance(text, str) or not text.strip() or len(text) > 200:
             raise ValidationError(f"{where}.text", text, "must be 1-200 characters")
+        check_text(f"{where}.text", text)
         kind_raw = raw.get("kind")
         if kind_raw not in ("user", "channel", "team"):
             raise ValidationError(f"{where}.kind", kind_raw, "must be 'user', 'channel' or 'team'")
@@ -171,6 +174,7 @@ class Mention:
             user_id = ids.guid(f"{where}.user_id", user_id)
             if not isinstance(user_name, str) or not user_name.strip() or len(user_name) > 200:
                 raise ValidationError(f"{where}.user_name", user_name, "must be 1-200 characters")
+            check_text(f"{where}.user_name", user_name)
         elif user_id is not None or user_name is not None:
             raise ValidationError(where, raw, f"a {kind} mention takes no user_id or user_name")
         return cls(mention_id, text, kind, user_id, user_name)
@@ -408,8 +412,7 @@ def _unique(where: str, names: Sequence[object], most: int) -> None:
 def _check_subject(subject: str) -> None:
     if not isinstance(subject, str) or not subject.strip() or len(subject) > MAX_SUBJECT_CHARS:
         raise ValidationError("subject", subject, f"must be 1-{MAX_SUBJECT_CHARS} characters")
-    if "\x00" in subject:
-        raise ValidationError("subject", subject, "must not contain NUL")
+    check_text("subject", subject)
 
 
 def _check_mentions(mentions: Sequence[Mention], content: str) -> None:

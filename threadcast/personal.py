@@ -17,12 +17,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Mapping
 
-from jinja2 import StrictUndefined, TemplateError, meta
+from jinja2 import StrictUndefined, TemplateError, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from threadcast.constants import MAX_CONTENT_BYTES
 from threadcast.errors import ValidationError
 from threadcast.message import MAX_SUBJECT_CHARS, MessageParts
+from threadcast.text import check_text
 
 Variables = Mapping[str, str]
 
@@ -34,6 +35,13 @@ _ENVIRONMENTS = {
 }
 MAX_VARIABLES = 50
 MAX_VALUE_CHARS = 2000
+#: What a template may use: its variables, text, and these filters (with constant arguments).
+#: No tags ({% if %}, {% for %}), no arithmetic, no calls, no attributes: a template fills
+#: values in, it does not compute (Jinja folds constants while compiling, so
+#: ``{{ 'x' * 10**10 }}`` would build a 10 GB string before any sandbox check), and what it
+#: renders has the same cards, images and mentions for every delivery.
+FILTERS = frozenset({"default", "upper", "lower", "title", "capitalize", "trim", "truncate"})
+_ALLOWED = (nodes.Template, nodes.Output, nodes.TemplateData, nodes.Name, nodes.Filter, nodes.Const)
 
 
 class Template:
@@ -43,6 +51,7 @@ class Template:
         environment = _ENVIRONMENTS[html]
         try:
             parsed = environment.parse(text)
+            _only_substitution(field_name, text, parsed)
             self._template = environment.from_string(parsed)
         except TemplateError as exc:
             raise ValidationError(field_name, text, f"is not a valid template: {exc}") from None
@@ -51,6 +60,28 @@ class Template:
 
     def render(self, variables: Variables) -> str:
         return self._template.render(variables)
+
+
+def _only_substitution(field_name: str, text: str, parsed: nodes.Template) -> None:
+    """Refuse anything but ``{{ name }}`` and ``{{ name | filter(constant, ...) }}``."""
+    for node in parsed.find_all(nodes.Node):
+        if not isinstance(node, _ALLOWED):
+            raise ValidationError(
+                field_name,
+                text,
+                "may only fill in variables ({{ team_name }}, with the filters "
+                f"{', '.join(sorted(FILTERS))}): {type(node).__name__} is not allowed",
+            )
+        if isinstance(node, nodes.Filter) and node.name not in FILTERS:
+            raise ValidationError(
+                field_name,
+                text,
+                f"uses the filter {node.name!r}, not one of {', '.join(sorted(FILTERS))}",
+            )
+        if isinstance(node, nodes.Const) and not isinstance(node.value, str | int | bool):
+            raise ValidationError(field_name, text, f"holds the constant {node.value!r}")
+        if isinstance(node, nodes.Name) and node.ctx != "load":
+            raise ValidationError(field_name, text, f"assigns {node.name!r}")
 
 
 @functools.lru_cache(maxsize=256)
@@ -71,7 +102,7 @@ def check_variables(where: str, raw: object) -> dict[str, str]:
             raise ValidationError(f"{where}", name, "variable names must be identifiers")
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise ValidationError(f"{where}.{name}", value, "must be text or a number")
-        text = str(value)
+        text = check_text(f"{where}.{name}", str(value))
         if len(text) > MAX_VALUE_CHARS or "\x00" in text:
             raise ValidationError(
                 f"{where}.{name}", text, f"must be at most {MAX_VALUE_CHARS} characters, no NUL"

@@ -17,7 +17,7 @@ from threadcast.message import MAX_REQUEST_BYTES
 #: What a broadcast's images (their base64 ``data``) may add to a request body.
 IMAGE_ALLOWANCE = MAX_REQUEST_BYTES
 #: The routes whose body may carry images.
-WITH_IMAGES = frozenset({("POST", "/v1/broadcasts")})
+WITH_IMAGES = frozenset({("POST", "/v1/broadcasts"), ("POST", "/v1/broadcasts/dry-run")})
 
 
 def too_large_message(limit: int, images: bool = False) -> str:

@@ -257,7 +257,7 @@ def test_the_openapi_document(api: Api) -> None:
         "/healthz",
         "/metrics",
     }
-    assert set(paths["/v1/broadcasts"]) == {"post"}
+    assert set(paths["/v1/broadcasts"]) == {"get", "post"}  # get: the listing (issue 16)
     assert set(paths["/v1/broadcasts/{broadcast_id}/retry"]) == {"post"}
     post = paths["/v1/broadcasts"]["post"]
     assert {"200", "201", "401", "413", "422", "503"} <= set(post["responses"])

@@ -81,7 +81,7 @@ def test_the_patterns_and_the_key_builders_agree() -> None:
 def test_a_permits_day_is_its_issue_day_in_utc() -> None:
     assert keys.permit_day(f"{D}@86399.999999") == keys.DAY % "19700101"
     assert keys.permit_day(f"{D}@86400.000001") == keys.DAY % "19700102"
-    assert keys.permit_day(f"{D}@late") == keys.permit_day(None) == ""
+    assert keys.permit_day(f"{D}@late") == keys.permit_day(None) == keys.NO_DAY
 
 
 def test_days_around_name_yesterday_today_and_tomorrow() -> None:

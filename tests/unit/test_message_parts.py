@@ -614,3 +614,23 @@ def test_only_an_image_s_place_is_rewritten() -> None:
     content = '<p>image:logo stays text</p><img src="image:logo">'
     body = parts.chat_message(content, True, TEAM, CHANNEL)["body"]["content"]
     assert body == '<p>image:logo stays text</p><img src="../hostedContents/1/$value">'
+
+
+@pytest.mark.parametrize(
+    ("make", "field"),
+    [
+        (lambda: MessageParts(subject="a\ud800").check("<p>x</p>", True), "subject"),
+        (
+            lambda: Card.parse("cards[0]", "c1", '{"type": "AdaptiveCard", "x": "\ud800"}'),
+            "cards[0].content",
+        ),
+        (
+            lambda: Mention.parse("mentions[0]", {"id": 0, "text": "a\ud800", "kind": "team"}),
+            "mentions[0].text",
+        ),
+    ],
+)
+def test_a_lone_surrogate_is_refused_naming_the_part(make: Any, field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        make()
+    assert caught.value.field == field and "lone surrogate" in caught.value.reason

@@ -1,6 +1,6 @@
 -- drop.lua: a released delivery that turned out not claimable (sent, cancelled, unknown,
 -- claimed by another message...) leaves the gate: no park, and its permit, if still
--- outstanding (common.lua: known still names it, so it was never started), is given back:
+-- outstanding (permits.lua: known still names it, so it was never started), is given back:
 -- removed from the sliding logs and from its channel's quota reservation. A permit that was
 -- started (a redelivered message of a delivery since sent) stays: it stands for a real POST.
 --

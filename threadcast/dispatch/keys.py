@@ -109,17 +109,22 @@ def days_around(at: float) -> list[str]:
     return [_day_of(day - 1), _day_of(day), _day_of(day + 1)]
 
 
+#: Named where a permit has no day (none, or not one release.lua issued): never written (the
+#: scripts give back only a permit the gate issued), but a key in the gate's hash slot.
+NO_DAY = DAY % "none"
+
+
 def permit_day(permit: str | None) -> str:
     """The quota hash a permit (``<delivery>@<time>``, Redis's clock) reserved its send in;
-    "" for no permit or one without a time."""
+    NO_DAY for no permit or one without a time."""
     at = (permit or "").rpartition("@")[2]
     try:
         seconds = float(at)
-        if not 0 <= seconds < 253_402_300_800:  # years 1970-9999
-            return ""
-        return _day_of(int(seconds // 86_400))
     except ValueError:
-        return ""
+        return NO_DAY
+    if not 0 <= seconds < 253_402_300_800:  # years 1970-9999
+        return NO_DAY
+    return _day_of(int(seconds // 86_400))
 
 
 def cooldown(scope: str) -> str:

@@ -7,7 +7,7 @@
 --
 -- A permit that `known` still names was never started (start.lua forgets it on "go"): no
 -- POST was made under it, so its slot in the logs and its quota reservation are freed
--- (common.lua). Whoever parks it -- a worker giving a claim back, a tenant's token trouble,
+-- (permits.lua). Whoever parks it -- a worker giving a claim back, a tenant's token trouble,
 -- the dispatcher after a failed publish -- leaks nothing. A delivery of a cancelled
 -- broadcast is not parked at all: it leaves the gate.
 --
