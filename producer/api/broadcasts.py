@@ -84,7 +84,7 @@ def _owned(store: Services, key: ApiKey, broadcast_id: str) -> str:
     """The checked id of a broadcast ``key`` may see and act on. Another key's is answered
     exactly as an unknown id is (404, the same message), so ids cannot be probed."""
     broadcast_id = _checked(broadcast_id)
-    if not key.owns(store.ledger.broadcasts.info(broadcast_id).source):
+    if not key.owns(store.ledger.broadcasts.source(broadcast_id)):
         raise NotFoundError(f"no broadcast with id {broadcast_id!r}")
     return broadcast_id
 
@@ -93,7 +93,7 @@ def _not_foreign(store: Services, key: ApiKey, broadcast_id: str) -> None:
     """Refuse an id another key's broadcast holds, as a different broadcast under a used id
     is refused: whatever its content, nothing of it is sent again or shown."""
     try:
-        source = store.ledger.broadcasts.info(broadcast_id).source
+        source = store.ledger.broadcasts.source(broadcast_id)
     except NotFoundError:
         return
     if not key.owns(source):

@@ -89,6 +89,23 @@ def test_variables_only_after_the_first_target_are_refused(
 
 
 @pytest.mark.usefixtures("unchanged")
+def test_a_channel_named_twice_with_other_variables_is_refused(
+    world: World, producer: Producer
+) -> None:
+    first = world.target(team_name="A", region="n")
+    again = first | {"region": "s"}
+    with pytest.raises(ValidationError, match=r"^targets: names this channel twice"):
+        producer.send(CONTENT, [first, world.target(team_name="B", region="n"), again])
+
+
+def test_a_channel_named_twice_with_the_same_variables_is_one_delivery(
+    world: World, producer: Producer
+) -> None:
+    first = world.target(team_name="A", region="n")
+    assert producer.send(CONTENT, [first, dict(first)]).deliveries == 1
+
+
+@pytest.mark.usefixtures("unchanged")
 def test_a_broken_template_names_the_content(world: World, producer: Producer) -> None:
     with pytest.raises(ValidationError, match=r"^content: is not a valid template"):
         producer.send("<p>{{ team_name </p>", [world.target(team_name="A")])

@@ -527,6 +527,16 @@ class BroadcastBook:
         if found.first() is None:
             raise NotFoundError(f"no broadcast with id {broadcast_id!r}")
 
+    def source(self, broadcast_id: str) -> str:
+        """Who sent the broadcast (an API key's name, ``cli``, ...): the ownership check every
+        API call makes, without reading the stored message and its images."""
+        query = select(broadcasts.c.source).where(broadcasts.c.id == broadcast_id)
+        with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+            found = conn.execute(query).scalar()
+        if found is None:
+            raise NotFoundError(f"no broadcast with id {broadcast_id!r}")
+        return str(found)
+
     def info(self, broadcast_id: str) -> BroadcastInfo:
         query = select(
             broadcasts.c.id,

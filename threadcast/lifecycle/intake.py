@@ -21,7 +21,7 @@ from datetime import datetime
 
 from threadcast import ids
 from threadcast.contract import Broadcast, Delivery, DeliveryMessage, Target
-from threadcast.errors import BrokerError
+from threadcast.errors import BrokerError, ValidationError
 from threadcast.ledger import DeliveryState, Ledger
 from threadcast.ledger.launches import LaunchState
 from threadcast.lifecycle.publisher import Publisher
@@ -145,11 +145,21 @@ class Intake:
 def _distinct(broadcast_id: str, targets: Iterable[Target], small: _Small) -> Iterator[Delivery]:
     """One delivery per distinct target, in the order given, as Broadcast.deliveries makes
     them. The ids seen are what a send keeps per target (~120 bytes each): the rows and
-    targets themselves are gone once written."""
+    targets themselves are gone once written. A channel named twice with different variables
+    is refused (which of them would its text be filled in with?), rolling the send back."""
     seen: set[str] = set()
+    filled: dict[str, int] = {}  # a personal broadcast's: delivery id -> its variables' hash
     delivery_id = ids.delivery_ids(broadcast_id)
     for target in targets:
         did = delivery_id(target.tenant, target.group, target.channel)
+        if target.variables is not None:
+            values = hash(frozenset(target.variables.items()))
+            if filled.setdefault(did, values) != values:
+                raise ValidationError(
+                    "targets",
+                    f"{target.tenant}/{target.group}/{target.channel}",
+                    "names this channel twice with different variables",
+                )
         if did not in seen:
             seen.add(did)
             delivery = Delivery(did, broadcast_id, target)
