@@ -22,7 +22,7 @@ from threadcast.ledger import DeliveryQueries, DeliveryState, Ledger
 from threadcast.ledger.broadcasts import RETRYABLE
 from threadcast.lifecycle import Intake, Publisher
 from threadcast.message import Card, Image, Importance, Mention, MessageParts
-from threadcast.personal import Template, check
+from threadcast.personal import Filling, Template
 from threadcast.settings import Settings, load_settings
 from threadcast.text import check_text
 from threadcast.tokencache import signed_in
@@ -354,10 +354,11 @@ def checked_variables(broadcast: Broadcast, targets: Iterable[Target]) -> Iterat
     with its variables (a missing one names the target and the variable); a broadcast that
     is not personal takes no variables."""
     templates: list[Template] = broadcast.templates()
-    parts, html = broadcast.parts, broadcast.content_type is ContentType.HTML
+    html = broadcast.content_type is ContentType.HTML
+    filling = Filling(templates, broadcast.parts, html=html) if templates else None
     for i, target in enumerate(targets):
-        if templates:
-            check(templates, [(f"targets[{i}]", target.variables or {})], parts, html=html)
+        if filling is not None:
+            filling.check(f"targets[{i}]", target.variables or {})
         elif target.variables is not None:
             raise ValidationError(
                 f"targets[{i}]",

@@ -102,13 +102,41 @@ def check_variables(where: str, raw: object) -> dict[str, str]:
             raise ValidationError(f"{where}", name, "variable names must be identifiers")
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise ValidationError(f"{where}.{name}", value, "must be text or a number")
-        text = check_text(f"{where}.{name}", str(value))
-        if len(text) > MAX_VALUE_CHARS or "\x00" in text:
+        text = check_text(f"{where}.{name}", str(value))  # no NUL, no lone surrogate
+        if len(text) > MAX_VALUE_CHARS:
             raise ValidationError(
-                f"{where}.{name}", text, f"must be at most {MAX_VALUE_CHARS} characters, no NUL"
+                f"{where}.{name}", text, f"must be at most {MAX_VALUE_CHARS} characters"
             )
         checked[name] = text
     return checked
+
+
+class Filling:
+    """A personal broadcast's texts, ready to check row after row: what each needs is
+    worked out once, not per row (a send checks every target as it streams past)."""
+
+    def __init__(
+        self, templates: Iterable[Template], parts: MessageParts | None = None, *, html: bool
+    ) -> None:
+        self._needed = [(t, sorted(t.names)) for t in templates]
+        self._parts = parts
+        self._html = html
+
+    def check(self, where: str, variables: Variables) -> None:
+        """Fill one row in (``where`` names it, e.g. ``targets[3]``); a missing variable, a
+        template that fails while filled in, or a filled-in message over Graph's sizes (with
+        the parts: its subject, cards and mentions counted too) is an error naming the row."""
+        filled: dict[str, str] = {}
+        for template, names in self._needed:
+            for name in names:
+                if name not in variables:
+                    raise ValidationError(
+                        f"{where}.{name}",
+                        sorted(variables),
+                        f"is missing: {template.field} uses {{{{ {name} }}}}",
+                    )
+            filled[template.field] = fill(template, variables, where)
+        _check_filled(where, filled, self._parts, self._html)
 
 
 def check(
@@ -118,24 +146,10 @@ def check(
     *,
     html: bool = True,
 ) -> None:
-    """Render every row (``where`` names it, e.g. ``targets[3]`` or ``line 4``); a missing
-    variable, a template that fails while filled in, or a filled-in message over Graph's
-    sizes (with ``parts``: its subject, cards and mentions counted too) is an error naming
-    the row."""
-    templates = list(templates)
-    needed = [(t, sorted(t.names)) for t in templates]
+    """Every row filled in and checked (:meth:`Filling.check`)."""
+    filling = Filling(templates, parts, html=html)
     for where, variables in rows:
-        filled: dict[str, str] = {}
-        for template, names in needed:
-            for name in names:
-                if name not in variables:
-                    raise ValidationError(
-                        f"{where}.{name}",
-                        sorted(variables),
-                        f"is missing: {template.field} uses {{{{ {name} }}}}",
-                    )
-            filled[template.field] = fill(template, variables, where)
-        _check_filled(where, filled, parts, html)
+        filling.check(where, variables)
 
 
 def fill(template: Template, variables: Variables, where: str) -> str:

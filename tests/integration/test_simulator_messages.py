@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -22,6 +21,7 @@ import simulator.process
 from simulator.knobs import Knobs
 from simulator.process import RunningSimulator
 from simulator.v1knobs import V1Knobs
+from tests.integration import test_simulator_limits as limits_module
 from tests.integration.test_simulator import move_clock, msal_app, new_tenant
 from tests.integration.test_simulator_graph_today import graph_error
 
@@ -38,19 +38,9 @@ CARD = {"type": "AdaptiveCard", "version": "1.4", "body": [{"type": "TextBlock",
 USER_ID = "ef1c916a-3135-4417-ba27-8eb7bd084193"
 
 
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSimulator]:
-    running = simulator.process.start(
-        tmp_path_factory.mktemp("sim"), device_approve_delay=0, test_clock=True
-    )
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def http(sim: RunningSimulator) -> Iterator[httpx.Client]:
-    with httpx.Client(verify=sim.ssl_context(), timeout=30) as client:
-        yield client
+# One simulator per module (test clock) and an HTTPS client, as the limits module has them.
+sim = limits_module.sim
+http = limits_module.http
 
 
 @pytest.fixture(scope="module")
