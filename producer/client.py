@@ -13,6 +13,7 @@ from typing import Any
 
 import redis
 
+from producer import changes
 from producer.audiences import AudienceResolver, Estimate, Resolution, estimate, parse_specs
 from producer.sendtime import check_send_at
 from threadcast import ids
@@ -20,7 +21,8 @@ from threadcast.contract import Broadcast, ContentType, Target
 from threadcast.errors import AudienceError, ValidationError
 from threadcast.ledger import DeliveryQueries, DeliveryState, Ledger
 from threadcast.ledger.broadcasts import RETRYABLE
-from threadcast.lifecycle import Intake, Publisher
+from threadcast.ledger.changes import ChangeInfo, Made
+from threadcast.lifecycle import Intake, Publisher, gates
 from threadcast.message import Card, Image, Importance, Mention, MessageParts
 from threadcast.personal import Filling, Template
 from threadcast.settings import Settings, load_settings
@@ -53,6 +55,7 @@ class Producer:
         self._redis = redis.Redis.from_url(self.settings.redis_url)
         self._publisher = Publisher(self.settings.redis_url)
         self._intake = Intake(self.ledger, self._publisher)
+        self._changes = gates.changes(self._redis, self.settings)
 
     def send(
         self,
@@ -189,9 +192,79 @@ class Producer:
             check_text("error_code", error_code)  # compared in SQL: NUL would be an outage
         if tenant is not None:
             tenant = ids.guid("tenant", tenant)
+        recalled = self.ledger.changes.recall_of(broadcast_id)
+        if recalled is not None:
+            raise ValidationError(
+                "broadcast_id",
+                broadcast_id,
+                f"was recalled (change {recalled}): its deliveries are not sent again",
+            )
         return self._intake.retry(
             broadcast_id, wanted, datetime.now(UTC), error_code=error_code, tenant=tenant
         )
+
+    def edit(
+        self,
+        broadcast_id: str,
+        content: str,
+        *,
+        content_type: str | ContentType = ContentType.HTML,
+        subject: str | None = None,
+        importance: str | Importance = Importance.NORMAL,
+        cards: Iterable[CardInput] = (),
+        images: Iterable[ImageInput] = (),
+        mentions: Iterable[MentionInput] = (),
+        parts: MessageParts | None = None,
+        source: str = "python",
+    ) -> Made:
+        """Change every message the broadcast created into this one (a PATCH of each, by
+        the workers, under the edits' own rate limits; docs/API.md "Edit and recall").
+
+        The edit is a whole new message, given and checked as :meth:`send` takes one (a
+        personal broadcast's edit is a template filled in with each delivery's variables).
+        Deliveries sent later are edited once sent; one the seed's chatthreads endpoint sent
+        has no message id and is shown ``no_message_id``. The same edit asked for again
+        returns the change made before and sends its failed deliveries again. Needs
+        THREADCAST_CHANGES=true. A ValidationError names what is wrong; nothing is written."""
+        changes.require_enabled(self.settings)
+        given = given_parts(
+            self.settings,
+            parts,
+            subject=subject,
+            importance=importance,
+            cards=cards,
+            images=images,
+            mentions=mentions,
+        )
+        kind = ContentType.parse("content_type", content_type)
+        check_text("source", source)
+        return changes.edit(
+            self.ledger,
+            self._changes,
+            broadcast_id,
+            content,
+            kind,
+            given,
+            source,
+            datetime.now(UTC),
+        )
+
+    def recall(self, broadcast_id: str, *, source: str = "python") -> Made:
+        """Withdraw the broadcast: what was not sent yet is cancelled, every message sent is
+        soft-deleted (by the workers, under the edits' rate limits). Asked again, it returns
+        the recall made before and sends its failed deliveries again. Needs
+        THREADCAST_CHANGES=true."""
+        changes.require_enabled(self.settings)
+        check_text("source", source)
+        now = datetime.now(UTC)
+        self.ledger.broadcasts.source(broadcast_id)  # NotFoundError before anything changes
+        self._intake.cancel(broadcast_id, now)
+        return changes.recall(self.ledger, self._changes, broadcast_id, source, now)
+
+    def changes(self, broadcast_id: str) -> list[ChangeInfo]:
+        """The broadcast's edits and recall, oldest first, with their deliveries' counts."""
+        self.ledger.broadcasts.source(broadcast_id)
+        return self.ledger.changes.of_broadcast(broadcast_id)
 
     def _signed_in(self, tenant: str) -> bool:
         return signed_in(self._redis, self.ledger.token_caches, tenant)

@@ -31,7 +31,9 @@ def sign_in(settings: Settings, tenant: str, say: Callable[[str], None]) -> tupl
     publisher = Publisher(settings.redis_url)
     try:
         switch = endpoints.EndpointRecord(client, ledger.deployment).read()
-        scopes = endpoints.login_scopes(settings.endpoint, switch, audiences=settings.audiences)
+        scopes = endpoints.login_scopes(
+            settings.endpoint, switch, audiences=settings.audiences, changes=settings.changes
+        )
         with identity.http_client(settings) as http:
             result = _device_flow(settings, tenant, cache, http, say, scopes)
         store = TokenCacheStore.for_settings(settings, client, ledger.token_caches)

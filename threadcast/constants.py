@@ -14,6 +14,8 @@ REFUSED_TOKEN_KEY: Final = KEY_PREFIX + "refused-token:"  # + tenant:sha256 -> G
 #: Celery names: the queue and the task are part of the producer/worker contract.
 QUEUE: Final = "threadcast.deliveries"
 SEND_TASK: Final = "threadcast.send_delivery"
+#: Runs an edit or a recall (its one argument: the change id); threadcast/dispatch/changes.py.
+CHANGE_TASK: Final = "threadcast.run_change"
 MESSAGE_VERSION: Final = 1
 #: The gate entry's version (contract.DeliveryMessage.entry): the producer writes it, the
 #: dispatcher reads it, maybe after an upgrade. Entries written before it was versioned

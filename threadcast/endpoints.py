@@ -50,6 +50,10 @@ CHANNEL_READ_BASIC_ALL: Final = "Channel.ReadBasic.All"
 #: What resolving audiences reads (``GET /me/joinedTeams``, ``GET /teams/{id}/channels``):
 #: asked for at login only with ``THREADCAST_AUDIENCES=true``.
 AUDIENCE_SCOPES: Final = (TEAM_READ_BASIC_ALL, CHANNEL_READ_BASIC_ALL)
+CHANNEL_MESSAGE_READ_WRITE: Final = "ChannelMessage.ReadWrite"
+#: What editing and recalling sent messages needs (PATCH and softDelete of a channel
+#: message): asked for at login only with ``THREADCAST_CHANGES=true``.
+CHANGE_SCOPES: Final = (CHANNEL_MESSAGE_READ_WRITE,)
 _GRAPH_PREFIX = "https://graph.microsoft.com/"
 
 _FACT = "endpoint"
@@ -99,11 +103,17 @@ def login_scope(setting: str, switch: Switch | None) -> str:
     return GROUP_READWRITE_ALL
 
 
-def login_scopes(setting: str, switch: Switch | None, *, audiences: bool) -> list[str]:
-    """Every Graph permission ``threadcast login`` asks for: :func:`login_scope`, and the
-    audience reads when audiences are enabled."""
-    scope = login_scope(setting, switch)
-    return [scope, *AUDIENCE_SCOPES] if audiences else [scope]
+def login_scopes(
+    setting: str, switch: Switch | None, *, audiences: bool, changes: bool = False
+) -> list[str]:
+    """Every Graph permission ``threadcast login`` asks for: :func:`login_scope`, the
+    audience reads when audiences are enabled, the message edits when changes are."""
+    scopes = [login_scope(setting, switch)]
+    if audiences:
+        scopes += AUDIENCE_SCOPES
+    if changes:
+        scopes += CHANGE_SCOPES
+    return scopes
 
 
 def describe(setting: str, switch: Switch | None) -> str:
@@ -118,7 +128,7 @@ def describe(setting: str, switch: Switch | None) -> str:
 def granted_scopes(cache: dict[str, object], tenant: str) -> list[str]:
     """The Graph permissions a tenant's cached access tokens carry (MSAL's cache as JSON),
     newest token first: what its sign-in was granted, so a refresh asks for the same (the
-    audience reads too, when the sign-in asked for them)."""
+    audience reads and the message edits too, when the sign-in asked for them)."""
     entries = cache.get("AccessToken")
     tokens = (
         [t for t in entries.values() if t.get("realm") == tenant]
@@ -129,7 +139,8 @@ def granted_scopes(cache: dict[str, object], tenant: str) -> list[str]:
         names = scope_names(token.get("target"))
         found = [n for n in names if n in GRAPH_SCOPES]
         if found:
-            return found + [n for n in names if n in AUDIENCE_SCOPES]
+            extra = (*AUDIENCE_SCOPES, *CHANGE_SCOPES)
+            return found + [n for n in names if n in extra]
     return []
 
 

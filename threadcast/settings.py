@@ -115,6 +115,13 @@ class Settings(BaseSettings):
     # Audiences (threadcast send --audience): `threadcast login` then also asks for
     # Team.ReadBasic.All and Channel.ReadBasic.All, which resolving them through Graph reads.
     audiences: bool = False
+    # Edits and recalls (threadcast edit / recall): `threadcast login` then also asks for
+    # ChannelMessage.ReadWrite, which PATCH and softDelete of a channel message need. Their
+    # own Graph limits (message edits per second, per app and per tenant) bound them; the
+    # team's and channel's per-second limits are shared with the posts.
+    changes: bool = False
+    edit_app_rps: int = Field(default=300, gt=0, le=100_000)
+    edit_tenant_rps: int = Field(default=30, gt=0, le=100_000)
 
     @field_validator("tenant_limits")
     @classmethod

@@ -13,7 +13,7 @@ import redis
 from celery import Celery, Task, signals
 
 from threadcast import heartbeat, metrics
-from threadcast.constants import QUEUE, SEND_TASK, VISIBILITY_TIMEOUT_SECONDS
+from threadcast.constants import CHANGE_TASK, QUEUE, SEND_TASK, VISIBILITY_TIMEOUT_SECONDS
 from threadcast.contract import DeliveryMessage, batch_from_wire, batch_to_wire
 from threadcast.dispatch import keys
 from threadcast.heartbeat import Heartbeat
@@ -148,6 +148,22 @@ def _register(app: Celery, settings: Settings) -> _Contexts:
             with context.flight.slots(len(parsed)):
                 context.deliverer.deliver_batch(parsed)
 
+    @app.task(  # type: ignore[untyped-decorator]
+        name=CHANGE_TASK,
+        acks_late=True,
+        reject_on_worker_lost=True,
+        autoretry_for=(Exception,),
+        retry_backoff=2,
+        retry_backoff_max=60,
+        max_retries=10,
+    )
+    def run_change(change_id: Any) -> None:
+        """An edit or a recall (worker/changes.py), run as far as it goes now."""
+        if not isinstance(change_id, str) or not change_id:
+            log.error("a change task without a change id was dropped: %r", change_id)
+            return
+        contexts.get().changes.run(change_id)
+
     return contexts
 
 
@@ -228,6 +244,14 @@ def _run_dispatcher(app: Celery, settings: Settings, watch: _DispatcherWatch) ->
                 ledger.close()
 
         lease = LeaderLease(client, keys.LEADER, ttl=5.0)
+        change_gate = gates.changes(client, settings)
+
+        def launch_changes() -> int:
+            found = change_gate.due()
+            for change_id in found:
+                app.send_task(CHANGE_TASK, args=[change_id], queue=QUEUE)
+            return len(found)
+
         dispatcher = Dispatcher(
             gate,
             lease,
@@ -236,6 +260,7 @@ def _run_dispatcher(app: Celery, settings: Settings, watch: _DispatcherWatch) ->
             settings.dispatch_room,
             settings.batch_size,
             heartbeat=Heartbeat(client),
+            launch_changes=launch_changes,
         )
         thread = threading.Thread(target=dispatcher.supervise, args=(stop,), name="dispatcher")
         thread.daemon = True

@@ -21,6 +21,7 @@ from threadcast.lifecycle import Handling, gates
 from threadcast.settings import Settings
 from threadcast.tokencache import TokenCacheStore
 from threadcast.tokens import TokenProvider
+from worker.changes import ChangeRunner
 from worker.deliver import Deliverer
 from worker.endpoint import EndpointChooser
 from worker.flight import FlightControl
@@ -37,6 +38,7 @@ class WorkerContext:
     graph: GraphClient
     deliverer: Deliverer
     flight: FlightControl
+    changes: ChangeRunner
 
     @classmethod
     def build(cls, settings: Settings) -> WorkerContext:
@@ -75,7 +77,8 @@ class WorkerContext:
         flight = FlightControl(
             limits.app / limits.window, settings.max_in_flight, settings.batch_size
         )
-        return cls(ledger, client, store, tokens, graph, deliverer, flight)
+        changes = ChangeRunner(ledger, gates.changes(client, settings), tokens, graph, policy, name)
+        return cls(ledger, client, store, tokens, graph, deliverer, flight, changes)
 
     def close(self) -> None:
         self.graph.close()

@@ -43,6 +43,7 @@ _STEP = 0.01  # while waiting for the next permit, new work is noticed within th
 # After a failed turn: wait, doubling up to the cap, until a turn succeeds again.
 _BACKOFF_FIRST = 0.5
 _BACKOFF_CAP = 30.0
+_CHANGES_EVERY = 0.25  # seconds between looks for edits and recalls due
 
 
 class Dispatcher:
@@ -57,7 +58,10 @@ class Dispatcher:
         spread: int = 1,
         heartbeat: Heartbeat | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        launch_changes: Callable[[], int] | None = None,
     ) -> None:
+        """``launch_changes``: hands the edits and recalls due to the workers (at most every
+        :data:`_CHANGES_EVERY` seconds, while leading)."""
         self._gate = gate
         self._lease = lease
         self._publish = publish
@@ -67,6 +71,8 @@ class Dispatcher:
         self._spread = spread  # worker processes to share a small release between
         self._heartbeat = heartbeat
         self._monotonic = monotonic
+        self._launch_changes = launch_changes
+        self._changes_at = 0.0  # when the due changes were last looked for (monotonic)
         self.released = 0
         self.leading = False  # this process held the lease at its last turn
         self.restarts = 0  # times the loop ended (a bug) and supervise() started it again
@@ -103,6 +109,7 @@ class Dispatcher:
                     stop.wait(self._lease.ttl / 3)
                     continue
                 try:
+                    self._changes()
                     pause = self.turn()
                     backoff = _BACKOFF_FIRST
                     self.error = None
@@ -118,6 +125,13 @@ class Dispatcher:
         finally:
             self.leading = False
             self._lease.resign()
+
+    def _changes(self) -> None:
+        """Hand out the edits and recalls due now (one Redis look, a few times a second)."""
+        if self._launch_changes is None or self._monotonic() - self._changes_at < _CHANGES_EVERY:
+            return
+        self._changes_at = self._monotonic()
+        self._launch_changes()
 
     def _failed(self, exc: Exception, backoff: float) -> None:
         self.error = _describe(exc)

@@ -114,6 +114,30 @@ class Post:
     attempt: int
 
 
+@dataclass(frozen=True)
+class Change:
+    """One request of an edit (PATCH of the message, ``body`` its new chatMessage) or of a
+    recall (POST of its ``softDelete``, no body)."""
+
+    team: str
+    channel: str
+    message_id: str
+    recall: bool
+    token: str = field(repr=False)
+    body: bytes = field(repr=False)
+    client_request_id: str
+    attempt: int
+
+    @property
+    def method(self) -> str:
+        return "POST" if self.recall else "PATCH"
+
+
+def message_url(graph_url: str, team: str, channel: str, message_id: str) -> str:
+    """A v1.0 channel message (what an edit PATCHes; ``/softDelete`` recalls it)."""
+    return f"{channel_messages_url(graph_url, team, channel)}/{quote(message_id, safe='')}"
+
+
 class GraphClient:
     """Posts to Graph from an asyncio loop on a thread of its own, many requests in flight.
 
@@ -157,15 +181,27 @@ class GraphClient:
 
     def post(self, post: Post) -> Future[GraphReply]:
         """Send ``post`` now; its reply (never an exception) when it comes."""
-        return asyncio.run_coroutine_threadsafe(self._send(post), self._loop)
+        url = post.endpoint.url(self._graph_url, post.group, post.channel)
+        exchange = self._send("POST", url, post.body, _headers(post.token, post))
+        return asyncio.run_coroutine_threadsafe(exchange, self._loop)
 
-    async def _send(self, post: Post) -> GraphReply:
+    def change(self, change: Change) -> Future[GraphReply]:
+        """Make an edit's PATCH or a recall's softDelete now; its reply when it comes."""
+        url = message_url(self._graph_url, change.team, change.channel, change.message_id)
+        if change.recall:
+            url += "/softDelete"
+        exchange = self._send(change.method, url, change.body, _headers(change.token, change))
+        return asyncio.run_coroutine_threadsafe(exchange, self._loop)
+
+    async def _send(
+        self, method: str, url: str, body: bytes, headers: dict[str, str]
+    ) -> GraphReply:
         """The exchange, within THREADCAST_HTTP_TIMEOUT. A process that was frozen (a paused
         VM, SIGSTOP) wakes with every deadline passed: an answer already waiting in its
         socket is still read (a short grace) before the deadline is called, so a late answer
         beats a guess (``unknown``), as a blocking read would have."""
         started = time.perf_counter()
-        exchange = asyncio.ensure_future(self._exchange(post, started))
+        exchange = asyncio.ensure_future(self._exchange(method, url, body, headers, started))
         done, _ = await asyncio.wait({exchange}, timeout=self._deadline)
         if not done:
             done, _ = await asyncio.wait({exchange}, timeout=_THAW_GRACE)
@@ -174,13 +210,14 @@ class GraphClient:
         exchange.cancel()
         return _no_answer("ReadTimeout", "no answer within THREADCAST_HTTP_TIMEOUT", started)
 
-    async def _exchange(self, post: Post, started: float) -> GraphReply:
-        url = post.endpoint.url(self._graph_url, post.group, post.channel)
+    async def _exchange(
+        self, method: str, url: str, body: bytes, headers: dict[str, str], started: float
+    ) -> GraphReply:
         try:
-            async with self._session.post(
-                url, data=post.body, headers=_headers(post), allow_redirects=False
+            async with self._session.request(
+                method, url, data=body, headers=headers, allow_redirects=False
             ) as response:
-                body = await response.read()
+                answer = await response.read()
         except aiohttp.ClientConnectorError as exc:  # no connection: nothing was sent
             return _no_answer("ConnectError", str(exc), started, sent=False)
         except aiohttp.ConnectionTimeoutError as exc:  # no connection in time: nothing sent
@@ -191,7 +228,7 @@ class GraphClient:
             return _no_answer("ReadError", f"{type(exc).__name__}: {exc}", started)
         except Exception as exc:  # nothing may break the boundary
             return _broken(exc, started)
-        return _reply(response.status, response.headers, body, started)
+        return _reply(response.status, response.headers, answer, started)
 
     async def _close(self) -> None:
         await self._session.close()
@@ -205,9 +242,9 @@ class GraphClient:
             self._thread.join(timeout=5)
 
 
-def _headers(post: Post) -> dict[str, str]:
+def _headers(token: str, post: Post | Change) -> dict[str, str]:
     headers = {
-        "Authorization": f"Bearer {post.token}",
+        "Authorization": f"Bearer {token}",
         "Content-Type": "application/json",
         "client-request-id": post.client_request_id,
         "return-client-request-id": "true",

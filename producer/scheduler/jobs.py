@@ -29,7 +29,7 @@ from producer.scheduler.oneoff import ExpireMissed, LaunchDue
 from producer.scheduler.recurring import LaunchOccurrences
 from threadcast.ledger import Ledger
 from threadcast.lifecycle import Publisher, gates
-from threadcast.lifecycle.sweeps import LeaseSweep, OrphanSweep
+from threadcast.lifecycle.sweeps import ChangeSweep, LeaseSweep, OrphanSweep
 from threadcast.settings import Settings
 
 #: How often broadcasts due longer ago than the grace are looked for (a slower, wider scan).
@@ -38,6 +38,8 @@ EXPIRE_INTERVAL_SECONDS = 30.0
 LEASE_SWEEP_SECONDS = 5.0
 #: How often the ledger's waiting deliveries are checked against Redis (lost ones re-queued).
 ORPHAN_SWEEP_SECONDS = 15.0
+#: How often edits and recalls that no worker runs are announced to the gate again.
+CHANGE_SWEEP_SECONDS = 15.0
 
 
 @dataclass
@@ -96,10 +98,12 @@ def default_jobs(ctx: SchedulerContext, keep_lease: Callable[[], bool] = _always
         released_grace=ctx.settings.orphan_released_grace,
         keep_lease=keep_lease,
     )
+    changes = ChangeSweep(ctx.ledger, gates.changes(ctx.redis, ctx.settings))
     return [
         Job("launch-due-broadcasts", TICK_SECONDS, launch.run),
         Job("launch-occurrences", TICK_SECONDS, occurrences.run),
         Job("expire-missed-broadcasts", EXPIRE_INTERVAL_SECONDS, expire.run),
         Job("settle-expired-leases", LEASE_SWEEP_SECONDS, leases.run),
         Job("requeue-orphans", ORPHAN_SWEEP_SECONDS, orphans.run),
+        Job("resume-changes", CHANGE_SWEEP_SECONDS, changes.run),
     ]

@@ -34,6 +34,10 @@ CANCELLED = PREFIX + "cancelled"
 STARTED = PREFIX + "started"
 WAKE = PREFIX + "wake"  # list: a push wakes the dispatcher
 LEADER = PREFIX + "leader"  # the dispatcher's lease
+# Edits and recalls (threadcast/dispatch/changes.py): zset change id -> when a worker should
+# run it (again); the leading dispatcher hands the due ones to the workers as Celery tasks.
+CHANGES = PREFIX + "changes"
+EDIT_APP_LOG = PREFIX + "log:edit:app"  # zset permit -> request time: edits across tenants
 
 # The patterns of the per-scope keys (``%s``: tenant, team, channel, in this order).
 TEAMS = PREFIX + "teams:%s"  # zset team -> when it may next send
@@ -41,6 +45,7 @@ QUEUE = PREFIX + "q:%s:%s"  # list of gate entries, in order
 TENANT_LOG = PREFIX + "log:t:%s"
 TEAM_LOG = PREFIX + "log:g:%s:%s"
 CHANNEL_LOG = PREFIX + "log:c:%s:%s:%s"
+EDIT_TENANT_LOG = PREFIX + "log:edit:t:%s"  # a tenant's edits (PATCH and softDelete)
 # The day's quota hash (``%s``: the UTC date as YYYYMMDD). Field ``<tenant>:<team>:<channel>``:
 # the posts started that day; ``r|<tenant>:<team>:<channel>``: permits released that day and
 # not yet started. It expires two days after its last write.
@@ -52,6 +57,8 @@ APP_COOL = COOL % "app"
 TENANT_COOL = COOL % "t:%s"
 TEAM_COOL = COOL % "g:%s:%s"
 CHANNEL_COOL = COOL % "c:%s:%s:%s"
+EDIT_APP_COOL = COOL % "edit:app"
+EDIT_TENANT_COOL = COOL % "edit:t:%s"
 
 
 def patterns() -> list[str]:
@@ -88,6 +95,14 @@ def team_log(tenant: str, team: str) -> str:
 
 def channel_log(tenant: str, team: str, channel: str) -> str:
     return CHANNEL_LOG % (tenant, team, channel)
+
+
+def edit_tenant_log(tenant: str) -> str:
+    return EDIT_TENANT_LOG % tenant
+
+
+def edit_tenant_cool(tenant: str) -> str:
+    return EDIT_TENANT_COOL % tenant
 
 
 def channel_day(day: datetime) -> str:

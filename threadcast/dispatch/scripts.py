@@ -19,7 +19,18 @@ import redis
 from threadcast.errors import BrokerError
 
 _LIBRARIES = ("clock", "marks", "permits", "scopes", "quota")
-_NAMES = ("release", "promote", "park", "start", "cooldown", "enqueue", "drop", "cancel", "stuck")
+_NAMES = (
+    "release",
+    "promote",
+    "park",
+    "start",
+    "cooldown",
+    "enqueue",
+    "drop",
+    "cancel",
+    "stuck",
+    "change",
+)
 _T = TypeVar("_T")
 
 

@@ -15,6 +15,7 @@ from threadcast.ledger import migrations
 from threadcast.ledger.audiences import AudienceBook, SavedAudience
 from threadcast.ledger.audit import AuditRecord, AuditTrail
 from threadcast.ledger.broadcasts import BroadcastBook, BroadcastInfo, ErrorLine, WaitLine
+from threadcast.ledger.changes import ChangeBook
 from threadcast.ledger.deliveries import (
     Claim,
     DeliveryBook,
@@ -39,6 +40,7 @@ __all__ = [
     "AuditTrail",
     "BroadcastBook",
     "BroadcastInfo",
+    "ChangeBook",
     "Claim",
     "DeliveryBook",
     "DeliveryPage",
@@ -74,6 +76,7 @@ class Ledger:
         self.launches = LaunchBook(engine)  # one-off scheduled broadcasts launched when due
         self.deployment = DeploymentFacts(engine)  # e.g. the switch to Graph's v1.0 endpoint
         self.audiences = AudienceBook(engine)  # saved audiences (threadcast audience save)
+        self.changes = ChangeBook(engine)  # edits and recalls of sent broadcasts
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Ledger:

@@ -190,3 +190,65 @@ audiences = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# Edits and recalls of a sent broadcast (v11): one row per change, the state of each of the
+# broadcast's deliveries in it, and every PATCH or softDelete made.
+broadcast_changes = Table(
+    "broadcast_changes",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("broadcast_id", String(128), ForeignKey("broadcasts.id"), nullable=False),
+    Column("number", Integer, nullable=False),  # 1, 2, ... per broadcast
+    Column("kind", String(8), nullable=False),  # edit | recall
+    # An edit's whole new message (as broadcasts: content, type, parts, personal).
+    Column("content", Text),
+    Column("content_type", String(8)),
+    Column("parts", Text),
+    Column("personal", Boolean, nullable=False, server_default=false()),
+    Column("source", String(200), nullable=False),
+    Column("state", String(16), nullable=False),  # running | done | superseded
+    Column("runner", String(200)),  # the worker running it now, until lease_until
+    Column("lease_until", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Index("ux_broadcast_changes_number", "broadcast_id", "number", unique=True),
+    Index("ix_broadcast_changes_state", "state"),
+)
+
+change_deliveries = Table(
+    "change_deliveries",
+    metadata,
+    Column("change_id", String(36), ForeignKey("broadcast_changes.id"), primary_key=True),
+    Column("delivery_id", String(36), ForeignKey("deliveries.id"), primary_key=True),
+    Column("state", String(16), nullable=False),  # threadcast.ledger.changes.ChangeState
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime),
+    Column("last_status", Integer),
+    Column("last_error_code", String(200)),
+    Column("last_error_message", Text),
+    Column("last_request_id", String(64)),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_change_deliveries_state", "change_id", "state"),
+)
+
+change_attempts = Table(
+    "change_attempts",
+    metadata,
+    Column("id", _BIG_ID, primary_key=True, autoincrement=True),
+    Column("change_id", String(36), nullable=False),
+    Column("delivery_id", String(36), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("worker", String(200), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("client_request_id", String(36), nullable=False),
+    Column("outcome", String(16)),
+    Column("http_status", Integer),
+    Column("request_id", String(64)),
+    Column("error_code", String(200)),
+    Column("error_message", Text),
+    Column("retry_after", Float),
+    Column("latency_ms", Float),
+    Index("ix_change_attempts_delivery", "change_id", "delivery_id"),
+)

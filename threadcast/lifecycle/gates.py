@@ -11,6 +11,7 @@ from __future__ import annotations
 import redis
 
 from threadcast.dispatch import Entrance, Keeper, Limits
+from threadcast.dispatch.changes import ChangeGate, EditLimits
 from threadcast.guard import AdaptiveGuard
 from threadcast.settings import Settings
 
@@ -28,3 +29,10 @@ def keeper(client: redis.Redis, settings: Settings, limits: Limits | None = None
         limits or Limits.from_settings(settings),
         guard=AdaptiveGuard(client, settings.limit_guard_ms),
     )
+
+
+def changes(client: redis.Redis, settings: Settings) -> ChangeGate:
+    """Edits and recalls: which changes run, and their permits (the edits' own limits, the
+    teams' and channels' shared with the posts)."""
+    edits = EditLimits(settings.edit_app_rps, settings.edit_tenant_rps)
+    return ChangeGate(client, Limits.from_settings(settings), edits)

@@ -3,6 +3,8 @@ ledger, then in the gate): nothing stays lost when a worker or Redis is.
 
 - Lease sweep: a delivery still ``sending`` after its lease ended lost its worker mid-POST;
   it becomes ``unknown`` (the post may exist), or is re-queued with THREADCAST_AMBIGUOUS=retry.
+- Change sweep: an edit or a recall still running in the ledger, held by no runner, is
+  announced to the gate again (Redis may have lost it).
 - Orphan sweep: the ledger says ``queued``/``retrying`` but Redis no longer knows the
   delivery (flushed, restarted, failed over), released it long ago and no worker took it,
   or says it waits ("p") where nothing can wait (``Entrance.stuck``): it is put back in the
@@ -22,6 +24,7 @@ from datetime import datetime, timedelta
 
 from threadcast.contract import DeliveryMessage
 from threadcast.dispatch import Entrance
+from threadcast.dispatch.changes import ChangeGate
 from threadcast.ledger import Ledger
 
 log = logging.getLogger("threadcast.sweeps")
@@ -103,3 +106,19 @@ class OrphanSweep:
         waiting = [m for m, w in zip(batch, where, strict=True) if w == "p"]
         stuck = set(self.gate.stuck(waiting)) if waiting else set()
         return lost + [m for m in waiting if m.delivery_id in stuck]
+
+
+@dataclass
+class ChangeSweep:
+    """Edits and recalls still running in the ledger that no runner holds are announced to
+    the gate again (a change Redis lost would otherwise never run); one the gate holds is
+    left as it is."""
+
+    ledger: Ledger
+    gate: ChangeGate
+    announced: int = 0  # in all runs
+
+    def run(self, now: datetime) -> None:
+        for change_id in self.ledger.changes.running(now):
+            self.gate.announce(change_id, only_new=True)
+            self.announced += 1

@@ -1,0 +1,353 @@
+"""Running an edit or a recall: a PATCH or softDelete of every message a broadcast created.
+
+A Celery task (``threadcast.change``) names a change; the worker that takes it runs it under
+the change's lease in the ledger (threadcast/ledger/changes.py), one at a time per change and
+in order per broadcast. In a loop, until nothing of it is due:
+
+1. the deliveries sent since the change was made are taken in (``sync``);
+2. its due items, in the deliveries' order, each get a permit (threadcast/dispatch/changes.py:
+   the edits' own app and tenant limits, the team's and channel's per-second logs shared
+   with the posts); a full tenant or app skips the rest of that tenant this round;
+3. the ones with a permit become ``in_flight`` with an attempt row, in one transaction,
+   before their requests go out (on the process's asyncio loop, many at once);
+4. each answer is judged and recorded: 2xx ``done``; 429 and 5xx again after Retry-After or
+   a backoff (the throttled scope cools down); no answer again (an edit or a recall made
+   twice leaves the message as made once), ``unknown`` once the attempts run out; a 401
+   once more with a fresh token; any other answer ``failed`` with Graph's code.
+
+A tenant without a usable token waits (``waiting_auth``, tried again a minute later; no
+attempt is used). When nothing is due, the runner gives the change back: the gate hands it
+out again when its next item is due, or in a few seconds while deliveries of the broadcast
+may still be sent; the change is done once none can.
+
+A kill leaves items ``in_flight``: the next runner (the gate hands the change out again
+within a minute, the scheduler's sweep if Redis lost it) makes their requests again.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from threadcast.contract import ContentType
+from threadcast.dispatch.changes import ChangeGate
+from threadcast.errors import (
+    BrokerError,
+    IdentityError,
+    SignInRequiredError,
+    TokenCacheError,
+    ValidationError,
+)
+from threadcast.ids import new_request_id
+from threadcast.ledger import Ledger
+from threadcast.ledger.changes import (
+    ChangeItem,
+    ChangeMessage,
+    ItemResult,
+    ItemState,
+    Take,
+)
+from threadcast.personal import compiled, fill
+from threadcast.tokens import TokenProvider
+from worker.graph import Change, GraphClient, GraphReply, channel_message_body, chat_message_body
+from worker.policy import RetryPolicy, missing_consent
+
+#: A 403 for want of permission: the sign-in predates THREADCAST_CHANGES.
+CONSENT_NOTE = (
+    "the tenant's sign-in lacks ChannelMessage.ReadWrite: set THREADCAST_CHANGES=true, run "
+    "threadcast login --tenant TENANT, then ask for the edit or recall again (its failed "
+    "deliveries go again)"
+)
+
+log = logging.getLogger("threadcast.changes")
+
+LEASE_SECONDS = 60.0  # a runner's lease on its change, renewed every quarter of it
+_DUE_PAGE = 200  # items read per query
+_MAX_IN_FLIGHT = 100  # requests of one change in flight at once
+_IDLE_RETURN = 5.0  # give the change back when its next item is due later than this
+_UNSETTLED_AGAIN = 5.0  # while deliveries may still be sent, look again this often
+_SIGN_IN_WAIT = 60.0  # a tenant without a token: its items are tried again after this
+_TRANSIENT = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass
+class _Flight:
+    item: ChangeItem
+    number: int
+    request_id: str
+    token: str
+
+
+class ChangeRunner:
+    def __init__(
+        self,
+        ledger: Ledger,
+        gate: ChangeGate,
+        tokens: TokenProvider,
+        graph: GraphClient,
+        policy: RetryPolicy,
+        name: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._book = ledger.changes
+        self._gate = gate
+        self._tokens = tokens
+        self._graph = graph
+        self._policy = policy
+        self._name = name
+        self._clock = clock
+        self._rng = random.Random()  # noqa: S311 - jitter, not secrecy
+
+    def run(self, change_id: str) -> None:
+        """Run the change as far as it goes now; tell the gate when to run it again."""
+        now = _now()
+        taken = self._book.take(change_id, self._name, now, now + _lease())
+        if taken is Take.FINISHED:
+            self._gate.finished(change_id)
+            return
+        if taken is Take.HELD:
+            return  # its runner tells the gate when to run it again
+        if taken is Take.BEHIND:
+            self._gate.announce(change_id, time.time() + 1.0)
+            return
+        again: float | None = time.time() + _UNSETTLED_AGAIN
+        try:
+            again = _Run(self, change_id).run()
+        finally:
+            self._book.resign(change_id, self._name, _now())
+            if again is None:
+                self._gate.finished(change_id)
+            else:
+                self._gate.announce(change_id, again)
+
+
+class _Run:
+    """One runner's turn at one change."""
+
+    def __init__(self, runner: ChangeRunner, change_id: str) -> None:
+        self.r = runner
+        self.id = change_id
+        self.book = runner._book
+        self.message = self.book.message(change_id)  # None: a recall
+        self.flights: dict[Future[GraphReply], _Flight] = {}
+        self.renewed = runner._clock()
+        self.held = True
+
+    def run(self) -> float | None:
+        """Work until nothing is due; None when the change is done, else when to come back
+        (epoch seconds)."""
+        self.book.sync(self.id, _now())
+        due: list[ChangeItem] = []
+        while True:
+            self._keep_lease()
+            wait_for = 0.0
+            if self.held and len(self.flights) < _MAX_IN_FLIGHT:
+                due, wait_for = self._launch(due or self.book.due(self.id, _now(), _DUE_PAGE))
+            if self.flights:
+                self._land(wait_for or 1.0)
+            elif not self.held:
+                return time.time()  # superseded or lost: the gate decides what follows
+            elif due:
+                time.sleep(min(max(wait_for, 0.005), 1.0))
+            elif not self.book.sync(self.id, _now()):
+                pause = self._idle()
+                if pause is None or pause > _IDLE_RETURN:
+                    return None if pause is None else time.time() + pause
+                time.sleep(pause)
+
+    def _idle(self) -> float | None:
+        """Nothing due now: None if the change is done, else the seconds until it may have
+        work again."""
+        if self.book.complete(self.id, _now()):
+            return None
+        next_due = self.book.next_due(self.id)
+        if next_due is None:
+            return _UNSETTLED_AGAIN + _IDLE_RETURN  # deliveries may still be sent: come back
+        return max((next_due - _now()).total_seconds(), 0.0)
+
+    def _keep_lease(self) -> None:
+        if not self.held or self.r._clock() - self.renewed < LEASE_SECONDS / 4:
+            return
+        now = _now()
+        self.held = self.book.renew(self.id, self.r._name, now, now + _lease())
+        self.renewed = self.r._clock()
+        if not self.held:
+            log.warning("change %s: its lease was lost or it was superseded; stopping", self.id)
+
+    # -- launching ---------------------------------------------------------------------------
+    def _launch(self, due: list[ChangeItem]) -> tuple[list[ChangeItem], float]:
+        """Permits, then one transaction, then the requests. Returns the items still to go
+        and how long until a permit may be had for them."""
+        go: list[tuple[_Flight, bytes]] = []
+        rest: list[ChangeItem] = []
+        blocked: set[str] = set()  # tenants whose app or tenant edit scope is full
+        settled: list[ItemResult] = []  # no request made: waiting for a sign-in, or unfit
+        shortest = 0.0
+        room = _MAX_IN_FLIGHT - len(self.flights)
+        later = _now() + timedelta(seconds=_SIGN_IN_WAIT)
+        for item in due:
+            if item.tenant in blocked or len(go) >= room:
+                rest.append(item)
+                continue
+            prepared = self._prepare(item, later)
+            if isinstance(prepared, ItemResult):
+                settled.append(prepared)
+                continue
+            token, body = prepared
+            request_id = new_request_id()
+            permit = self.r._gate.permit(item.tenant, item.group, item.channel, request_id)
+            if not permit:
+                rest.append(item)
+                shortest = permit.wait if not shortest else min(shortest, permit.wait)
+                if permit.tenant_wide:
+                    blocked.add(item.tenant)
+                continue
+            go.append((_Flight(item, item.attempts + 1, request_id, token), body))
+        self.book.record(self.id, settled, _now())
+        if go:
+            started = [(f.item.delivery_id, f.number, f.request_id) for f, _ in go]
+            self.book.start(self.id, self.r._name, started, _now())
+            for flight, body in go:
+                self._send(flight, body)
+        return rest, shortest
+
+    def _prepare(self, item: ChangeItem, later: datetime) -> tuple[str, bytes] | ItemResult:
+        """Its token and request body; or why it goes without a request now."""
+        try:
+            body = b"" if self.message is None else _body(self.message, item)
+        except ValidationError as exc:  # checked when the edit was made: not from here
+            return _unsent(item, ItemState.FAILED, "unfilled", str(exc))
+        try:
+            return self.r._tokens.token(item.tenant), body
+        except (SignInRequiredError, TokenCacheError, BrokerError, IdentityError) as exc:
+            return _unsent(item, ItemState.PENDING, "waiting_auth", str(exc), later)
+
+    def _send(self, flight: _Flight, body: bytes) -> None:
+        item = flight.item
+        change = Change(
+            item.group,
+            item.channel,
+            item.message_id,
+            self.message is None,
+            flight.token,
+            body,
+            flight.request_id,
+            flight.number,
+        )
+        self.flights[self.r._graph.change(change)] = flight
+
+    # -- answers -----------------------------------------------------------------------------
+    def _land(self, timeout: float) -> None:
+        done, _ = wait(list(self.flights), timeout=timeout, return_when=FIRST_COMPLETED)
+        results = []
+        for future in done:
+            flight = self.flights.pop(future)
+            results.append(self._judge(flight, _result(future)))
+        self.book.record(self.id, results, _now())
+
+    def _judge(self, flight: _Flight, reply: GraphReply) -> ItemResult:
+        item, policy = flight.item, self.r._policy
+        if reply.ok:
+            return _answered(flight, reply, ItemState.DONE)
+        if missing_consent(reply):
+            return _answered(flight, reply, ItemState.FAILED, note=CONSENT_NOTE)
+        if reply.status == 401:
+            self.r._tokens.reject(item.tenant, flight.token)
+        elif reply.status == 429 and reply.retry_after is not None:
+            self.r._gate.cool_down(item.tenant, item.group, item.channel, reply.retry_after)
+        elif reply.status is not None and reply.status not in _TRANSIENT:
+            return _answered(flight, reply, ItemState.FAILED)
+        # No answer (an edit or recall made twice leaves the message as made once), 401, 429,
+        # 5xx: again, until the attempts run out.
+        if flight.number >= policy.max_attempts:
+            state = ItemState.UNKNOWN if reply.maybe_sent else ItemState.FAILED
+            return _answered(flight, reply, state, note=f"gave up after {flight.number} attempts")
+        delay = (
+            0.0
+            if reply.status == 401
+            else policy.backoff(flight.number, reply.retry_after, self.r._rng)
+        )
+        return _answered(flight, reply, ItemState.PENDING, delay)
+
+
+def _answered(
+    flight: _Flight,
+    reply: GraphReply,
+    state: ItemState,
+    later: float | None = None,
+    note: str = "",
+) -> ItemResult:
+    message = reply.error_message
+    if note:
+        message = f"{note}: {message}" if message else note
+    return ItemResult(
+        flight.item.delivery_id,
+        flight.number,
+        flight.request_id,
+        state,
+        http_status=reply.status,
+        request_id=reply.request_id,
+        error_code=reply.error_code,
+        error_message=message,
+        retry_after=reply.retry_after,
+        latency_ms=reply.latency_ms,
+        next_attempt_at=None if later is None else _now() + timedelta(seconds=later),
+        outcome="retry" if state is ItemState.PENDING else "",
+    )
+
+
+def _body(message: ChangeMessage, item: ChangeItem) -> bytes:
+    """The PATCH body: the edit's whole message, filled in with the delivery's variables
+    if personal (v1.0's chatMessage; a mention of the channel or team names its own)."""
+    html = message.content_type is ContentType.HTML
+    content, parts = message.content, message.parts
+    if message.personal:
+        variables = item.variables or {}
+        content = fill(compiled("content", content, html), variables, "content")
+        if parts.subject is not None:
+            subject = fill(compiled("subject", parts.subject, False), variables, "subject")
+            parts = replace(parts, subject=subject)
+    if parts.beyond_body:
+        return chat_message_body(parts.chat_message(content, html, item.group, item.channel))
+    return channel_message_body(content, message.content_type)
+
+
+def _unsent(
+    item: ChangeItem, state: ItemState, code: str, text: str, later: datetime | None = None
+) -> ItemResult:
+    """An item settled without a request (no attempt is used)."""
+    return ItemResult(
+        item.delivery_id,
+        item.attempts,
+        "",
+        state,
+        error_code=code,
+        error_message=text,
+        next_attempt_at=later,
+    )
+
+
+def _result(future: Future[GraphReply]) -> GraphReply:
+    try:
+        return future.result()
+    except Exception as exc:  # the loop died under it: the request may have gone out
+        return GraphReply(
+            None,
+            0.0,
+            error_code=f"client:{type(exc).__name__}",
+            error_message=str(exc)[:500],
+            maybe_sent=True,
+        )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _lease() -> timedelta:
+    return timedelta(seconds=LEASE_SECONDS)
