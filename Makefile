@@ -17,12 +17,14 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# Two scenarios, one after the other, each with its own simulator and ledger: Graph as the
+# Three scenarios, one after the other, each with its own simulator and ledger: Graph as the
 # seed's page describes it (chatthreads posts), then as it answers today (that segment is
-# gone: the deployment switches to v1.0 once).
+# gone: the deployment switches to v1.0 once), then a card with an image to the 300 channels
+# an audience resolves to, edited and recalled (every documented limit enforced).
 demo: install
 	$(VENV)/bin/threadcast demo --scenario seed
 	$(VENV)/bin/threadcast demo --scenario today
+	$(VENV)/bin/threadcast demo --scenario announce
 
 # Formatting is the tool's (ruff format), with no per-line exemptions.
 LINTED := producer worker threadcast simulator tests bench .ci/imports.py

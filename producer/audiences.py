@@ -15,8 +15,11 @@ An audience spec is ``key=value`` pairs joined by ``;`` (spaces around them are 
 Graph is read with the tenant's delegated token from the shared token cache
 (:class:`threadcast.tokens.TokenProvider`): ``threadcast login`` asks for
 ``Team.ReadBasic.All`` and ``Channel.ReadBasic.All`` when ``THREADCAST_AUDIENCES=true``.
-Pages are followed (``@odata.nextLink``); a 429 or 503 is waited out as its ``Retry-After``
-asks, a bounded number of times. An error names the audience (:class:`AudienceError`, a
+Pages are followed (``@odata.nextLink``). Each read first takes a permit (threadcast/dispatch/
+pacing.py) within Graph's documented limits for it, per app and per tenant
+(:data:`READ_LIMITS`), and, for a team's channel list, the team's per-second limit shared
+with the posts; a 429 or 503 is still waited out as its ``Retry-After`` asks, a bounded
+number of times. An error names the audience (:class:`AudienceError`, a
 ValidationError) or says Graph is unavailable (:class:`GraphUnavailableError`); either way
 nothing is stored.
 """
@@ -38,7 +41,9 @@ import redis
 
 from threadcast import identity, ids
 from threadcast.contract import Target
+from threadcast.dispatch import keys
 from threadcast.dispatch.limits import Limits, drain
+from threadcast.dispatch.pacing import Scope
 from threadcast.errors import (
     AudienceError,
     GraphUnavailableError,
@@ -47,6 +52,7 @@ from threadcast.errors import (
     ValidationError,
 )
 from threadcast.ledger import Ledger
+from threadcast.lifecycle import gates
 from threadcast.settings import Settings
 from threadcast.tokencache import TokenCacheStore
 from threadcast.tokens import TokenProvider
@@ -56,6 +62,9 @@ log = logging.getLogger("threadcast.audiences")
 KEYS = ("tenant", "team", "channel", "saved")
 SYNTAX = "tenant=T;channel=NAME, tenant=T;team=G[;channel=NAME] or saved=NAME"
 MAX_CHANNEL_NAME = 50  # Teams' limit on a channel's name
+#: Graph's documented limits on the audience reads, requests per second per app and per app
+#: per tenant: ``GET /me/joinedTeams`` and ``GET /teams/{id}/channels``.
+READ_LIMITS = {"joined_teams": (300, 30), "channels": (1200, 60)}
 _SAVED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: Waits for a 429/503's Retry-After before giving up on one read; and the longest wait.
@@ -227,7 +236,10 @@ class AudienceResolver:
             settings, store, client, self._http, settings.token_refresh_margin
         )
         self._sleep = sleep
+        self._pacer = gates.pacer(client, settings)
+        self._limits = Limits.from_settings(settings)
         self.waits: list[float] = []  # Retry-After waits honoured (seconds), for the curious
+        self.paced = 0.0  # seconds waited for permits within the read limits
 
     def resolve(self, specs: Sequence[object], where: str = "audiences") -> Resolution:
         """Every spec resolved, in order; the targets distinct. Raises AudienceError naming
@@ -270,7 +282,9 @@ class AudienceResolver:
             url = f"{self._settings.graph_url}/v1.0/me/joinedTeams"
             teams = [
                 (str(team["id"]), str(team.get("displayName") or ""))
-                for team in self._items(where, audience, url, {}, "the teams its user joined")
+                for team in self._items(
+                    where, audience, url, {}, "the teams its user joined", self._scopes(tenant)
+                )
                 if not team.get("isArchived")
             ]
         params = {"$select": "id,displayName"}
@@ -280,20 +294,59 @@ class AudienceResolver:
         found: list[Target] = []
         for team, team_name in teams:
             url = f"{self._settings.graph_url}/v1.0/teams/{quote(team, safe='')}/channels"
-            for channel in self._items(where, audience, url, params, f"the channels of {team}"):
+            scopes = self._scopes(tenant, team)
+            what = f"the channels of {team}"
+            for channel in self._items(where, audience, url, params, what, scopes):
                 target = Target(tenant, ids.guid("team id", team), str(channel["id"]))
                 into.names[_key(target)] = (team_name, str(channel.get("displayName") or ""))
                 found.append(target)
         log.info("audience %s resolved to %d channels", audience.spec, len(found))
         return found
 
+    def _scopes(self, tenant: str, team: str | None = None) -> list[Scope]:
+        """The scopes a read takes its permit from: its kind's app and tenant limits, and
+        for a team's channel list the team's (Graph counts every request on a team)."""
+        kind = "joined_teams" if team is None else "channels"
+        app, per_tenant = READ_LIMITS[kind]
+        scopes = [
+            Scope(
+                f"{kind} reads of the app",
+                keys.read_log(kind, "app"),
+                keys.read_cool(kind, "app"),
+                app,
+            ),
+            Scope(
+                f"{kind} reads of tenant {tenant}",
+                keys.read_log(kind, tenant),
+                keys.read_cool(kind, tenant),
+                per_tenant,
+            ),
+        ]
+        if team is not None:
+            scopes.append(
+                Scope(
+                    f"team {team}",
+                    keys.team_log(tenant, team),
+                    keys.cooldown(keys.team_scope(tenant, team)),
+                    self._limits.for_tenant(tenant).team,
+                )
+            )
+        return scopes
+
     def _items(
-        self, where: str, audience: Audience, url: str, params: dict[str, str], what: str
+        self,
+        where: str,
+        audience: Audience,
+        url: str,
+        params: dict[str, str],
+        what: str,
+        scopes: list[Scope],
     ) -> Iterator[dict[str, Any]]:
         """Every item of a Graph collection, page after page."""
         query: dict[str, str] | None = params
         next_url: str | None = url
         while next_url is not None:
+            self._pace(scopes)
             page = self._get(where, audience, next_url, query, what)
             value = page.get("value")
             if not isinstance(value, list):
@@ -306,6 +359,12 @@ class AudienceResolver:
                     f"Graph answered {what} with a next page elsewhere ({str(link)[:100]})"
                 )
             next_url, query = (str(link), None) if link else (None, None)
+
+    def _pace(self, scopes: list[Scope]) -> None:
+        """Wait for a permit of every scope (a few ms of Redis when there is room)."""
+        while not (permit := self._pacer.take(scopes, ids.new_request_id())):
+            self.paced += permit.wait
+            self._sleep(permit.wait)
 
     def _get(
         self,

@@ -4,7 +4,8 @@ Starts what it needs (a private Redis when none is reachable, the simulator, a w
 signs three demo tenants in through the real device-code flow, sends one HTML broadcast to
 300 channels, shows progress, and compares the ledger with what the simulator received.
 
-Two scenarios, each on a fresh ledger and simulator:
+Two scenarios here, each on a fresh ledger and simulator (a third, ``announce``, a rich
+announcement to an audience, edited and recalled, is producer/demo_announce.py):
 
 - ``seed``: the simulator answers the seed's beta ``chatthreads`` request, and every
   delivery is posted there.
@@ -167,7 +168,7 @@ def main(scenario: str = "seed", workdir: Path | None = None) -> int:
     workdir.mkdir(parents=True)
     say(f"scenario {plan.name}: {plan.about}")
     with contextlib.ExitStack() as stack:
-        redis_url = _redis(stack.callback)
+        redis_url = private_redis(stack.callback)
         sim = simulator.start(workdir / "sim", device_approve_delay=1.0, extra_args=plan.sim_flags)
         stack.callback(sim.stop)
         flags = "".join(f" {flag}" for flag in plan.sim_flags)
@@ -183,8 +184,8 @@ def main(scenario: str = "seed", workdir: Path | None = None) -> int:
             endpoint=AUTO,  # the default, whatever this shell says: the scenario shows it
         )
         tenants = [str(uuid.uuid4()) for _ in range(TENANTS)]
-        _forget(redis_url, tenants)  # a switch an earlier demo left in a shared Redis
-        stack.callback(_forget, redis_url, tenants)
+        forget(redis_url, tenants)  # a switch an earlier demo left in a shared Redis
+        stack.callback(forget, redis_url, tenants)
         for tenant in tenants:
             say(f"signing in tenant {tenant} (device-code flow)")
             user, _ = sign_in(settings, tenant, lambda text: say(f"  {text}"))
@@ -201,7 +202,7 @@ def main(scenario: str = "seed", workdir: Path | None = None) -> int:
         return _judge(plan, _run(settings, tenants, sim))
 
 
-def _redis(cleanup: Callable[..., Any]) -> str:
+def private_redis(cleanup: Callable[..., Any]) -> str:
     configured = os.environ.get("THREADCAST_REDIS_URL")
     # The demo keeps off database 0 of a shared Redis: its queue must not reach real workers.
     url = configured or "redis://127.0.0.1:6379/15"
@@ -214,7 +215,7 @@ def _redis(cleanup: Callable[..., Any]) -> str:
     return server.url
 
 
-def _forget(redis_url: str, tenants: list[str]) -> None:
+def forget(redis_url: str, tenants: list[str]) -> None:
     """Leave a shared Redis as the demo found it: its token caches and its endpoint switch
     go with it (a switch left behind would send the next `seed` demo to v1.0)."""
     client = redis.Redis.from_url(redis_url)

@@ -62,6 +62,37 @@ class MessageReport(_Report):
     )
 
 
+class ChangeErrors(_Report):
+    """A change's failed or unknown deliveries with one error code."""
+
+    state: str = Field(description="failed or unknown")
+    error_code: str = Field(description="Graph's error code ('-': none was given)")
+    example: str | None = Field(description="one of their error messages")
+    count: int
+
+
+class ChangeReport(_Report):
+    """One edit or recall of a sent broadcast, and what became of each delivery's message."""
+
+    id: str = Field(description="the change's id")
+    number: int = Field(description="1, 2, ... per broadcast, in the order they were made")
+    kind: str = Field(description="edit (every message PATCHed) or recall (soft-deleted)")
+    state: str = Field(description="running, done, or superseded by a later change")
+    source: str = Field(description="the name of the API key (or the CLI) that asked for it")
+    created_at: datetime
+    finished_at: datetime | None = Field(description="null: still running")
+    counts: dict[str, int] = Field(
+        description="deliveries per item state, every state present: pending, in_flight, "
+        "done, failed, unknown, no_message_id (sent by the seed's chatthreads endpoint: Graph "
+        "gave no message id to change), not_sent (no message: the delivery was not sent), "
+        "superseded (a later change came first)"
+    )
+    errors: list[ChangeErrors] = Field(
+        description="its failed and unknown deliveries per error code, most frequent first"
+    )
+    summary: str = Field(description="the same in one line, as `threadcast status` prints it")
+
+
 class BroadcastReport(_Report):
     """A broadcast and where its deliveries stand."""
 
@@ -88,6 +119,49 @@ class BroadcastReport(_Report):
     )
     endpoint: EndpointReport
     errors: list[ErrorLine] = Field(description="the latest failed attempts, newest first")
+    changes: list[ChangeReport] = Field(
+        default_factory=list,
+        description="its edits and recall (threadcast edit / recall), oldest first; empty: none",
+    )
+
+
+class ChangeList(_Report):
+    """A broadcast's edits and recall, oldest first."""
+
+    broadcast_id: str
+    changes: list[ChangeReport]
+
+
+class ChangeAttemptReport(_Report):
+    """One PATCH (edit) or softDelete (recall) of one delivery's message."""
+
+    number: int = Field(description="1, 2, ... per delivery in the change")
+    worker: str = Field(description="the worker that made it")
+    started_at: datetime
+    finished_at: datetime | None = Field(description="null: no answer recorded (yet)")
+    client_request_id: str
+    outcome: str | None = Field(
+        description="done, pending (to go again), failed, unknown, abandoned (its worker was "
+        "lost; made again); null: in flight"
+    )
+    http_status: int | None
+    request_id: str | None = Field(description="Graph's request-id")
+    error_code: str | None
+    error_message: str | None
+    retry_after: float | None
+    latency_ms: float | None
+
+
+class DeliveryAttempts(_Report):
+    """One delivery's message in one change: its state, and every request made for it."""
+
+    broadcast_id: str
+    change_id: str
+    number: int = Field(description="the change's number in its broadcast")
+    kind: str = Field(description="edit or recall")
+    delivery_id: str
+    state: str = Field(description="the delivery's item state in the change (as in `counts`)")
+    attempts: list[ChangeAttemptReport] = Field(description="oldest first")
 
 
 class BroadcastSummary(_Report):

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from producer import change_reports
 from producer.reports import BroadcastReport, EndpointReport, Estimate, MessageReport
 from threadcast import endpoints
 from threadcast.dispatch.limits import Limits, drain
@@ -33,8 +34,9 @@ _CEILING_EVERY = 30.0
 
 
 def report(ledger: Ledger, broadcast_id: str, endpoint: str = endpoints.AUTO) -> BroadcastReport:
-    """The broadcast, a count per state, what waits and why, its latest errors, and the Graph
-    endpoint (``endpoint``: the THREADCAST_ENDPOINT setting) its posts go to."""
+    """The broadcast, a count per state, what waits and why, its latest errors, the Graph
+    endpoint (``endpoint``: the THREADCAST_ENDPOINT setting) its posts go to, and its edits
+    and recall with their deliveries per item state and error groups."""
     info = ledger.broadcasts.info(broadcast_id)
     counts = ledger.broadcasts.counts(broadcast_id)
     return BroadcastReport(
@@ -51,6 +53,7 @@ def report(ledger: Ledger, broadcast_id: str, endpoint: str = endpoints.AUTO) ->
         message=message_report(info),
         endpoint=endpoint_report(ledger, broadcast_id, endpoint),
         errors=ledger.broadcasts.recent_errors(broadcast_id),
+        changes=change_reports.change_reports(ledger, info.id),
     )
 
 
@@ -116,6 +119,10 @@ def render(data: BroadcastReport) -> str:
                 f"  {e.at.isoformat()}  {e.channel} (tenant {e.tenant}): HTTP {e.http_status} "
                 f"{e.error_code}: {e.error_message} [request-id {e.request_id}]"
             )
+    if data.changes:
+        lines.append("changes:")
+        for change in data.changes:
+            lines += change_reports.render(change, "  ")
     return "\n".join(lines)
 
 

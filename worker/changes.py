@@ -8,8 +8,9 @@ in order per broadcast. In a loop, until nothing of it is due:
 2. its due items, in the deliveries' order, each get a permit (threadcast/dispatch/changes.py:
    the edits' own app and tenant limits, the team's and channel's per-second logs shared
    with the posts); a full tenant or app skips the rest of that tenant this round;
-3. the ones with a permit become ``in_flight`` with an attempt row, in one transaction,
-   before their requests go out (on the process's asyncio loop, many at once);
+3. each request goes out the moment its permit is taken (on the process's asyncio loop, many
+   at once), and the ones sent become ``in_flight`` with an attempt row, in one transaction,
+   before any answer is recorded;
 4. each answer is judged and recorded: 2xx ``done``; 429 and 5xx again after Retry-After or
    a backoff (the throttled scope cools down); no answer again (an edit or a recall made
    twice leaves the message as made once), ``unknown`` once the attempts run out; a 401
@@ -20,8 +21,10 @@ attempt is used). When nothing is due, the runner gives the change back: the gat
 out again when its next item is due, or in a few seconds while deliveries of the broadcast
 may still be sent; the change is done once none can.
 
-A kill leaves items ``in_flight``: the next runner (the gate hands the change out again
-within a minute, the scheduler's sweep if Redis lost it) makes their requests again.
+A kill leaves items ``in_flight`` (or ``pending``, between a request and its attempt row): the
+next runner (the gate hands the change out again within a minute, the scheduler's sweep if
+Redis lost it) makes their requests again; a PATCH or softDelete made twice leaves the
+message as made once.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from threadcast.contract import ContentType
-from threadcast.dispatch.changes import ChangeGate
+from threadcast.dispatch.changes import TENANT_WIDE, ChangeGate
 from threadcast.errors import (
     BrokerError,
     IdentityError,
@@ -181,9 +184,10 @@ class _Run:
 
     # -- launching ---------------------------------------------------------------------------
     def _launch(self, due: list[ChangeItem]) -> tuple[list[ChangeItem], float]:
-        """Permits, then one transaction, then the requests. Returns the items still to go
-        and how long until a permit may be had for them."""
-        go: list[tuple[_Flight, bytes]] = []
+        """Each item's request as its permit is taken, then their attempt rows in one
+        transaction. Returns the items still to go and how long until a permit may be had
+        for them."""
+        started: list[tuple[str, int, str]] = []
         rest: list[ChangeItem] = []
         blocked: set[str] = set()  # tenants whose app or tenant edit scope is full
         settled: list[ItemResult] = []  # no request made: waiting for a sign-in, or unfit
@@ -191,7 +195,7 @@ class _Run:
         room = _MAX_IN_FLIGHT - len(self.flights)
         later = _now() + timedelta(seconds=_SIGN_IN_WAIT)
         for item in due:
-            if item.tenant in blocked or len(go) >= room:
+            if item.tenant in blocked or len(started) >= room:
                 rest.append(item)
                 continue
             prepared = self._prepare(item, later)
@@ -204,16 +208,20 @@ class _Run:
             if not permit:
                 rest.append(item)
                 shortest = permit.wait if not shortest else min(shortest, permit.wait)
-                if permit.tenant_wide:
+                if permit.full in TENANT_WIDE:
                     blocked.add(item.tenant)
                 continue
-            go.append((_Flight(item, item.attempts + 1, request_id, token), body))
+            # Sent the moment its permit is taken: the permit's time is the request's, as
+            # Graph counts it (a ledger write in between would let a window's arrivals
+            # bunch up behind it and overrun the next one).
+            flight = _Flight(item, item.attempts + 1, request_id, token)
+            self._send(flight, body)
+            started.append((item.delivery_id, flight.number, request_id))
         self.book.record(self.id, settled, _now())
-        if go:
-            started = [(f.item.delivery_id, f.number, f.request_id) for f, _ in go]
-            self.book.start(self.id, self.r._name, started, _now())
-            for flight, body in go:
-                self._send(flight, body)
+        # Their attempt rows right after, before any answer is recorded. A kill in between
+        # leaves the item pending: the next runner makes its request again, which leaves
+        # the message as made once.
+        self.book.start(self.id, self.r._name, started, _now())
         return rest, shortest
 
     def _prepare(self, item: ChangeItem, later: datetime) -> tuple[str, bytes] | ItemResult:

@@ -1,4 +1,5 @@
-"""``/v1/broadcasts``: send, read, list deliveries, cancel, retry.
+"""``/v1/broadcasts``: send, read, list deliveries, cancel, retry; edit and recall what was
+sent, and read those changes.
 
 Ids in paths match any text (``/``, CR and LF included) so that a malformed id still
 reaches its route and is refused by name (422) instead of falling through as an unknown URL
@@ -10,12 +11,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from starlette.convertors import Convertor, register_url_convertor
 
-from producer import status
+from producer import change_reports, status
 from producer.api.auth import caller
 from producer.api.errors import COMMON_RESPONSES, NOT_FOUND, TooLarge
 from producer.api.limits import image_bytes, too_large_message, too_many_targets_message
@@ -24,8 +25,10 @@ from producer.api.models import (
     BroadcastAccepted,
     BroadcastIn,
     Cancelled,
+    ChangeMade,
     DeliveryList,
     DryRun,
+    EditIn,
     ErrorBody,
     EstimateOut,
     Requeued,
@@ -36,12 +39,13 @@ from producer.api.services import Services, services
 from producer.audiences import Resolution
 from producer.listing import DEFAULT_LIMIT, MAX_LIMIT, list_broadcasts
 from producer.listing import query_from as listing_query
-from producer.reports import BroadcastPage, BroadcastReport
+from producer.reports import BroadcastPage, BroadcastReport, ChangeList, DeliveryAttempts
 from threadcast import ids
 from threadcast.apikeys import ApiKey
 from threadcast.contract import Target
 from threadcast.errors import AudienceError, NotFoundError, ValidationError
 from threadcast.ledger import DeliveryState
+from threadcast.ledger.changes import Made
 from threadcast.metrics import record_api_broadcast
 
 log = logging.getLogger("threadcast.api")
@@ -152,11 +156,7 @@ def create(body: BroadcastIn, response: Response, key: Caller, store: Store) -> 
         broadcast_id=body.broadcast_id,
         send_at=body.send_at,
         source=key.name,
-        subject=body.subject,
-        importance=body.importance,
-        cards=[card.model_dump() for card in body.cards],
-        images=[image.model_dump() for image in body.images],
-        mentions=[mention.model_dump() for mention in body.mentions],
+        **body.part_fields(),
     )
     if not result.created:
         # Another key may have recorded the same broadcast since _new_id looked.
@@ -294,6 +294,42 @@ def deliveries(
 
 
 @router.get(
+    "/{broadcast_id:anytext}/changes",
+    response_model=ChangeList,
+    responses=NOT_FOUND,
+    summary="A broadcast's edits and recall: deliveries per item state, error groups",
+)
+def changes(broadcast_id: BroadcastId, key: Caller, store: Store) -> ChangeList:
+    broadcast_id = _owned(store, key, broadcast_id)
+    return ChangeList(
+        broadcast_id=broadcast_id, changes=change_reports.change_reports(store.ledger, broadcast_id)
+    )
+
+
+@router.get(
+    "/{broadcast_id:anytext}/changes/{change_id:anytext}/deliveries/{delivery_id:anytext}/attempts",
+    response_model=DeliveryAttempts,
+    responses={
+        404: {"model": ErrorBody, "description": "no such broadcast, change or delivery in it"}
+    },
+    summary="A delivery's state in one edit or recall, and every request made for it",
+)
+def change_attempts(
+    broadcast_id: BroadcastId,
+    change_id: Annotated[str, Path(description="the change id")],
+    delivery_id: Annotated[str, Path(description="the delivery id")],
+    key: Caller,
+    store: Store,
+) -> DeliveryAttempts:
+    broadcast_id = _checked(broadcast_id)
+    change_id = ids.guid("change_id", change_id)
+    delivery_id = ids.guid("delivery_id", delivery_id)
+    _owned(store, key, broadcast_id)
+    [found] = change_reports.delivery_attempts(store.ledger, broadcast_id, delivery_id, change_id)
+    return found
+
+
+@router.get(
     "/{broadcast_id:anytext}",
     response_model=BroadcastReport,
     responses=NOT_FOUND,
@@ -342,3 +378,70 @@ def retry(
         extra={"broadcast": broadcast_id, "source": key.name, "requeued": count},
     )
     return Requeued(broadcast_id=broadcast_id, requeued=count)
+
+
+_MADE_BEFORE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": ChangeMade,
+        "description": "asked for before: the same change, its failed and unknown deliveries "
+        "sent again (`again`)",
+    }
+}
+
+
+@router.post(
+    "/{broadcast_id:anytext}/edit",
+    status_code=201,
+    response_model=ChangeMade,
+    responses={
+        **_MADE_BEFORE,
+        **NOT_FOUND,
+        413: {"model": ErrorBody, "description": "body over the limit"},
+    },
+    summary="Edit every message the broadcast sent into this one (THREADCAST_CHANGES=true)",
+    dependencies=[Depends(_target_cap)],
+)
+def edit(
+    broadcast_id: BroadcastId, body: EditIn, response: Response, key: Caller, store: Store
+) -> ChangeMade:
+    broadcast_id = _owned(store, key, broadcast_id)
+    made = store.producer.edit(
+        broadcast_id,
+        body.content,
+        content_type=body.content_type,
+        source=key.name,
+        **body.part_fields(),
+    )
+    return _made(made, response, key)
+
+
+@router.post(
+    "/{broadcast_id:anytext}/recall",
+    status_code=201,
+    response_model=ChangeMade,
+    responses={**_MADE_BEFORE, **NOT_FOUND},
+    summary="Recall the broadcast: cancel what was not sent, delete every message it sent "
+    "(THREADCAST_CHANGES=true)",
+)
+def recall(broadcast_id: BroadcastId, response: Response, key: Caller, store: Store) -> ChangeMade:
+    broadcast_id = _owned(store, key, broadcast_id)
+    return _made(store.producer.recall(broadcast_id, source=key.name), response, key)
+
+
+def _made(made: Made, response: Response, key: ApiKey) -> ChangeMade:
+    """201 for a new change, 200 for one asked for before."""
+    if not made.created:
+        response.status_code = 200
+    change = made.change
+    log.info(
+        "broadcast change recorded",
+        extra={
+            "broadcast": change.broadcast_id,
+            "kind": change.kind.value,
+            "source": key.name,
+            "change": change.id,
+            "new": made.created,
+            "again": made.again,
+        },
+    )
+    return ChangeMade(**made.to_json())

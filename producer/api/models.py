@@ -75,12 +75,37 @@ class MentionIn(_Request):
     )
 
 
-class BroadcastIn(_Request):
+class MessageIn(_Request):
+    """A message: its body and the parts beside it (a broadcast's, or an edit's)."""
+
     content: str = Field(
         description="the message, at most 28 KB as UTF-8; with variables on the targets, a "
         "template: {{ name }} is filled in per delivery (HTML-escaped into HTML)"
     )
     content_type: Literal["text", "html"] = "html"
+    subject: str | None = Field(default=None, description="subject line, 1-255 characters")
+    importance: Literal["normal", "high", "urgent"] = "normal"
+    cards: list[CardIn] = Field(default=[], description="Adaptive Cards (at most 10)")
+    images: list[ImageIn] = Field(default=[], description="inline images (at most 10)")
+    mentions: list[MentionIn] = Field(default=[], description="mentions (at most 100)")
+
+    def part_fields(self) -> dict[str, Any]:
+        """The parts as ``Producer.send`` and ``Producer.edit`` take them."""
+        return {
+            "subject": self.subject,
+            "importance": self.importance,
+            "cards": [card.model_dump() for card in self.cards],
+            "images": [image.model_dump() for image in self.images],
+            "mentions": [mention.model_dump() for mention in self.mentions],
+        }
+
+
+class EditIn(MessageIn):
+    """An edit: the whole new message every message of the broadcast becomes (a personal
+    broadcast's content and subject are templates filled in with each delivery's variables)."""
+
+
+class BroadcastIn(MessageIn):
     audiences: list[str] = Field(
         default=[],
         max_length=100,
@@ -95,11 +120,6 @@ class BroadcastIn(_Request):
         validate_default=True,
         description="channels to post to (at least one target or audience)",
     )
-    subject: str | None = Field(default=None, description="subject line, 1-255 characters")
-    importance: Literal["normal", "high", "urgent"] = "normal"
-    cards: list[CardIn] = Field(default=[], description="Adaptive Cards (at most 10)")
-    images: list[ImageIn] = Field(default=[], description="inline images (at most 10)")
-    mentions: list[MentionIn] = Field(default=[], description="mentions (at most 100)")
     send_at: datetime | None = Field(
         default=None, description="send time, RFC 3339 with a UTC offset; omit to send now"
     )
@@ -146,6 +166,27 @@ class BroadcastAccepted(BaseModel):
     created: bool = Field(description="false: this broadcast id was recorded before")
     published: int = Field(description="deliveries handed to the workers now")
     scheduled: bool = Field(description="waiting for its send time")
+
+
+class ChangeMade(BaseModel):
+    """An edit or the recall as recorded (``created`` false: asked for before)."""
+
+    id: str = Field(description="the change's id")
+    broadcast_id: str
+    number: int = Field(description="1, 2, ... per broadcast")
+    kind: Literal["edit", "recall"]
+    state: str = Field(description="running, done or superseded")
+    source: str = Field(description="the API key's name")
+    created_at: datetime
+    finished_at: datetime | None
+    counts: dict[str, int] = Field(
+        description="deliveries per item state, every state present (docs/API.md)"
+    )
+    created: bool = Field(description="false: the same change was asked for before")
+    superseded: list[str] = Field(description="the running changes it replaced")
+    again: int = Field(
+        description="asked for again: its failed and unknown deliveries that go again"
+    )
 
 
 class ResolvedTarget(BaseModel):

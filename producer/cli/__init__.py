@@ -11,6 +11,7 @@ from producer.cli import (
     api,
     audience,
     auth,
+    change,
     doctor,
     operate,
     processes,
@@ -24,7 +25,19 @@ from threadcast.errors import ConfigError, ThreadcastError, ValidationError
 EXIT_USAGE = 2
 #: Commands that hand unknown arguments on to another program (celery, the simulator).
 PASS_THROUGH = frozenset({"worker", "sim"})
-GROUPS = (send, status, listing, operate, auth, processes, api, schedule, doctor, audience)
+GROUPS = (
+    send,
+    status,
+    change,
+    listing,
+    operate,
+    auth,
+    processes,
+    api,
+    schedule,
+    doctor,
+    audience,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,6 +23,12 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     one.add_argument("--group")
     one.add_argument("--channel")
     parser.add_argument("--targets", type=Path, help="CSV (tenant,group,channel) or JSON list")
+    add_content_options(parser)
+
+
+def add_content_options(parser: argparse.ArgumentParser) -> None:
+    """What to post, without where: --text, --html or --file (with --type), and the
+    message-part flags (``threadcast edit`` takes these alone)."""
     body = parser.add_mutually_exclusive_group(required=True)
     body.add_argument("--text", help="plain-text content")
     body.add_argument("--html", help="HTML content")

@@ -60,8 +60,10 @@ def _export(args: argparse.Namespace, _rest: list[str]) -> int:
     try:
         if args.broadcast_id is not None:
             ledger.broadcasts.info(args.broadcast_id)  # unknown id: an error, no empty file
+        changes = export.ChangeStates(ledger.changes, args.broadcast_id)
         with export.destination(args.output) as out:
-            count = export.write(ledger.audit.records(args.broadcast_id, since), args.format, out)
+            records = ledger.audit.records(args.broadcast_id, since)
+            count = export.write(records, args.format, out, changes)
     finally:
         ledger.close()
     if args.output is not None:

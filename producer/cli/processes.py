@@ -21,11 +21,13 @@ def register(commands: Any) -> None:
     demo = commands.add_parser("demo", help="run the whole pipeline against the simulator")
     demo.add_argument(
         "--scenario",
-        choices=("seed", "today"),
+        choices=("seed", "today", "announce"),
         default="seed",
         help="seed: the simulator answers the seed's beta chatthreads endpoint (default); "
         "today: it answers as live Graph does now (that segment removed), and the demo shows "
-        "the deployment's one switch to v1.0 channel messages",
+        "the deployment's one switch to v1.0 channel messages; announce: a card with an image, "
+        "a subject and urgent importance to the 300 channels an audience resolves to, then "
+        "edited and recalled (Graph as today, every documented limit enforced)",
     )
     demo.set_defaults(run=_demo)
 
@@ -52,6 +54,11 @@ def _sim(_args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def _demo(args: argparse.Namespace, _rest: list[str]) -> int:
-    from producer import demo  # the simulator is only needed here
+    # The simulator is only needed here.
+    if args.scenario == "announce":
+        from producer import demo_announce
+
+        return demo_announce.main()
+    from producer import demo
 
     return demo.main(args.scenario)

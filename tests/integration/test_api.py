@@ -254,6 +254,10 @@ def test_the_openapi_document(api: Api) -> None:
         "/v1/broadcasts/{broadcast_id}/deliveries",
         "/v1/broadcasts/{broadcast_id}/cancel",
         "/v1/broadcasts/{broadcast_id}/retry",
+        "/v1/broadcasts/{broadcast_id}/edit",  # edits and recalls (issue 15 item 4)
+        "/v1/broadcasts/{broadcast_id}/recall",
+        "/v1/broadcasts/{broadcast_id}/changes",
+        "/v1/broadcasts/{broadcast_id}/changes/{change_id}/deliveries/{delivery_id}/attempts",
         "/healthz",
         "/metrics",
     }

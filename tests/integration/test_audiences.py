@@ -262,6 +262,9 @@ def test_saved_audiences(
         extra["group"],
         extra["channel"],
     )
+    # Gone out before the next test looks for what it writes.
+    counts = cli_env.ledger.broadcasts.counts
+    wait_for(lambda: counts(broadcast_id)["sent"] + counts(broadcast_id)["failed"] == 11)
 
     assert run(["audience", "delete", "all-general"]) == 0
     assert run(["audience", "delete", "all-general"]) == 1

@@ -7,7 +7,7 @@ tasks (:meth:`ChangeGate.due`), pushing their time on by :data:`RELAUNCH_SECONDS
 whose worker died is handed out again; a runner moves it to when it needs to run again, and
 takes it out once the change is done (:meth:`ChangeGate.finished`).
 
-Each request a runner makes needs a permit (:meth:`ChangeGate.permit`, change.lua) from the
+Each request a runner makes needs a permit (:meth:`ChangeGate.permit`, pace.lua) from the
 edits' own limits (per app, per tenant) and from the team's and channel's per-second logs the
 posts' permits are in; a 429 on an edit cools the fullest of those scopes down (cooldown.lua,
 as for a post).
@@ -22,11 +22,15 @@ import redis
 
 from threadcast.dispatch import keys
 from threadcast.dispatch.limits import Limits
+from threadcast.dispatch.pacing import Pacer, Permit, Scope
 from threadcast.dispatch.scripts import Scripts, run, text
+from threadcast.guard import AdaptiveGuard
 
 #: A change handed to a worker is handed out again after this long unless its runner moved it.
 RELAUNCH_SECONDS = 60.0
-_SCOPES = ("edits of the app", "edits of the tenant", "the team", "the channel")
+#: A full scope among the first two (the app's or the tenant's edits) bounds every item of
+#: the tenant: a runner skips the rest of it for the round.
+TENANT_WIDE = frozenset({0, 1})
 
 
 @dataclass(frozen=True)
@@ -37,29 +41,27 @@ class EditLimits:
     tenant: int
 
 
-@dataclass(frozen=True)
-class Permit:
-    """A permit's answer: ``wait`` 0 (go) or the seconds until its ``full`` scope may
-    have room."""
-
-    wait: float
-    full: str | None
-
-    def __bool__(self) -> bool:
-        return self.wait <= 0
-
-    @property
-    def tenant_wide(self) -> bool:
-        """The full scope bounds every item of the tenant (or the app): skip them too."""
-        return self.full in _SCOPES[:2]
-
-
 class ChangeGate:
-    def __init__(self, client: redis.Redis, limits: Limits, edits: EditLimits) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        limits: Limits,
+        edits: EditLimits,
+        guard: AdaptiveGuard | None = None,
+    ) -> None:
+        """``guard``: the windows' guard the posts use, widened by any 429 (a post's or an
+        edit's); without it the windows are ``limits.window`` long."""
         self._redis = client
         self._limits = limits
         self._edits = edits
+        self._guard = guard
         self._scripts = Scripts(client)
+        self._pacer = Pacer(client, self._window)
+
+    def _window(self) -> float:
+        if self._guard is None:
+            return self._limits.window
+        return max(self._limits.window, self._guard.window())
 
     # -- which changes run ---------------------------------------------------------------------
     def announce(self, change_id: str, at: float | None = None, *, only_new: bool = False) -> None:
@@ -91,29 +93,27 @@ class ChangeGate:
     # -- permits -----------------------------------------------------------------------------
     def permit(self, tenant: str, team: str, channel: str, permit_id: str) -> Permit:
         rates = self._limits.for_tenant(tenant)
-        wait, scope = run(
-            self._scripts.change,
-            keys=[*_logs(tenant, team, channel), *_cooldowns(tenant, team, channel)],
-            args=[
-                self._limits.window,
-                self._edits.app,
-                self._edits.tenant,
-                rates.team,
-                rates.channel,
-                permit_id,
-            ],
-        )
-        index = int(scope)
-        return Permit(float(text(wait)), _SCOPES[index - 1] if index else None)
+        logs = _logs(tenant, team, channel)
+        cools = _cooldowns(tenant, team, channel)
+        limits = [self._edits.app, self._edits.tenant, rates.team, rates.channel]
+        names = ["edits of the app", f"edits of tenant {tenant}", f"team {team}", "the channel"]
+        # The edits' own limits spread their permits evenly: a runner has a whole window's
+        # worth of requests ready at once, which would go out as a burst.
+        even = [True, True, False, False]
+        scopes = [Scope(*fields) for fields in zip(names, logs, cools, limits, even, strict=True)]
+        return self._pacer.take(scopes, permit_id)
 
     def cool_down(self, tenant: str, team: str, channel: str, seconds: float) -> str:
-        """Graph answered an edit 429 with Retry-After: the fullest of its scopes waits."""
+        """Graph answered an edit 429 with Retry-After: the fullest of its scopes waits, and
+        the windows' guard widens (for posts and edits alike)."""
+        if self._guard is not None:
+            self._guard.throttled()
         rates = self._limits.for_tenant(tenant)
         scope = run(
             self._scripts.cooldown,
             keys=[*_cooldowns(tenant, team, channel), *_logs(tenant, team, channel)],
             args=[
-                self._limits.window,
+                self._window(),
                 self._edits.app,
                 self._edits.tenant,
                 rates.team,

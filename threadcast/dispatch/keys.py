@@ -57,6 +57,10 @@ APP_COOL = COOL % "app"
 TENANT_COOL = COOL % "t:%s"
 TEAM_COOL = COOL % "g:%s:%s"
 CHANNEL_COOL = COOL % "c:%s:%s:%s"
+# Audience reads (producer/audiences.py): a log per kind of read (``joined_teams``,
+# ``channels``) and scope (``app`` or the tenant), and its cooldown.
+READ_LOG = PREFIX + "log:read:%s:%s"
+READ_COOL = COOL % "read:%s:%s"
 EDIT_APP_COOL = COOL % "edit:app"
 EDIT_TENANT_COOL = COOL % "edit:t:%s"
 
@@ -103,6 +107,14 @@ def edit_tenant_log(tenant: str) -> str:
 
 def edit_tenant_cool(tenant: str) -> str:
     return EDIT_TENANT_COOL % tenant
+
+
+def read_log(kind: str, scope: str) -> str:
+    return READ_LOG % (kind, scope)
+
+
+def read_cool(kind: str, scope: str) -> str:
+    return READ_COOL % (kind, scope)
 
 
 def channel_day(day: datetime) -> str:

@@ -29,7 +29,7 @@ _NAMES = (
     "drop",
     "cancel",
     "stuck",
-    "change",
+    "pace",
 )
 _T = TypeVar("_T")
 

@@ -402,6 +402,29 @@ class ChangeBook:
             found = conn.execute(query).all()
         return [(str(a), int(b), str(c), str(d), str(e), f) for a, b, c, d, e, f in found]
 
+    def states_of(
+        self, broadcast_id: str, delivery_id: str, change_id: str | None = None
+    ) -> list[tuple[str, int, str, str]]:
+        """The delivery's (change id, number, kind, item state) in each change of the
+        broadcast (or in ``change_id`` only), oldest change first."""
+        query = (
+            select(
+                broadcast_changes.c.id,
+                broadcast_changes.c.number,
+                broadcast_changes.c.kind,
+                change_deliveries.c.state,
+            )
+            .join(change_deliveries, change_deliveries.c.change_id == broadcast_changes.c.id)
+            .where(broadcast_changes.c.broadcast_id == broadcast_id)
+            .where(change_deliveries.c.delivery_id == delivery_id)
+            .order_by(broadcast_changes.c.number)
+        )
+        if change_id is not None:
+            query = query.where(broadcast_changes.c.id == change_id)
+        with _read(self._engine) as conn:
+            found = conn.execute(query).all()
+        return [(str(c), int(n), str(k), str(s)) for c, n, k, s in found]
+
     def running(self, now: datetime) -> list[str]:
         """Running changes no live runner holds (for the sweep that starts them again)."""
         query = (

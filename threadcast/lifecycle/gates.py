@@ -12,6 +12,7 @@ import redis
 
 from threadcast.dispatch import Entrance, Keeper, Limits
 from threadcast.dispatch.changes import ChangeGate, EditLimits
+from threadcast.dispatch.pacing import Pacer
 from threadcast.guard import AdaptiveGuard
 from threadcast.settings import Settings
 
@@ -35,4 +36,12 @@ def changes(client: redis.Redis, settings: Settings) -> ChangeGate:
     """Edits and recalls: which changes run, and their permits (the edits' own limits, the
     teams' and channels' shared with the posts)."""
     edits = EditLimits(settings.edit_app_rps, settings.edit_tenant_rps)
-    return ChangeGate(client, Limits.from_settings(settings), edits)
+    guard = AdaptiveGuard(client, settings.limit_guard_ms)
+    return ChangeGate(client, Limits.from_settings(settings), edits, guard)
+
+
+def pacer(client: redis.Redis, settings: Settings) -> Pacer:
+    """Permits for audience reads (their own Graph limits, and the teams' shared with the
+    posts)."""
+    guard = AdaptiveGuard(client, settings.limit_guard_ms)
+    return Pacer(client, lambda: guard.window())
