@@ -431,10 +431,10 @@ def checked_variables(broadcast: Broadcast, targets: Iterable[Target]) -> Iterat
     filling = Filling(templates, broadcast.parts, html=html) if templates else None
     for i, target in enumerate(targets):
         if filling is not None:
-            filling.check(f"targets[{i}]", target.variables or {})
+            filling.check(target.origin or f"targets[{i}]", target.variables or {})
         elif target.variables is not None:
             raise ValidationError(
-                f"targets[{i}]",
+                target.origin or f"targets[{i}]",
                 sorted(target.variables),
                 "carries variables but targets[0] does not: give every target the same ones",
             )

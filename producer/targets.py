@@ -165,19 +165,27 @@ def _csv_checked(path: Path, reader: Reader, columns: _Columns) -> Generator[Tar
             where = f"{path} line {reader.line_num}"
             variables = check_variables(where, {name: row[n] for name, n in named})
         valid = ids.valid_target(*fields)
+        origin = f"{path} line {reader.line_num}" if named else None
         if valid is None:  # Target.parse names the field
             where = f"{path} line {reader.line_num}"
             target = Target.parse(where, dict(zip(COLUMNS, fields, strict=True)))
-            yield Target(target.tenant, target.group, target.channel, variables)
+            yield Target(target.tenant, target.group, target.channel, variables, origin)
         else:
-            yield Target(*valid, variables)
+            yield Target(*valid, variables, origin)
         count += 1
     return count
 
 
 def _json_targets(path: Path, stream: TextIO, start: str) -> Iterator[Target]:
     items = _JsonItems(path, stream, start)  # checks the opening bracket now
-    return (Target.parse(f"{path} item {i}", item) for i, item in enumerate(items))
+    return (_json_target(f"{path} item {i}", item) for i, item in enumerate(items))
+
+
+def _json_target(where: str, item: object) -> Target:
+    target = Target.parse(where, item)
+    if target.variables is None:
+        return target
+    return Target(target.tenant, target.group, target.channel, target.variables, where)
 
 
 class _JsonItems:

@@ -54,6 +54,9 @@ class Target:
     group: str
     channel: str
     variables: Mapping[str, str] | None = field(default=None, compare=False)
+    # Where it was read (``targets.csv line 7``, ``targets.json item 3``): an error about its
+    # variables names that rather than its index among the targets.
+    origin: str | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def parse(cls, where: str, raw: object) -> Target:

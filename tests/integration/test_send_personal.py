@@ -134,7 +134,8 @@ def test_the_cli_names_the_row_and_the_variable_and_stores_nothing(
     path.write_text("tenant,group,channel,team_name\n" + "\n".join(rows) + "\n")
     assert run(["send", "--targets", str(path), "--html", CONTENT]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("threadcast: error: targets[0].region: is missing: content uses"), err
+    # Named by the file's line, not by the target's index.
+    assert err.startswith(f"threadcast: error: {path} line 2.region: is missing: content uses"), err
     short = tmp_path / "short.csv"
     short.write_text("tenant,group,channel,team_name,region\n" + "\n".join(rows) + "\n")
     assert run(["send", "--targets", str(short), "--html", CONTENT]) == 2
@@ -147,6 +148,11 @@ def test_the_cli_names_the_row_and_the_variable_and_stores_nothing(
     targets.write_text(json.dumps(items))
     assert run(["send", "--targets", str(targets), "--html", "<p>{{ team_name }}</p>"]) == 2
     assert "teams.json item 1.team_name: must be text or a number" in capsys.readouterr().err
+    items[1] = {k: v for k, v in items[0].items() if k != "team_name"} | {"team": "B"}
+    items[1]["channel"] = "19:k@thread.tacv2"
+    targets.write_text(json.dumps(items))
+    assert run(["send", "--targets", str(targets), "--html", "<p>{{ team_name }}</p>"]) == 2
+    assert "teams.json item 1.team_name: is missing" in capsys.readouterr().err
 
 
 def test_variables_over_http(world: World) -> None:
