@@ -8,7 +8,8 @@ importance goes to each; then the announcement is edited (a PATCH of each messag
 recalled (a softDelete of each).
 
 Exit status 0 only if the simulator holds 300 messages, each created once, edited once and
-soft-deleted once and nothing else (no repeat, no 429), and the ledger agrees.
+soft-deleted once and nothing else (no duplicate, no repeated delete), and the ledger agrees.
+The 429s Graph answered (if any: each is retried after its Retry-After) are shown.
 """
 
 from __future__ import annotations
@@ -186,7 +187,6 @@ def _judge(ledger: dict[str, Any], sim: dict[str, Any]) -> int:
         and versions == {"created": n, "edited": n, "soft_deleted": n}
         and summary["soft_delete_repeats"] == 0
         and summary["histories"] == {"created>edited>soft_deleted": n}
-        and totals["throttled"] == 0
         and sim["stats"]["duplicates"] == 0
     )
     say(

@@ -97,11 +97,12 @@ def mask_urls(text: str) -> str:
 # --- settings ------------------------------------------------------------------------------
 
 
-def check_settings() -> tuple[Settings | None, list[Result]]:
+def check_settings(given: Settings | None = None) -> tuple[Settings | None, list[Result]]:
     """The settings, or None with one failure per broken variable (pydantic reports them all,
-    where ``load_settings`` stops at the first)."""
+    where ``load_settings`` stops at the first). ``given``: settings already loaded (the API
+    process's), checked the same way past loading."""
     try:
-        settings = Settings()
+        settings = given if given is not None else Settings()
     except pydantic.ValidationError as exc:
         return None, [_broken_setting(error) for error in exc.errors()]
     missing = [
@@ -743,9 +744,10 @@ CHECKS: tuple[Check, ...] = (
 )
 
 
-def diagnose(checks: Sequence[Check] = CHECKS) -> list[Result]:
-    """Every check, in order, with no secret in any line."""
-    settings, results = check_settings()
+def diagnose(checks: Sequence[Check] = CHECKS, *, settings: Settings | None = None) -> list[Result]:
+    """Every check, in order, with no secret in any line; ``settings``: check these (the API
+    process's, GET /v1/health) instead of loading them from the environment."""
+    settings, results = check_settings(settings)
     if settings is None:
         return [_scrubbed(r, ()) for r in results]
     with Probe.open(settings) as probe:

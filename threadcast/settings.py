@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from threadcast.apikeys import parse_api_keys
 from threadcast.constants import LEASE_MARGIN_SECONDS, MAX_BATCH
 from threadcast.errors import ConfigError
+from threadcast.webhooks import WebhookEndpoint, parse_webhooks
 
 ENV_PREFIX = "THREADCAST_"
 
@@ -122,6 +123,9 @@ class Settings(BaseSettings):
     changes: bool = False
     edit_app_rps: int = Field(default=300, gt=0, le=100_000)
     edit_tenant_rps: int = Field(default=30, gt=0, le=100_000)
+    # Signed webhook events (docs/WEBHOOKS.md): a JSON list of {url, secret, events, name?};
+    # a secret as a whole, since it holds the endpoints' signing secrets.
+    webhooks: SecretStr | None = None
 
     @field_validator("tenant_limits")
     @classmethod
@@ -177,6 +181,20 @@ class Settings(BaseSettings):
             parse_api_keys(value.get_secret_value())
         return value
 
+    @field_validator("webhooks")
+    @classmethod
+    def _webhooks(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_webhooks(value.get_secret_value())
+        return value
+
+    @property
+    def webhook_endpoints(self) -> tuple[WebhookEndpoint, ...]:
+        """THREADCAST_WEBHOOKS parsed (checked when the settings were read); none if unset."""
+        if self.webhooks is None:
+            return ()
+        return parse_webhooks(self.webhooks.get_secret_value())
+
     @property
     def worker_threads(self) -> int:
         """Threads a worker process runs: each takes one Celery message (a batch) at a time."""
@@ -230,7 +248,7 @@ def _build_fernet(keys: str) -> MultiFernet:
         ) from None
 
 
-_SECRETS = frozenset({"client_secret", "token_cache_key", "api_keys"})
+_SECRETS = frozenset({"client_secret", "token_cache_key", "api_keys", "webhooks"})
 # A URL's password (scheme://user:password@host, up to the last "@": a password may hold
 # one) and a password=… query parameter: an error shows the value it refused, never these.
 _URL_PASSWORD = re.compile(r"(?<=://)([^:/@\s]*):\S*@")
@@ -252,4 +270,5 @@ def load_settings(**overrides: Any) -> Settings:
         field = str(first["loc"][0]) if first["loc"] else "?"
         message = str(first["msg"]).removeprefix("Value error, ")
         shown = "" if field in _SECRETS else f" (got {_masked(first.get('input'))!r})"
-        raise ConfigError(f"{ENV_PREFIX}{field.upper()}: {message}{shown}") from None
+        sep = "" if message.startswith(("[", ":")) else ": "  # e.g. THREADCAST_WEBHOOKS[1].url
+        raise ConfigError(f"{ENV_PREFIX}{field.upper()}{sep}{message}{shown}") from None

@@ -30,8 +30,10 @@ message as made once.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, replace
@@ -71,7 +73,7 @@ log = logging.getLogger("threadcast.changes")
 
 LEASE_SECONDS = 60.0  # a runner's lease on its change, renewed every quarter of it
 _DUE_PAGE = 200  # items read per query
-_MAX_IN_FLIGHT = 100  # requests of one change in flight at once
+_MAX_IN_FLIGHT = 400  # requests of one change in flight: the app's 300 edits/s at 1 s answers
 _IDLE_RETURN = 5.0  # give the change back when its next item is due later than this
 _UNSETTLED_AGAIN = 5.0  # while deliveries may still be sent, look again this often
 _SIGN_IN_WAIT = 60.0  # a tenant without a token: its items are tried again after this
@@ -108,8 +110,11 @@ class ChangeRunner:
 
     def run(self, change_id: str) -> None:
         """Run the change as far as it goes now; tell the gate when to run it again."""
+        # One runner per run, not per process: two threads of a process handed the same
+        # change (announced twice) must not both run it.
+        runner = f"{self._name}/{uuid.uuid4().hex[:12]}"
         now = _now()
-        taken = self._book.take(change_id, self._name, now, now + _lease())
+        taken = self._book.take(change_id, runner, now, now + _lease())
         if taken is Take.FINISHED:
             self._gate.finished(change_id)
             return
@@ -120,9 +125,9 @@ class ChangeRunner:
             return
         again: float | None = time.time() + _UNSETTLED_AGAIN
         try:
-            again = _Run(self, change_id).run()
+            again = _Run(self, change_id, runner).run()
         finally:
-            self._book.resign(change_id, self._name, _now())
+            self._book.resign(change_id, runner, _now())
             if again is None:
                 self._gate.finished(change_id)
             else:
@@ -132,14 +137,18 @@ class ChangeRunner:
 class _Run:
     """One runner's turn at one change."""
 
-    def __init__(self, runner: ChangeRunner, change_id: str) -> None:
+    def __init__(self, runner: ChangeRunner, change_id: str, name: str) -> None:
         self.r = runner
         self.id = change_id
+        self.name = name
         self.book = runner._book
         self.message = self.book.message(change_id)  # None: a recall
         self.flights: dict[Future[GraphReply], _Flight] = {}
         self.renewed = runner._clock()
         self.held = True
+        # When a tenant's app or tenant edit scope (key: the tenant), or an item's team or
+        # channel (key: its delivery), may next have room (monotonic): from permits refused.
+        self.not_before: dict[str, float] = {}
 
     def run(self) -> float | None:
         """Work until nothing is due; None when the change is done, else when to come back
@@ -148,11 +157,9 @@ class _Run:
         due: list[ChangeItem] = []
         while True:
             self._keep_lease()
-            wait_for = 0.0
-            if self.held and len(self.flights) < _MAX_IN_FLIGHT:
-                due, wait_for = self._launch(due or self.book.due(self.id, _now(), _DUE_PAGE))
+            due, wait_for = self._turn(due)
             if self.flights:
-                self._land(wait_for or 1.0)
+                self._land(wait_for)
             elif not self.held:
                 return time.time()  # superseded or lost: the gate decides what follows
             elif due:
@@ -162,6 +169,14 @@ class _Run:
                 if pause is None or pause > _IDLE_RETURN:
                     return None if pause is None else time.time() + pause
                 time.sleep(pause)
+
+    def _turn(self, due: list[ChangeItem]) -> tuple[list[ChangeItem], float]:
+        """Launch what may go; the items left and how long to wait for an answer (until one
+        of them may get a permit, or a second when none waits)."""
+        if not self.held or len(self.flights) >= _MAX_IN_FLIGHT:
+            return due, 1.0
+        due, until_room = self._launch(due or self.book.due(self.id, _now(), _DUE_PAGE))
+        return due, max(until_room, 0.002) if due else 1.0
 
     def _idle(self) -> float | None:
         """Nothing due now: None if the change is done, else the seconds until it may have
@@ -177,7 +192,7 @@ class _Run:
         if not self.held or self.r._clock() - self.renewed < LEASE_SECONDS / 4:
             return
         now = _now()
-        self.held = self.book.renew(self.id, self.r._name, now, now + _lease())
+        self.held = self.book.renew(self.id, self.name, now, now + _lease())
         self.renewed = self.r._clock()
         if not self.held:
             log.warning("change %s: its lease was lost or it was superseded; stopping", self.id)
@@ -189,13 +204,14 @@ class _Run:
         for them."""
         started: list[tuple[str, int, str]] = []
         rest: list[ChangeItem] = []
-        blocked: set[str] = set()  # tenants whose app or tenant edit scope is full
         settled: list[ItemResult] = []  # no request made: waiting for a sign-in, or unfit
-        shortest = 0.0
         room = _MAX_IN_FLIGHT - len(self.flights)
         later = _now() + timedelta(seconds=_SIGN_IN_WAIT)
+        now = time.monotonic()
         for item in due:
-            if item.tenant in blocked or len(started) >= room:
+            # A tenant whose app or tenant edit scope had no room is not asked again before
+            # that scope may have room (no Redis call per item per round).
+            if self._waits(item) > now or len(started) >= room:
                 rest.append(item)
                 continue
             prepared = self._prepare(item, later)
@@ -207,9 +223,8 @@ class _Run:
             permit = self.r._gate.permit(item.tenant, item.group, item.channel, request_id)
             if not permit:
                 rest.append(item)
-                shortest = permit.wait if not shortest else min(shortest, permit.wait)
-                if permit.full in TENANT_WIDE:
-                    blocked.add(item.tenant)
+                key = item.tenant if permit.full in TENANT_WIDE else item.delivery_id
+                self.not_before[key] = time.monotonic() + permit.wait
                 continue
             # Sent the moment its permit is taken: the permit's time is the request's, as
             # Graph counts it (a ledger write in between would let a window's arrivals
@@ -221,8 +236,25 @@ class _Run:
         # Their attempt rows right after, before any answer is recorded. A kill in between
         # leaves the item pending: the next runner makes its request again, which leaves
         # the message as made once.
-        self.book.start(self.id, self.r._name, started, _now())
-        return rest, shortest
+        self.book.start(self.id, self.name, started, _now())
+        return rest, self._until_room(rest)
+
+    def _waits(self, item: ChangeItem) -> float:
+        """Until when (monotonic) no permit is to be had for the item: its tenant's edit
+        scope, or its own team or channel, had no room when last asked."""
+        found = self.not_before
+        return max(found.get(item.tenant, 0.0), found.get(item.delivery_id, 0.0))
+
+    def _until_room(self, rest: list[ChangeItem]) -> float:
+        """Seconds until one of ``rest`` may get a permit (0: now, or when a flight lands)."""
+        now = time.monotonic()
+        soonest = math.inf
+        for item in rest:
+            waits = self._waits(item)
+            if waits <= now:
+                return 0.0
+            soonest = min(soonest, waits)
+        return 0.0 if soonest == math.inf else soonest - now
 
     def _prepare(self, item: ChangeItem, later: datetime) -> tuple[str, bytes] | ItemResult:
         """Its token and request body; or why it goes without a request now."""

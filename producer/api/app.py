@@ -11,7 +11,17 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from producer.api import broadcasts, errors, ops
+from producer.api import (
+    broadcasts,
+    console,
+    details,
+    errors,
+    health,
+    ops,
+    schedules,
+    tenants,
+    webhooks,
+)
 from producer.api.auth import ApiKeyGate
 from producer.api.instrument import RequestCounter
 from producer.api.limits import BodyLimit
@@ -47,10 +57,18 @@ def create_app(settings: Settings) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         redoc_url=None,
+        docs_url=None,  # console.install serves /docs with Swagger UI's files, no CDN
     )
     errors.install(app)
+    # details first: broadcasts' GET /{id} takes any text as an id, /{id}/progress too.
+    app.include_router(details.router)
     app.include_router(broadcasts.router)
+    app.include_router(schedules.router)
+    app.include_router(tenants.router)
+    app.include_router(health.router)
+    app.include_router(webhooks.router)  # operator keys only
     app.include_router(ops.router)
+    console.install(app)
     # add_middleware wraps what is there: the last added runs first.
     app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
     app.add_middleware(ApiKeyGate, keys=keys)

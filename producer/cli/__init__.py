@@ -18,6 +18,7 @@ from producer.cli import (
     schedule,
     send,
     status,
+    webhooks,
 )
 from producer.cli import list as listing
 from threadcast.errors import ConfigError, ThreadcastError, ValidationError
@@ -37,6 +38,7 @@ GROUPS = (
     schedule,
     doctor,
     audience,
+    webhooks,
 )
 
 

@@ -24,9 +24,11 @@ from types import TracebackType
 import redis
 
 from producer.client import Producer
+from producer.scheduler.events import FIND_INTERVAL_SECONDS, FindEvents
 from producer.scheduler.loop import TICK_SECONDS, Job
 from producer.scheduler.oneoff import ExpireMissed, LaunchDue
 from producer.scheduler.recurring import LaunchOccurrences
+from producer.scheduler.webhooks import SEND_INTERVAL_SECONDS, SendWebhooks
 from threadcast.ledger import Ledger
 from threadcast.lifecycle import Publisher, gates
 from threadcast.lifecycle.sweeps import ChangeSweep, LeaseSweep, OrphanSweep
@@ -99,6 +101,8 @@ def default_jobs(ctx: SchedulerContext, keep_lease: Callable[[], bool] = _always
         keep_lease=keep_lease,
     )
     changes = ChangeSweep(ctx.ledger, gates.changes(ctx.redis, ctx.settings))
+    hooks = ctx.settings.webhook_endpoints  # signed events (docs/WEBHOOKS.md); none: idle
+    events, sender = FindEvents(ctx.ledger, hooks), SendWebhooks(ctx.ledger, hooks)
     return [
         Job("launch-due-broadcasts", TICK_SECONDS, launch.run),
         Job("launch-occurrences", TICK_SECONDS, occurrences.run),
@@ -106,4 +110,6 @@ def default_jobs(ctx: SchedulerContext, keep_lease: Callable[[], bool] = _always
         Job("settle-expired-leases", LEASE_SWEEP_SECONDS, leases.run),
         Job("requeue-orphans", ORPHAN_SWEEP_SECONDS, orphans.run),
         Job("resume-changes", CHANGE_SWEEP_SECONDS, changes.run),
+        Job("find-webhook-events", FIND_INTERVAL_SECONDS, events.run),
+        Job("send-webhooks", SEND_INTERVAL_SECONDS, sender.run),  # its own threads: never waits
     ]

@@ -258,6 +258,23 @@ def test_the_openapi_document(api: Api) -> None:
         "/v1/broadcasts/{broadcast_id}/recall",
         "/v1/broadcasts/{broadcast_id}/changes",
         "/v1/broadcasts/{broadcast_id}/changes/{change_id}/deliveries/{delivery_id}/attempts",
+        # the console's views (issue 16 item 1): producer/api/details.py
+        "/v1/broadcasts/{broadcast_id}/progress",
+        "/v1/broadcasts/{broadcast_id}/breakdown",
+        "/v1/broadcasts/{broadcast_id}/deliveries/{delivery_id}/attempts",
+        "/v1/broadcasts/{broadcast_id}/retry/preview",
+        "/v1/broadcasts/{broadcast_id}/cancel/preview",
+        "/v1/broadcasts/{broadcast_id}/export",
+        "/v1/schedules",
+        "/v1/schedules/{schedule_id}",
+        "/v1/schedules/{schedule_id}/pause",
+        "/v1/schedules/{schedule_id}/resume",
+        "/v1/schedules/{schedule_id}/skip",
+        "/v1/tenants",
+        "/v1/health",
+        "/v1/webhooks",  # producer/api/webhooks.py
+        "/v1/webhooks/events",
+        "/v1/webhooks/{name}/resume",
         "/healthz",
         "/metrics",
     }

@@ -31,6 +31,7 @@ from threadcast.ledger.queries import DeliveryPage, DeliveryQueries, DeliveryRow
 from threadcast.ledger.schedules import ScheduleBook
 from threadcast.ledger.states import CLAIMABLE, FINAL, DeliveryState
 from threadcast.ledger.token_rows import TokenCacheRows
+from threadcast.ledger.webhooks import WebhookBook
 
 __all__ = [
     "CLAIMABLE",
@@ -77,6 +78,7 @@ class Ledger:
         self.deployment = DeploymentFacts(engine)  # e.g. the switch to Graph's v1.0 endpoint
         self.audiences = AudienceBook(engine)  # saved audiences (threadcast audience save)
         self.changes = ChangeBook(engine)  # edits and recalls of sent broadcasts
+        self.webhooks = WebhookBook(engine)  # signed webhook events, deliveries, endpoints
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Ledger:

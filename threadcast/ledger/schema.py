@@ -252,3 +252,91 @@ change_attempts = Table(
     Column("latency_ms", Float),
     Index("ix_change_attempts_delivery", "change_id", "delivery_id"),
 )
+
+# Signed webhook events (v12, docs/WEBHOOKS.md): each event once (unique per type and
+# subject), its delivery to each endpoint subscribed when it was recorded, every attempt, each
+# endpoint's failure streak and pause; which broadcasts are watched until they settle, which
+# tenants wait for a sign-in now (one event per such episode).
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("id", String(40), primary_key=True),  # the webhook-id header, on every attempt
+    Column("type", String(40), nullable=False),
+    Column("subject", String(300), nullable=False),  # a broadcast id, tenant@since, ...
+    Column("payload", Text, nullable=False),  # the event's data, JSON
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ux_webhook_events_subject", "type", "subject", unique=True),
+    Index("ix_webhook_events_created", "created_at", "id"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("event_id", String(40), ForeignKey("webhook_events.id"), primary_key=True),
+    Column("endpoint", String(64), primary_key=True),
+    Column("state", String(16), nullable=False),  # pending | delivered | failed (given up)
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime),
+    Column("last_attempt_at", UTCDateTime),
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    Column("delivered_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_webhook_deliveries_due", "endpoint", "state", "next_attempt_at"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", _BIG_ID, primary_key=True, autoincrement=True),
+    Column("event_id", String(40), nullable=False),
+    Column("endpoint", String(64), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("outcome", String(16), nullable=False),  # delivered | failed | given_up
+    Column("http_status", Integer),
+    Column("error", Text),
+    Column("latency_ms", Float),
+    Index("ix_webhook_attempts_delivery", "event_id", "endpoint"),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("consecutive_failures", Integer, nullable=False),
+    Column("failing_since", UTCDateTime),
+    Column("paused_at", UTCDateTime),
+    Column("pause_reason", Text),
+    Column("last_attempt_at", UTCDateTime),
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+webhook_broadcasts = Table(
+    "webhook_broadcasts",
+    metadata,
+    Column("broadcast_id", String(128), ForeignKey("broadcasts.id"), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),  # the broadcast's
+    Column("open", Boolean, nullable=False),  # not settled (and announced) yet
+    Column("settled_at", UTCDateTime),
+    Index("ix_webhook_broadcasts_open", "open", "broadcast_id"),
+    Index("ix_webhook_broadcasts_created", "created_at"),
+)
+
+webhook_waits = Table(
+    "webhook_waits",
+    metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("since", UTCDateTime, nullable=False),
+    Column("event_id", String(40), nullable=False),
+)
+
+# Missed occurrences, found without reading every occurrence ever recorded (v12).
+Index(
+    "ix_schedule_occurrences_state",
+    schedule_occurrences.c.state,
+    schedule_occurrences.c.recorded_at,
+)
