@@ -71,7 +71,10 @@ CONSENT_NOTE = (
 
 log = logging.getLogger("threadcast.changes")
 
-LEASE_SECONDS = 60.0  # a runner's lease on its change, renewed every quarter of it
+LEASE_SECONDS = 60.0  # a runner's lease on its change
+# How often the lease is renewed, which is also how soon a runner learns that a later change
+# (a recall, a newer edit) superseded its change: that one waits until this runner stops.
+_RENEW_EVERY = 1.0
 _DUE_PAGE = 200  # items read per query
 _MAX_IN_FLIGHT = 400  # requests of one change in flight: the app's 300 edits/s at 1 s answers
 _IDLE_RETURN = 5.0  # give the change back when its next item is due later than this
@@ -189,7 +192,7 @@ class _Run:
         return max((next_due - _now()).total_seconds(), 0.0)
 
     def _keep_lease(self) -> None:
-        if not self.held or self.r._clock() - self.renewed < LEASE_SECONDS / 4:
+        if not self.held or self.r._clock() - self.renewed < _RENEW_EVERY:
             return
         now = _now()
         self.held = self.book.renew(self.id, self.name, now, now + _lease())

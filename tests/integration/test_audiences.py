@@ -29,6 +29,10 @@ from tests.integration.stack import footprint, wait_for
 from threadcast.errors import AudienceError
 from threadcast.ledger import DeliveryQueries
 
+# Resolving audiences reads Graph, not the ledger: one backend (the saved-audience book's SQL is
+# plain; keeping the suite under 10 minutes).
+pytestmark = pytest.mark.backends("sqlite")
+
 STACK_ENV = {"THREADCAST_AUDIENCES": "true"}
 API_KEY = "aud-" + "k" * 28
 

@@ -154,7 +154,7 @@ def test_every_message_is_edited_once_then_recalled_once_within_the_edit_limits(
     assert producer.recall(broadcast.id).change.id == recall.change.id
 
 
-@pytest.mark.backends("sqlite")
+@pytest.mark.backends("postgresql")
 def test_a_message_sent_by_chatthreads_has_no_id_to_change_and_says_so(
     stack: Stack, admin: httpx.Client, producer: Producer
 ) -> None:
@@ -171,7 +171,7 @@ def test_a_message_sent_by_chatthreads_has_no_id_to_change_and_says_so(
     assert messages_of(admin, team) == {}
 
 
-@pytest.mark.backends("sqlite")
+@pytest.mark.backends("postgresql")
 def test_a_personal_broadcast_is_edited_with_each_channels_own_variables(
     stack: Stack, admin: httpx.Client, producer: Producer
 ) -> None:
@@ -233,3 +233,35 @@ def test_a_change_whose_runner_died_is_taken_over_and_each_message_changed_once(
     found = messages_of(admin, team)
     assert {m["history"] for m in found.values()} == {"created>soft_deleted"}
     assert stack.ledger.changes.get(made.change.id).counts[ItemState.DONE] == 4
+
+
+@pytest.mark.backends("postgresql")
+def test_a_recall_supersedes_a_running_edit_and_no_edit_lands_after_it(
+    stack: Stack, admin: httpx.Client, producer: Producer
+) -> None:
+    team = str(uuid.uuid4())
+    broadcast = rich(stack, team, 16)  # one team: its 4/s makes the edit take ~4 s
+    accept(stack, broadcast)
+    settle(stack, broadcast)
+    body = '<p>Closed <b>Tuesday</b></p><attachment id="card1"></attachment>'
+    cards = [{"id": "card1", "content": CARD}]
+    images = [{"name": "logo", "data": PNG}]
+    edit = producer.edit(broadcast.id, body, cards=cards, images=images)
+    wait_for(
+        lambda: stack.ledger.changes.get(edit.change.id).counts[ItemState.DONE] >= 2,
+        what="the edit under way",
+    )
+    recall = producer.recall(broadcast.id)
+    assert recall.superseded == [edit.change.id]
+    finished(stack, recall.change.id)
+    edited = stack.ledger.changes.get(edit.change.id)
+    assert edited.state is ChangeState.SUPERSEDED
+    assert edited.counts[ItemState.FAILED] == 0  # no PATCH reached a deleted message
+    assert edited.counts[ItemState.SUPERSEDED] > 0  # it stopped before the end
+    found = messages_of(admin, team)
+    # Every message deleted once, last; some were edited first, none after.
+    assert {m["history"] for m in found.values()} <= {
+        "created>soft_deleted",
+        "created>edited>soft_deleted",
+    }
+    assert len(found) == 16

@@ -24,6 +24,9 @@ from threadcast.dispatch.limits import Limits
 from threadcast.ledger import Claim, DeliveryState, Ledger, Outcome
 from threadcast.settings import Settings
 
+# The watch reads what test_api_report and the ledger tests check on both backends: one here.
+pytestmark = pytest.mark.backends("sqlite")
+
 T = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 TEAMS = ("02bd9fd6-8f93-4758-87c3-1fb73740a315", "1c5d3f2e-8a8b-4f3e-9a43-6b2f0f6b8d11")
 LEASE = timedelta(seconds=60)

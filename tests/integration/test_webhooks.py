@@ -402,6 +402,7 @@ def accept(stack: Stack, targets: list[Target]) -> str:
     return broadcast.id
 
 
+@pytest.mark.backends("postgresql")  # the event finder's SQL runs on both in the tests above
 def test_a_broadcast_with_failures_is_announced_once_per_endpoint_despite_a_late_receiver(
     stack: Stack, receiver: Receiver
 ) -> None:
