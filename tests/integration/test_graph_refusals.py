@@ -20,6 +20,9 @@ from tests.integration.conftest import Stack
 from tests.integration.stack import wait_for
 from threadcast.endpoints import CHANNEL_MESSAGE_SEND, GROUP_READWRITE_ALL
 
+# How the worker judges Graph's refusals does not depend on the ledger's backend: one stack.
+pytestmark = pytest.mark.backends("sqlite")
+
 
 def _targets(tenant: str, teams: list[str], per_team: int) -> list[dict[str, str]]:
     return [
@@ -51,7 +54,6 @@ def _forbidden(stack: Stack, tenant: str, content: str) -> int:
 
 
 # One backend keeps the suite under 10 min (the ledger tests run both).
-@pytest.mark.backends("sqlite")
 def test_missing_consent_pauses_the_tenant_until_login(stack: Stack) -> None:
     paused, other = stack.tenants
     teams = [str(uuid.uuid4()) for _ in range(2)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import pytest
 from celery import Celery
 from sqlalchemy import text
 
@@ -13,6 +14,9 @@ from tests.integration.conftest import Stack
 from tests.integration.stack import wait_for
 from threadcast.constants import QUEUE, SEND_TASK
 from threadcast.contract import DeliveryMessage
+
+# What reaches Graph does not depend on the ledger's backend: one stack.
+pytestmark = pytest.mark.backends("postgresql")
 
 SEED_BODY = {"rootMessage": {"body": {"contentType": 1, "content": "<h1>Hello world</h1>"}}}
 SEED_BYTES = b'{"rootMessage":{"body":{"contentType":1,"content":"<h1>Hello world</h1>"}}}'

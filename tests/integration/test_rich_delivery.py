@@ -1,5 +1,5 @@
 """End to end, message parts and personal text: lifecycle → gate → real worker → simulator over
-HTTPS (Graph v1.0's chatMessage parts) → ledger, on every ledger backend.
+HTTPS (Graph v1.0's chatMessage parts) → ledger.
 
 A message with parts beyond its body goes by v1.0 channel messages even when the deployment is
 on ``auto`` and has not switched (the seed's chatthreads request carries a body only), and its
@@ -31,6 +31,9 @@ from threadcast.endpoints import CHANNEL_MESSAGES, CHATTHREADS, recorded
 from threadcast.lifecycle import Intake, Publisher
 from threadcast.message import CARD_TYPE, Card, Image, Importance, Mention, MessageParts
 from worker.deliver import PARTS_NEED_V1
+
+# One stack: storing parts on each backend is test_ledger_parts.py's.
+pytestmark = pytest.mark.backends("sqlite")
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(48))
 CARD = {

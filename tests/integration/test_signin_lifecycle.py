@@ -13,6 +13,10 @@ from producer.signin import sign_in
 from tests.integration.conftest import Stack
 from tests.integration.stack import wait_for
 
+# Sign-ins live in the token cache; the ledger's part (waiting_auth) is the ledger tests':
+# one stack.
+pytestmark = pytest.mark.backends("sqlite")
+
 
 # One backend keeps the suite under 10 min (the ledger tests run both).
 @pytest.mark.backends("sqlite")
