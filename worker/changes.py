@@ -76,6 +76,8 @@ LEASE_SECONDS = 60.0  # a runner's lease on its change
 # (a recall, a newer edit) superseded its change: that one waits until this runner stops.
 _RENEW_EVERY = 1.0
 _DUE_PAGE = 200  # items read per query
+_REFETCH = 0.25  # seconds between reads of the due items while some are in flight
+_FLUSH_EVERY = 0.1  # seconds between writes of requests made and answers come
 _MAX_IN_FLIGHT = 400  # requests of one change in flight: the app's 300 edits/s at 1 s answers
 _IDLE_RETURN = 5.0  # give the change back when its next item is due later than this
 _UNSETTLED_AGAIN = 5.0  # while deliveries may still be sent, look again this often
@@ -152,34 +154,67 @@ class _Run:
         # When a tenant's app or tenant edit scope (key: the tenant), or an item's team or
         # channel (key: its delivery), may next have room (monotonic): from permits refused.
         self.not_before: dict[str, float] = {}
+        # What was done and not yet written (_flush), and when the due items were read.
+        self.started: list[tuple[str, int, str]] = []
+        self.results: list[ItemResult] = []
+        self.flushed = time.monotonic()
+        self.fetched_at = -math.inf
+        self.page_full = False
 
     def run(self) -> float | None:
         """Work until nothing is due; None when the change is done, else when to come back
         (epoch seconds)."""
         self.book.sync(self.id, _now())
         due: list[ChangeItem] = []
-        while True:
-            self._keep_lease()
-            due, wait_for = self._turn(due)
-            if self.flights:
-                self._land(wait_for)
-            elif not self.held:
-                return time.time()  # superseded or lost: the gate decides what follows
-            elif due:
-                time.sleep(min(max(wait_for, 0.005), 1.0))
-            elif not self.book.sync(self.id, _now()):
-                pause = self._idle()
-                if pause is None or pause > _IDLE_RETURN:
-                    return None if pause is None else time.time() + pause
-                time.sleep(pause)
+        try:
+            while True:
+                self._keep_lease()
+                due, wait_for = self._turn(due)
+                if self.flights:
+                    self._land(wait_for)
+                elif not self.held:
+                    return time.time()  # superseded or lost: the gate decides what follows
+                elif due:
+                    time.sleep(min(max(wait_for, 0.005), 1.0))
+                elif not (due := self._fetch()) and not self.book.sync(self.id, _now()):
+                    pause = self._idle()
+                    if pause is None or pause > _IDLE_RETURN:
+                        return None if pause is None else time.time() + pause
+                    time.sleep(pause)
+                self._flush(soon=True)
+        finally:
+            self._flush()
 
     def _turn(self, due: list[ChangeItem]) -> tuple[list[ChangeItem], float]:
         """Launch what may go; the items left and how long to wait for an answer (until one
         of them may get a permit, or a second when none waits)."""
         if not self.held or len(self.flights) >= _MAX_IN_FLIGHT:
             return due, 1.0
-        due, until_room = self._launch(due or self.book.due(self.id, _now(), _DUE_PAGE))
+        if not due and (self.page_full or time.monotonic() - self.fetched_at >= _REFETCH):
+            due = self._fetch()  # items whose retry time came, or the next page
+        due, until_room = self._launch(due)
         return due, max(until_room, 0.002) if due else 1.0
+
+    def _fetch(self) -> list[ChangeItem]:
+        """The due items, read once what this runner did is written (an item launched and
+        not yet written still reads ``pending``)."""
+        self._flush()
+        found = self.book.due(self.id, _now(), _DUE_PAGE)
+        self.fetched_at, self.page_full = time.monotonic(), len(found) == _DUE_PAGE
+        flying = {flight.item.delivery_id for flight in self.flights.values()}
+        return [item for item in found if item.delivery_id not in flying]
+
+    def _flush(self, *, soon: bool = False) -> None:
+        """Write the requests made and the answers come, in one transaction: every
+        _FLUSH_EVERY seconds while they come (``soon``), else now. A request's row always
+        goes in before its answer's (the same transaction, in that order)."""
+        if not self.started and not self.results:
+            return
+        if soon and time.monotonic() - self.flushed < _FLUSH_EVERY:
+            return
+        self.book.write(self.id, self.name, self.started, self.results, _now())
+        self.started, self.results = [], []
+        self.flushed = time.monotonic()
 
     def _idle(self) -> float | None:
         """Nothing due now: None if the change is done, else the seconds until it may have
@@ -235,11 +270,11 @@ class _Run:
             flight = _Flight(item, item.attempts + 1, request_id, token)
             self._send(flight, body)
             started.append((item.delivery_id, flight.number, request_id))
-        self.book.record(self.id, settled, _now())
-        # Their attempt rows right after, before any answer is recorded. A kill in between
-        # leaves the item pending: the next runner makes its request again, which leaves
-        # the message as made once.
-        self.book.start(self.id, self.name, started, _now())
+        # Their attempt rows soon after (_flush), always before their answers'. A kill in
+        # between leaves the item pending: the next runner makes its request again, which
+        # leaves the message as made once.
+        self.results += settled
+        self.started += started
         return rest, self._until_room(rest)
 
     def _waits(self, item: ChangeItem) -> float:
@@ -291,7 +326,7 @@ class _Run:
         for future in done:
             flight = self.flights.pop(future)
             results.append(self._judge(flight, _result(future)))
-        self.book.record(self.id, results, _now())
+        self.results += results
 
     def _judge(self, flight: _Flight, reply: GraphReply) -> ItemResult:
         item, policy = flight.item, self.r._policy

@@ -97,9 +97,11 @@ class ChangeGate:
         cools = _cooldowns(tenant, team, channel)
         limits = [self._edits.app, self._edits.tenant, rates.team, rates.channel]
         names = ["edits of the app", f"edits of tenant {tenant}", f"team {team}", "the channel"]
-        # The edits' own limits spread their permits evenly: a runner has a whole window's
-        # worth of requests ready at once, which would go out as a burst.
-        even = [True, True, False, False]
+        # A tenant's edits spread their permits evenly: a runner has a whole window's worth
+        # of a tenant's requests ready at once, which would go out as a burst. The app's are
+        # not: the tenants' even flows add up smoothly, and spacing the app too would cap a
+        # runner at one permit per spacing it wakes for (measured: 200 of 300/s).
+        even = [False, True, False, False]
         scopes = [Scope(*fields) for fields in zip(names, logs, cools, limits, even, strict=True)]
         return self._pacer.take(scopes, permit_id)
 

@@ -623,79 +623,33 @@ class ChangeBook:
         started: list[tuple[str, int, str]],
         now: datetime,
     ) -> None:
-        """Before their requests: each (delivery id, attempt number, client request id)
-        becomes ``in_flight`` with an open attempt row, all in one transaction."""
-        if not started:
-            return
-        with self._engine.begin() as conn:
-            conn.execute(
-                insert(change_attempts),
-                [
-                    {
-                        "change_id": change_id,
-                        "delivery_id": delivery_id,
-                        "number": number,
-                        "worker": runner,
-                        "started_at": now,
-                        "client_request_id": request_id,
-                    }
-                    for delivery_id, number, request_id in started
-                ],
-            )
-            conn.execute(
-                update(change_deliveries)
-                .where(change_deliveries.c.change_id == change_id)
-                .where(change_deliveries.c.delivery_id.in_([d for d, _, _ in started]))
-                .values(
-                    state=ItemState.IN_FLIGHT.value,
-                    attempts=change_deliveries.c.attempts + 1,
-                    updated_at=now,
-                )
-            )
+        """Each (delivery id, attempt number, client request id) becomes ``in_flight`` with
+        an open attempt row, all in one transaction."""
+        self.write(change_id, runner, started, [], now)
 
     def record(self, change_id: str, results: list[ItemResult], now: datetime) -> None:
         """The answers, each closing its attempt row and moving its item, in one
-        transaction. An item a later change superseded stays ``superseded`` unless this
-        answer says its request happened."""
-        if not results:
+        transaction."""
+        self.write(change_id, "", [], results, now)
+
+    def write(
+        self,
+        change_id: str,
+        runner: str,
+        started: list[tuple[str, int, str]],
+        results: list[ItemResult],
+        now: datetime,
+    ) -> None:
+        """Requests made (as :meth:`start`) and then answers (as :meth:`record`), in one
+        transaction: a runner writes a batch of both at once. An item a later change
+        superseded stays ``superseded`` unless an answer says its request happened."""
+        if not started and not results:
             return
         with self._engine.begin() as conn:
+            if started:
+                _start(conn, change_id, runner, started, now)
             for result in results:
-                conn.execute(
-                    update(change_attempts)
-                    .where(change_attempts.c.change_id == change_id)
-                    .where(change_attempts.c.delivery_id == result.delivery_id)
-                    .where(change_attempts.c.client_request_id == result.client_request_id)
-                    .values(
-                        finished_at=now,
-                        outcome=result.outcome or result.state.value,
-                        http_status=result.http_status,
-                        request_id=result.request_id,
-                        error_code=result.error_code,
-                        error_message=result.error_message,
-                        retry_after=result.retry_after,
-                        latency_ms=result.latency_ms,
-                    )
-                )
-                conn.execute(
-                    update(change_deliveries)
-                    .where(change_deliveries.c.change_id == change_id)
-                    .where(change_deliveries.c.delivery_id == result.delivery_id)
-                    .where(
-                        change_deliveries.c.state.in_(
-                            [ItemState.IN_FLIGHT.value, ItemState.PENDING.value]
-                        )
-                    )
-                    .values(
-                        state=result.state.value,
-                        next_attempt_at=result.next_attempt_at,
-                        last_status=result.http_status,
-                        last_error_code=result.error_code,
-                        last_error_message=result.error_message,
-                        last_request_id=result.request_id,
-                        updated_at=now,
-                    )
-                )
+                _record(conn, change_id, result, now)
 
     def complete(self, change_id: str, now: datetime) -> bool:
         """Mark the change done if nothing of it is open and no delivery of its broadcast
@@ -770,6 +724,73 @@ def _stored_message_json(row: Any) -> str | None:
     if row.kind != ChangeKind.EDIT.value or row.content is None:
         return None
     return json.dumps([row.content, row.content_type, row.parts, bool(row.personal)])
+
+
+def _start(
+    conn: Connection,
+    change_id: str,
+    runner: str,
+    started: list[tuple[str, int, str]],
+    now: datetime,
+) -> None:
+    conn.execute(
+        insert(change_attempts),
+        [
+            {
+                "change_id": change_id,
+                "delivery_id": delivery_id,
+                "number": number,
+                "worker": runner,
+                "started_at": now,
+                "client_request_id": request_id,
+            }
+            for delivery_id, number, request_id in started
+        ],
+    )
+    conn.execute(
+        update(change_deliveries)
+        .where(change_deliveries.c.change_id == change_id)
+        .where(change_deliveries.c.delivery_id.in_([d for d, _, _ in started]))
+        .values(
+            state=ItemState.IN_FLIGHT.value,
+            attempts=change_deliveries.c.attempts + 1,
+            updated_at=now,
+        )
+    )
+
+
+def _record(conn: Connection, change_id: str, result: ItemResult, now: datetime) -> None:
+    conn.execute(
+        update(change_attempts)
+        .where(change_attempts.c.change_id == change_id)
+        .where(change_attempts.c.delivery_id == result.delivery_id)
+        .where(change_attempts.c.client_request_id == result.client_request_id)
+        .values(
+            finished_at=now,
+            outcome=result.outcome or result.state.value,
+            http_status=result.http_status,
+            request_id=result.request_id,
+            error_code=result.error_code,
+            error_message=result.error_message,
+            retry_after=result.retry_after,
+            latency_ms=result.latency_ms,
+        )
+    )
+    conn.execute(
+        update(change_deliveries)
+        .where(change_deliveries.c.change_id == change_id)
+        .where(change_deliveries.c.delivery_id == result.delivery_id)
+        .where(change_deliveries.c.state.in_([ItemState.IN_FLIGHT.value, ItemState.PENDING.value]))
+        .values(
+            state=result.state.value,
+            next_attempt_at=result.next_attempt_at,
+            last_status=result.http_status,
+            last_error_code=result.error_code,
+            last_error_message=result.error_message,
+            last_request_id=result.request_id,
+            updated_at=now,
+        )
+    )
 
 
 def _row(conn: Connection, change_id: str) -> Any:
