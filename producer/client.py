@@ -199,9 +199,15 @@ class Producer:
                 broadcast_id,
                 f"was recalled (change {recalled}): its deliveries are not sent again",
             )
-        return self._intake.retry(
-            broadcast_id, wanted, datetime.now(UTC), error_code=error_code, tenant=tenant
-        )
+        now = datetime.now(UTC)
+        count = self._intake.retry(broadcast_id, wanted, now, error_code=error_code, tenant=tenant)
+        if count:
+            # What they post is the broadcast's first message: its latest edit (if done) runs
+            # again and edits them once sent.
+            edit = self.ledger.changes.reopen_edit(broadcast_id, now)
+            if edit is not None:
+                self._changes.announce(edit)
+        return count
 
     def edit(
         self,

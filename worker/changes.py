@@ -14,12 +14,14 @@ in order per broadcast. In a loop, until nothing of it is due:
 4. each answer is judged and recorded: 2xx ``done``; 429 and 5xx again after Retry-After or
    a backoff (the throttled scope cools down); no answer again (an edit or a recall made
    twice leaves the message as made once), ``unknown`` once the attempts run out; a 401
-   once more with a fresh token; any other answer ``failed`` with Graph's code.
+   again at once with a fresh token (the refused one is dropped), until the attempts run
+   out; a 403 for want of ChannelMessage.ReadWrite, and any other answer, ``failed`` with
+   Graph's code.
 
 A tenant without a usable token waits (``waiting_auth``, tried again a minute later; no
 attempt is used). When nothing is due, the runner gives the change back: the gate hands it
-out again when its next item is due, or in a few seconds while deliveries of the broadcast
-may still be sent; the change is done once none can.
+out again when its next item is due, or 10 s later while deliveries of the broadcast may
+still be sent; the change is done once none can and every one sent was changed.
 
 A kill leaves items ``in_flight`` (or ``pending``, between a request and its attempt row): the
 next runner (the gate hands the change out again within a minute, the scheduler's sweep if
@@ -44,6 +46,7 @@ from threadcast.dispatch.changes import TENANT_WIDE, ChangeGate
 from threadcast.errors import (
     BrokerError,
     IdentityError,
+    NotFoundError,
     SignInRequiredError,
     TokenCacheError,
     ValidationError,
@@ -71,7 +74,10 @@ CONSENT_NOTE = (
 
 log = logging.getLogger("threadcast.changes")
 
-LEASE_SECONDS = 60.0  # a runner's lease on its change
+LEASE_SECONDS = (
+    60.0  # a runner's lease on its change, at least (and THREADCAST_HTTP_TIMEOUT + 20 s)
+)
+_DRAIN_GRACE = 10.0  # seconds past the HTTP timeout a stopping runner waits for its answers
 # How often the lease is renewed, which is also how soon a runner learns that a later change
 # (a recall, a newer edit) superseded its change: that one waits until this runner stops.
 _RENEW_EVERY = 1.0
@@ -102,8 +108,12 @@ class ChangeRunner:
         graph: GraphClient,
         policy: RetryPolicy,
         name: str,
+        http_timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``http_timeout``: a request's longest wait; the lease outlasts it, so that a
+        runner that stops (superseded, failing) can wait for its requests in flight before
+        a later change of the broadcast may start."""
         self._book = ledger.changes
         self._gate = gate
         self._tokens = tokens
@@ -111,6 +121,8 @@ class ChangeRunner:
         self._policy = policy
         self._name = name
         self._clock = clock
+        self._http_timeout = http_timeout
+        self._lease = timedelta(seconds=max(LEASE_SECONDS, http_timeout + _DRAIN_GRACE * 2))
         self._rng = random.Random()  # noqa: S311 - jitter, not secrecy
 
     def run(self, change_id: str) -> None:
@@ -119,7 +131,12 @@ class ChangeRunner:
         # change (announced twice) must not both run it.
         runner = f"{self._name}/{uuid.uuid4().hex[:12]}"
         now = _now()
-        taken = self._book.take(change_id, runner, now, now + _lease())
+        try:
+            taken = self._book.take(change_id, runner, now, now + self._lease)
+        except NotFoundError:  # not in this ledger (reset, or another deployment's)
+            log.error("change %s is not in the ledger: dropped from the gate", change_id)
+            self._gate.finished(change_id)
+            return
         if taken is Take.FINISHED:
             self._gate.finished(change_id)
             return
@@ -151,9 +168,10 @@ class _Run:
         self.flights: dict[Future[GraphReply], _Flight] = {}
         self.renewed = runner._clock()
         self.held = True
-        # When a tenant's app or tenant edit scope (key: the tenant), or an item's team or
-        # channel (key: its delivery), may next have room (monotonic): from permits refused.
-        self.not_before: dict[str, float] = {}
+        # When a tenant's app or tenant edit scope (by tenant), or an item's team or channel
+        # (by delivery), may next have room (monotonic): learnt from the permits refused.
+        self.tenant_full: dict[str, float] = {}
+        self.item_full: dict[str, float] = {}
         # What was done and not yet written (_flush), and when the due items were read.
         self.started: list[tuple[str, int, str]] = []
         self.results: list[ItemResult] = []
@@ -183,6 +201,7 @@ class _Run:
                     time.sleep(pause)
                 self._flush(soon=True)
         finally:
+            self._drain()
             self._flush()
 
     def _turn(self, due: list[ChangeItem]) -> tuple[list[ChangeItem], float]:
@@ -190,16 +209,35 @@ class _Run:
         of them may get a permit, or a second when none waits)."""
         if not self.held or len(self.flights) >= _MAX_IN_FLIGHT:
             return due, 1.0
-        if not due and (self.page_full or time.monotonic() - self.fetched_at >= _REFETCH):
-            due = self._fetch()  # items whose retry time came, or the next page
+        since = time.monotonic() - self.fetched_at
+        if (not due and self.page_full) or since >= _REFETCH:
+            # Items whose retry time came, the next page, other tenants' items behind a full
+            # tenant's: read again, the full tenants' left out, merged with what waits here.
+            known = {item.delivery_id for item in due}
+            due += [item for item in self._fetch() if item.delivery_id not in known]
         due, until_room = self._launch(due)
         return due, max(until_room, 0.002) if due else 1.0
+
+    def _drain(self) -> None:
+        """However the run ends, its requests in flight are waited for (at most the HTTP
+        timeout and a grace, within the lease) and their answers recorded: a later change
+        of the broadcast starts only once this runner resigns, and no request of this one
+        may land after it."""
+        deadline = time.monotonic() + self.r._http_timeout + _DRAIN_GRACE
+        while self.flights and time.monotonic() < deadline:
+            try:
+                self._land(max(deadline - time.monotonic(), 0.0))
+            except Exception:  # judging needs Redis (a cooldown): record what can be
+                log.exception("change %s: answers in flight could not all be judged", self.id)
+                return
 
     def _fetch(self) -> list[ChangeItem]:
         """The due items, read once what this runner did is written (an item launched and
         not yet written still reads ``pending``)."""
         self._flush()
-        found = self.book.due(self.id, _now(), _DUE_PAGE)
+        now = time.monotonic()
+        full = [tenant for tenant, until in self.tenant_full.items() if until > now]
+        found = self.book.due(self.id, _now(), _DUE_PAGE, skip=full)
         self.fetched_at, self.page_full = time.monotonic(), len(found) == _DUE_PAGE
         flying = {flight.item.delivery_id for flight in self.flights.values()}
         return [item for item in found if item.delivery_id not in flying]
@@ -230,7 +268,7 @@ class _Run:
         if not self.held or self.r._clock() - self.renewed < _RENEW_EVERY:
             return
         now = _now()
-        self.held = self.book.renew(self.id, self.name, now, now + _lease())
+        self.held = self.book.renew(self.id, self.name, now, now + self.r._lease)
         self.renewed = self.r._clock()
         if not self.held:
             log.warning("change %s: its lease was lost or it was superseded; stopping", self.id)
@@ -240,7 +278,7 @@ class _Run:
         """Each item's request as its permit is taken, then their attempt rows in one
         transaction. Returns the items still to go and how long until a permit may be had
         for them."""
-        started: list[tuple[str, int, str]] = []
+        launched = 0
         rest: list[ChangeItem] = []
         settled: list[ItemResult] = []  # no request made: waiting for a sign-in, or unfit
         room = _MAX_IN_FLIGHT - len(self.flights)
@@ -249,7 +287,7 @@ class _Run:
         for item in due:
             # A tenant whose app or tenant edit scope had no room is not asked again before
             # that scope may have room (no Redis call per item per round).
-            if self._waits(item) > now or len(started) >= room:
+            if self._waits(item) > now or launched >= room:
                 rest.append(item)
                 continue
             prepared = self._prepare(item, later)
@@ -261,27 +299,31 @@ class _Run:
             permit = self.r._gate.permit(item.tenant, item.group, item.channel, request_id)
             if not permit:
                 rest.append(item)
-                key = item.tenant if permit.full in TENANT_WIDE else item.delivery_id
-                self.not_before[key] = time.monotonic() + permit.wait
+                until = time.monotonic() + permit.wait
+                if permit.full in TENANT_WIDE:
+                    self.tenant_full[item.tenant] = until
+                else:
+                    self.item_full[item.delivery_id] = until
                 continue
             # Sent the moment its permit is taken: the permit's time is the request's, as
             # Graph counts it (a ledger write in between would let a window's arrivals
             # bunch up behind it and overrun the next one).
             flight = _Flight(item, item.attempts + 1, request_id, token)
             self._send(flight, body)
-            started.append((item.delivery_id, flight.number, request_id))
+            self.started.append((item.delivery_id, flight.number, request_id))
+            launched += 1
         # Their attempt rows soon after (_flush), always before their answers'. A kill in
         # between leaves the item pending: the next runner makes its request again, which
         # leaves the message as made once.
         self.results += settled
-        self.started += started
         return rest, self._until_room(rest)
 
     def _waits(self, item: ChangeItem) -> float:
         """Until when (monotonic) no permit is to be had for the item: its tenant's edit
         scope, or its own team or channel, had no room when last asked."""
-        found = self.not_before
-        return max(found.get(item.tenant, 0.0), found.get(item.delivery_id, 0.0))
+        return max(
+            self.tenant_full.get(item.tenant, 0.0), self.item_full.get(item.delivery_id, 0.0)
+        )
 
     def _until_room(self, rest: list[ChangeItem]) -> float:
         """Seconds until one of ``rest`` may get a permit (0: now, or when a flight lands)."""
@@ -425,7 +467,3 @@ def _result(future: Future[GraphReply]) -> GraphReply:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _lease() -> timedelta:
-    return timedelta(seconds=LEASE_SECONDS)

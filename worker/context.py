@@ -77,7 +77,15 @@ class WorkerContext:
         flight = FlightControl(
             limits.app / limits.window, settings.max_in_flight, settings.batch_size
         )
-        changes = ChangeRunner(ledger, gates.changes(client, settings), tokens, graph, policy, name)
+        changes = ChangeRunner(
+            ledger,
+            gates.changes(client, settings),
+            tokens,
+            graph,
+            policy,
+            name,
+            http_timeout=settings.http_timeout,
+        )
         return cls(ledger, client, store, tokens, graph, deliverer, flight, changes)
 
     def close(self) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import enum
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -230,8 +230,10 @@ class ChangeBook:
         of a recalled broadcast is a ValidationError."""
         message = _message_json(change)
         with self._engine.begin() as conn:
+            # Its row locked (PostgreSQL; SQLite's BEGIN IMMEDIATE serialises writers): two
+            # changes asked for at once are numbered one after the other.
             found = conn.execute(
-                select(broadcasts.c.id).where(broadcasts.c.id == broadcast_id)
+                select(broadcasts.c.id).where(broadcasts.c.id == broadcast_id).with_for_update()
             ).first()
             if found is None:
                 raise NotFoundError(f"no broadcast with id {broadcast_id!r}")
@@ -485,14 +487,22 @@ class ChangeBook:
             ).scalar()
             if earlier:
                 return Take.BEHIND
+            # Conditional: of two runners racing here (PostgreSQL reads without a lock), one
+            # takes it.
+            free = or_(
+                broadcast_changes.c.runner.is_(None),
+                broadcast_changes.c.lease_until.is_(None),
+                broadcast_changes.c.lease_until <= now,
+            )
             taken = conn.execute(
                 update(broadcast_changes)
                 .where(broadcast_changes.c.id == change_id)
                 .where(broadcast_changes.c.state == ChangeState.RUNNING.value)
+                .where(free)
                 .values(runner=runner, lease_until=until, updated_at=now)
             ).rowcount
             if not taken:
-                return Take.FINISHED
+                return Take.HELD
             if row.runner != runner:
                 self._abandon(conn, change_id, now)
             return Take.TAKEN
@@ -567,8 +577,11 @@ class ChangeBook:
                 ).rowcount
         return moved
 
-    def due(self, change_id: str, now: datetime, limit: int) -> list[ChangeItem]:
-        """Pending items whose time has come, in the deliveries' order."""
+    def due(
+        self, change_id: str, now: datetime, limit: int, skip: Iterable[str] = ()
+    ) -> list[ChangeItem]:
+        """Pending items whose time has come, in the deliveries' order, but for the tenants
+        in ``skip`` (the runner's full ones: their items must not crowd the others')."""
         query = (
             select(
                 deliveries.c.id,
@@ -591,6 +604,9 @@ class ChangeBook:
             .order_by(deliveries.c.seq)
             .limit(limit)
         )
+        skipped = list(skip)
+        if skipped:
+            query = query.where(deliveries.c.tenant_id.not_in(skipped))
         with _read(self._engine) as conn:
             return [
                 ChangeItem(
@@ -653,7 +669,10 @@ class ChangeBook:
 
     def complete(self, change_id: str, now: datetime) -> bool:
         """Mark the change done if nothing of it is open and no delivery of its broadcast
-        can still be sent; True if it is done (now or before)."""
+        can still be sent or was sent without being taken in; True if it is done (now or
+        before). One conditional statement, so that a delivery committed ``sent`` meanwhile,
+        or the same change asked for again, is never overtaken (one snapshot on PostgreSQL
+        too)."""
         with self._engine.begin() as conn:
             row = conn.execute(
                 select(broadcast_changes.c.state, broadcast_changes.c.broadcast_id).where(
@@ -662,26 +681,46 @@ class ChangeBook:
             ).one()
             if row.state != ChangeState.RUNNING.value:
                 return True
-            open_items = conn.execute(
-                select(func.count())
-                .select_from(change_deliveries)
-                .where(change_deliveries.c.change_id == change_id)
-                .where(change_deliveries.c.state.in_([s.value for s in OPEN_ITEMS]))
-            ).scalar()
-            unsettled = conn.execute(
-                select(func.count())
-                .select_from(deliveries)
-                .where(deliveries.c.broadcast_id == row.broadcast_id)
-                .where(deliveries.c.state.in_([s.value for s in UNSETTLED]))
-            ).scalar()
-            if open_items or unsettled:
-                return False
-            conn.execute(
+            mine = change_deliveries.c.change_id == change_id
+            open_item = select(change_deliveries.c.delivery_id).where(
+                mine, change_deliveries.c.state.in_([s.value for s in OPEN_ITEMS])
+            )
+            waiting = [s.value for s in UNSETTLED] + [DeliveryState.SENT.value]
+            untaken = (
+                select(change_deliveries.c.delivery_id)
+                .join(deliveries, deliveries.c.id == change_deliveries.c.delivery_id)
+                .where(mine, change_deliveries.c.state == ItemState.NOT_SENT.value)
+                .where(deliveries.c.state.in_(waiting))
+            )
+            done = conn.execute(
                 update(broadcast_changes)
                 .where(broadcast_changes.c.id == change_id)
+                .where(broadcast_changes.c.state == ChangeState.RUNNING.value)
+                .where(~open_item.exists(), ~untaken.exists())
                 .values(state=ChangeState.DONE.value, finished_at=now, updated_at=now)
-            )
-            return True
+            ).rowcount
+            return bool(done)
+
+    def reopen_edit(self, broadcast_id: str, now: datetime) -> str | None:
+        """Deliveries of the broadcast go out again (an operator's retry): its latest change,
+        if an edit that is done, runs again, so that what they post is edited too. Returns
+        its id (None: no such edit)."""
+        with self._engine.begin() as conn:
+            latest = conn.execute(
+                select(broadcast_changes.c.id, broadcast_changes.c.kind, broadcast_changes.c.state)
+                .where(broadcast_changes.c.broadcast_id == broadcast_id)
+                .order_by(broadcast_changes.c.number.desc())
+                .limit(1)
+            ).first()
+            if latest is None or latest.kind != ChangeKind.EDIT.value:
+                return None
+            if latest.state == ChangeState.DONE.value:
+                conn.execute(
+                    update(broadcast_changes)
+                    .where(broadcast_changes.c.id == latest.id)
+                    .values(state=ChangeState.RUNNING.value, finished_at=None, updated_at=now)
+                )
+            return None if latest.state == ChangeState.SUPERSEDED.value else str(latest.id)
 
     # -- shared ------------------------------------------------------------------------------
     @staticmethod
@@ -751,6 +790,7 @@ def _start(
         update(change_deliveries)
         .where(change_deliveries.c.change_id == change_id)
         .where(change_deliveries.c.delivery_id.in_([d for d, _, _ in started]))
+        .where(change_deliveries.c.state == ItemState.PENDING.value)  # not one superseded
         .values(
             state=ItemState.IN_FLIGHT.value,
             attempts=change_deliveries.c.attempts + 1,
