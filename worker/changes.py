@@ -62,7 +62,14 @@ from threadcast.ledger.changes import (
 )
 from threadcast.personal import compiled, fill
 from threadcast.tokens import TokenProvider
-from worker.graph import Change, GraphClient, GraphReply, channel_message_body, chat_message_body
+from worker.graph import (
+    Change,
+    GraphClient,
+    GraphReply,
+    channel_message_body,
+    chat_message_body,
+    reply_of,
+)
 from worker.policy import RetryPolicy, missing_consent
 
 #: A 403 for want of permission: the sign-in predates THREADCAST_CHANGES.
@@ -367,7 +374,7 @@ class _Run:
         results = []
         for future in done:
             flight = self.flights.pop(future)
-            results.append(self._judge(flight, _result(future)))
+            results.append(self._judge(flight, reply_of(future)))
         self.results += results
 
     def _judge(self, flight: _Flight, reply: GraphReply) -> ItemResult:
@@ -450,19 +457,6 @@ def _unsent(
         error_message=text,
         next_attempt_at=later,
     )
-
-
-def _result(future: Future[GraphReply]) -> GraphReply:
-    try:
-        return future.result()
-    except Exception as exc:  # the loop died under it: the request may have gone out
-        return GraphReply(
-            None,
-            0.0,
-            error_code=f"client:{type(exc).__name__}",
-            error_message=str(exc)[:500],
-            maybe_sent=True,
-        )
 
 
 def _now() -> datetime:

@@ -56,7 +56,7 @@ from threadcast.message import MentionKind, MessageParts
 from threadcast.personal import compiled, fill
 from threadcast.tokens import REFUSAL_NOTICE_SECONDS, TokenProvider
 from worker.endpoint import EndpointChooser
-from worker.graph import Endpoint, GraphClient, GraphReply, Post, chat_message_body
+from worker.graph import Endpoint, GraphClient, GraphReply, Post, chat_message_body, reply_of
 from worker.policy import RetryPolicy, judge
 from worker.settle import Posted, Settler, log_reply
 from worker.tenants import TenantTroubles
@@ -312,7 +312,7 @@ class Deliverer:
     def _land(self, flight: _Flight) -> Posted:
         """Wait for the answer and judge it (never raises: an answer must be recorded)."""
         claim, post = flight.claim, flight.post
-        reply = _result(flight.reply)
+        reply = reply_of(flight.reply)
         if segment_gone(reply.status, reply.error_message) and self._endpoints.may_switch(
             post.endpoint
         ):
@@ -333,7 +333,7 @@ class Deliverer:
                 claim.client_request_id,
                 claim.number,
             )
-            reply = _result(self._graph.post(post))
+            reply = reply_of(self._graph.post(post))
         self._endpoints.answered(post.endpoint, reply)
         return self._judged(flight, claim, post.token, reply)
 
@@ -463,19 +463,6 @@ def _request(stored: StoredMessage, claim: Claim, endpoint: Endpoint) -> _Body |
         message = parts.chat_message(content, html, claim.group, claim.channel)
         return chat_message_body(message), stored.send_at
     return endpoint.body(content, stored.content_type), stored.send_at
-
-
-def _result(reply: Future[GraphReply]) -> GraphReply:
-    try:
-        return reply.result()
-    except Exception as exc:  # the loop died under it: the request may have gone out
-        return GraphReply(
-            None,
-            0.0,
-            error_code=f"client:{type(exc).__name__}",
-            error_message=str(exc)[:500],
-            maybe_sent=True,
-        )
 
 
 def _reply_outcome(

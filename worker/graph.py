@@ -242,6 +242,21 @@ class GraphClient:
             self._thread.join(timeout=5)
 
 
+def reply_of(future: Future[GraphReply]) -> GraphReply:
+    """A request's reply; if the loop died under it, no answer (the request may have gone
+    out)."""
+    try:
+        return future.result()
+    except Exception as exc:
+        return GraphReply(
+            None,
+            0.0,
+            error_code=f"client:{type(exc).__name__}",
+            error_message=str(exc)[:500],
+            maybe_sent=True,
+        )
+
+
 def _headers(token: str, post: Post | Change) -> dict[str, str]:
     headers = {
         "Authorization": f"Bearer {token}",

@@ -25,6 +25,10 @@ from threadcast.dispatch import keys
 from threadcast.ledger import Claim, DeliveryState, Outcome
 from threadcast.ledger.schema import attempts, deliveries
 
+# One stack, where claims and the cancel truly race (the suite under 10 minutes:
+# test_ledger.py covers the SQL on both).
+pytestmark = pytest.mark.backends("postgresql")
+
 STACK_ENV = {"THREADCAST_TEAM_RPS": "2"}
 
 

@@ -23,6 +23,9 @@ from threadcast.contract import Broadcast, ContentType, Target, batch_to_wire
 from threadcast.ledger import Claim, DeliveryState, Outcome
 from threadcast.ledger.deliveries import EARLY_CLAIM
 
+# One stack (the suite under 10 minutes: test_ledger.py covers the SQL on both).
+pytestmark = pytest.mark.backends("sqlite")
+
 
 def one_team(stack: Stack, n: int) -> list[dict[str, str]]:
     # One team: its 4 posts per second make the broadcast last long enough to act on.

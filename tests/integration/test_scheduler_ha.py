@@ -1,5 +1,5 @@
 """High availability end to end: two ``threadcast scheduler`` processes on the real stack
-(simulator, Redis, worker, each ledger backend), the leader SIGKILLed mid-stream.
+(simulator, Redis, worker, PostgreSQL), the leader SIGKILLed mid-stream.
 
 A schedule fires every second (the optional seconds field); one-off broadcasts fall due
 around the kill; one was left released-but-unpublished by a "dead" scheduler; one is
@@ -30,6 +30,9 @@ from tests.integration.stack import wait_for
 from threadcast.constants import SCHEDULER_LEASE_KEY
 from threadcast.ledger.launches import LaunchState
 from threadcast.ledger.schedules import OccurrenceState
+
+# One stack, where two schedulers truly race (the suite under 10 minutes).
+pytestmark = pytest.mark.backends("postgresql")
 
 SECOND = timedelta(seconds=1)
 

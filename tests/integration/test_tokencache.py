@@ -21,6 +21,9 @@ from threadcast.ledger import Ledger
 from threadcast.settings import Settings
 from threadcast.tokencache import TokenCacheStore
 
+# One backend: the caches' durable copy is one plain table (the suite under 10 minutes).
+pytestmark = pytest.mark.backends("sqlite")
+
 
 @pytest.fixture
 def signed_in(
