@@ -161,7 +161,17 @@ def _simulator(sim: simulator.RunningSimulator) -> dict[str, Any]:
         messages = http.get("/messages", params={"limit": 1}).raise_for_status().json()
         throttle = http.get("/throttle").raise_for_status().json()
         stats = http.get("/stats").raise_for_status().json()
-    return {"messages": messages["summary"], "throttle": throttle["totals"], "stats": stats}
+    throttled = {
+        scope: found["throttled"]
+        for scope, found in throttle["scopes"].items()
+        if found.get("throttled")
+    }
+    return {
+        "messages": messages["summary"],
+        "throttle": throttle["totals"],
+        "throttled": throttled,
+        "stats": stats,
+    }
 
 
 def _judge(ledger: dict[str, Any], sim: dict[str, Any]) -> int:
@@ -174,6 +184,8 @@ def _judge(ledger: dict[str, Any], sim: dict[str, Any]) -> int:
         f"soft-deletes {summary['soft_delete_repeats']}; histories {summary['histories']}; "
         f"429s {totals['throttled']}"
     )
+    if sim["throttled"]:  # retried after their Retry-After: which scopes Graph refused
+        say(f"429s by scope: {sim['throttled']}")
     say(
         f"ledger: sent {ledger['sent']}; edit done {ledger['edited'][ItemState.DONE]}; "
         f"recall done {ledger['recalled'][ItemState.DONE]}"
